@@ -1,0 +1,39 @@
+//! The command-line contract that every server example shares.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The listen address, the optional first argument of every server example.
+///
+/// Flatten it into an example's own arguments with `#[command(flatten)]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenArgs {
+    /// Address to listen on, as IP:PORT; port 0 lets the system choose a free port
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+}
+
+/// Parses a human-friendly duration such as `200ms`, `30s` or `1m 30s` (for clap).
+///
+/// Zero is rejected: every duration an example takes is a period or a deadline, and a zero
+/// period would make `tokio::time::interval` panic.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (try a value such as 200ms or 30s)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_the_flags_document() {
+        assert_eq!(duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert!(duration("0s").is_err());
+        assert!(duration("soon").is_err());
+    }
+}

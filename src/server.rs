@@ -1,0 +1,206 @@
+//! Serving an example: the start-up line, the shutdown signal, and the live-connection gauge.
+//!
+//! `axum::serve(..).with_graceful_shutdown(..)` stops accepting and waits for plain HTTP
+//! requests, but the tasks that `WebSocketUpgrade::on_upgrade` spawns are detached: it returns
+//! while sockets are still open. [`Connections`] is what closes that gap. Every handler runs
+//! inside [`Connections::track`], watches [`Connections::shutting_down`], and answers it by
+//! sending Close 1001 ([`going_away`]); [`serve`] then waits, for a bounded time, until the
+//! gauge reads zero.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::serve::ListenerExt;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TrackedFuture;
+
+/// How long [`serve`] waits for open sockets after a shutdown signal. The contract is an
+/// exit within 2 seconds, so this leaves room for the rest of the process to wind down.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// How long a socket that has sent its Close frame waits for the peer's Close in reply.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shutdown signal and the gauge of live connections, shared by every handler.
+///
+/// Cloning is cheap: clones share the same signal and the same count.
+#[derive(Clone, Debug, Default)]
+pub struct Connections {
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// What `GET /stats` reports: enough for a test or an operator to see that nothing leaks.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// WebSocket connections whose handler is still running.
+    pub connections: usize,
+    /// Tasks alive in the tokio runtime: the accept loop, HTTP connections, and whatever the
+    /// handlers spawned. It returns to its idle value once every connection has ended.
+    pub tasks: usize,
+}
+
+impl Connections {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wraps a connection's handler so that it counts as live until it returns.
+    pub fn track<F: Future>(&self, handler: F) -> TrackedFuture<F> {
+        self.tracker.track_future(handler)
+    }
+
+    /// Completes when the server starts shutting down. A handler selects on it and answers
+    /// with [`going_away`].
+    pub fn shutting_down(&self) -> WaitForCancellationFuture<'_> {
+        self.shutdown.cancelled()
+    }
+
+    /// Starts the shutdown, as Ctrl-C or SIGTERM does.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// The number of handlers still running.
+    pub fn live(&self) -> usize {
+        self.tracker.len()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.live(),
+            tasks: tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        }
+    }
+}
+
+/// The Close frame a server sends when it shuts down: 1001, "going away".
+pub fn going_away_frame() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::AWAY,
+        reason: "server shutting down".into(),
+    }))
+}
+
+/// Says goodbye with Close 1001, then keeps reading until the peer's Close arrives and the
+/// stream ends, for at most [`CLOSE_TIMEOUT`]. Reading on is what completes the closing
+/// handshake: dropping the socket right after sending would leave the peer with a reset.
+pub async fn going_away(mut socket: WebSocket) {
+    if socket.send(going_away_frame()).await.is_err() {
+        return;
+    }
+    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+}
+
+/// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or SIGTERM.
+///
+/// The start-up line is printed to stdout (and flushed) once the socket is bound, so it
+/// shows the real port when `addr` asks for port 0. On a shutdown signal every handler is
+/// told through `connections`, and the process waits up to [`SHUTDOWN_GRACE`] for them.
+///
+/// Returns the exit code for `main`: failure, with a message on stderr, when the address
+/// cannot be bound.
+pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> ExitCode {
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(e) => {
+            eprintln!("error: cannot read the address bound for {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Small frames should leave at once rather than wait for Nagle's algorithm to batch them.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "listening on ws://{local}/ws (open http://{local}/ in a browser; Ctrl-C to stop)"
+    );
+    let _ = stdout.flush();
+    drop(stdout);
+
+    tokio::spawn(cancel_on_signal(connections.clone()));
+    let shutdown = connections.shutdown.clone().cancelled_owned();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        eprintln!("error: server failed: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    // axum has stopped accepting; the upgraded sockets are still ours to wait for.
+    connections.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.live(),
+            "connections did not close in time; exiting anyway"
+        );
+    }
+    tracing::info!("shut down");
+    ExitCode::SUCCESS
+}
+
+/// Turns the first Ctrl-C (SIGINT) or SIGTERM into a shutdown.
+async fn cancel_on_signal(connections: Connections) {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; closing connections with 1001");
+    connections.shut_down();
+}
+
+/// `GET /stats`: the live-connection gauge and the runtime's task count, as JSON.
+pub async fn stats(
+    axum::extract::State(connections): axum::extract::State<Connections>,
+) -> axum::Json<Stats> {
+    axum::Json(connections.stats())
+}

@@ -1,0 +1,284 @@
+//! Drives the examples as a reader runs them: the real binary that `cargo run --example`
+//! builds, on `127.0.0.1:0`, talked to over loopback by a tokio-tungstenite client.
+//!
+//! Every wait here has a timeout, so a broken example fails a test instead of hanging it.
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The bound on any single wait for the server: start-up, a reply, a close.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The path of an example's binary, built by cargo so that it is never stale: `cargo test
+/// --test NAME` alone does not rebuild examples. Each test binary asks once per example.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|n| n == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "--example", name]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
+    }
+    profile_dir.join("examples").join(name)
+}
+
+/// A running example. Dropping it kills the process.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub startup_line: String,
+    logs: mpsc::UnboundedReceiver<String>,
+}
+
+impl Server {
+    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
+    /// start-up line to learn its port.
+    pub async fn start(name: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(example_binary(name))
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("RUST_LOG", "info,ws_lessons=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the example starts");
+
+        // Collect stderr (the tracing log) line by line, so tests can wait for a line.
+        let (log_tx, logs) = mpsc::unbounded_channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if log_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(stdout).lines();
+        let startup_line = timeout(WAIT, stdout.next_line())
+            .await
+            .expect("the start-up line is printed in time")
+            .expect("stdout is readable")
+            .expect("the example prints a start-up line before exiting");
+        let addr = startup_line
+            .split("ws://")
+            .nth(1)
+            .and_then(|rest| rest.split("/ws").next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no ws://HOST:PORT/ws in {startup_line:?}"));
+        Server {
+            child,
+            addr,
+            startup_line,
+            logs,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Opens a WebSocket to `/ws`.
+    pub async fn connect(&self) -> Client {
+        let (client, response) = timeout(WAIT, tokio_tungstenite::connect_async(self.ws_url()))
+            .await
+            .expect("the handshake completes in time")
+            .expect("the handshake succeeds");
+        assert_eq!(response.status(), 101);
+        client
+    }
+
+    /// `GET path` over a fresh connection; returns the status line, headers and body as text.
+    pub async fn get(&self, path: &str) -> String {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        raw_exchange(self.addr, request.as_bytes()).await
+    }
+
+    /// The server's `GET /stats`.
+    pub async fn stats(&self) -> serde_json::Value {
+        let response = self.get("/stats").await;
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .expect("a response has a body");
+        serde_json::from_str(body).expect("/stats is JSON")
+    }
+
+    /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
+    pub async fn wait_for_stats(
+        &self,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            every.tick().await;
+            let stats = self.stats().await;
+            if ready(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: /stats still reads {stats}"
+            );
+        }
+    }
+
+    /// Waits for a log line (stderr) that contains `needle`, and returns it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        let found = timeout(WAIT, async {
+            while let Some(line) = self.logs.recv().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("the server exited before logging {needle:?}"),
+            Err(_) => panic!("no log line with {needle:?} in time"),
+        }
+    }
+
+    /// Sends a signal to the server process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("the server is running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+    }
+
+    /// Waits at most `bound` for the process to exit.
+    pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        timeout(bound, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the server did not exit within {bound:?}"))
+            .expect("the exit status is readable")
+    }
+}
+
+/// Runs an example to completion with `args` (no address added) and returns its exit
+/// status, stdout and stderr.
+pub async fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let output = timeout(
+        WAIT,
+        Command::new(example_binary(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the example exits in time")
+    .expect("the example runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Writes `request` on a new TCP connection and reads until the server closes it.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(request).await.expect("write request");
+        let mut response = Vec::new();
+        tcp.read_to_end(&mut response).await.expect("read response");
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    timeout(WAIT, exchange).await.expect("the response arrives in time")
+}
+
+/// The next message from the server, within `WAIT`. `None` when the stream has ended.
+pub async fn next(client: &mut Client) -> Option<Message> {
+    match timeout(WAIT, client.next()).await {
+        Ok(Some(Ok(message))) => Some(message),
+        Ok(Some(Err(e))) => panic!("the connection failed: {e}"),
+        Ok(None) => None,
+        Err(_) => panic!("no message from the server in time"),
+    }
+}
+
+/// The next Text or Binary message, skipping the server's Pings (which tungstenite answers).
+pub async fn next_data(client: &mut Client) -> Message {
+    loop {
+        match next(client).await {
+            Some(Message::Ping(_) | Message::Pong(_)) => continue,
+            Some(message) => return message,
+            None => panic!("the stream ended while a message was expected"),
+        }
+    }
+}
+
+/// The next Text message, as a string.
+pub async fn next_text(client: &mut Client) -> String {
+    match next_data(client).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// Reads until the server's Close frame and then the end of the stream; returns the frame.
+pub async fn expect_close(client: &mut Client) -> Option<CloseFrame> {
+    loop {
+        match next(client).await {
+            Some(Message::Close(frame)) => {
+                // Keep reading: tungstenite sends our reply, then the stream ends.
+                if let Some(message) = next(client).await {
+                    panic!("a message after Close: {message:?}");
+                }
+                return frame;
+            }
+            Some(_) => continue,
+            None => panic!("the stream ended without a Close frame"),
+        }
+    }
+}
+
+/// Starts the closing handshake with `code` and returns the server's Close reply.
+pub async fn close(client: &mut Client, code: u16, reason: &str) -> Option<CloseFrame> {
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    };
+    timeout(WAIT, client.send(Message::Close(Some(frame))))
+        .await
+        .expect("the Close is sent in time")
+        .expect("the Close is sent");
+    expect_close(client).await
+}

@@ -1,0 +1,137 @@
+//! Lesson 01, `examples/01_echo.rs`, driven as a reader runs it.
+
+mod common;
+
+use common::{Server, close, next, next_data};
+use futures::SinkExt;
+use nix::sys::signal::Signal;
+use tokio_tungstenite::tungstenite::Message;
+
+const EXAMPLE: &str = "01_echo";
+
+// ANCHOR: echo_test
+#[tokio::test]
+async fn echoes_text_and_binary_and_closes_with_1000() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let mut client = server.connect().await;
+
+    client.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_data(&mut client).await, Message::text("hello"));
+
+    client.send(Message::binary(vec![0, 1, 2, 255])).await.unwrap();
+    assert_eq!(next_data(&mut client).await, Message::binary(vec![0, 1, 2, 255]));
+
+    // The server keeps reading after our Close, so its reply reaches us: 1000, not 1006.
+    let reply = close(&mut client, 1000, "bye").await.expect("a Close frame");
+    assert_eq!(u16::from(reply.code), 1000);
+}
+// ANCHOR_END: echo_test
+
+#[tokio::test]
+async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let mut client = server.connect().await;
+
+    client.send(Message::Ping("are you there".into())).await.unwrap();
+    assert_eq!(next(&mut client).await, Some(Message::Pong("are you there".into())));
+
+    // An unsolicited Pong must not come back either. Send it, then a text: the very next frame
+    // must be the text's echo, not a Pong or a Ping.
+    client.send(Message::Pong("unsolicited".into())).await.unwrap();
+    client.send(Message::text("after the pong")).await.unwrap();
+    assert_eq!(next(&mut client).await, Some(Message::text("after the pong")));
+
+    // The Ping's Pong came back once, not twice: the next frame is the Close reply.
+    let reply = close(&mut client, 1000, "").await.expect("a Close frame");
+    assert_eq!(u16::from(reply.code), 1000);
+}
+
+#[tokio::test]
+async fn echoes_large_messages_whole() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let mut client = server.connect().await;
+    let big = "x".repeat(1 << 20);
+    client.send(Message::text(big.clone())).await.unwrap();
+    assert_eq!(next_data(&mut client).await, Message::text(big));
+}
+
+#[tokio::test]
+async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero() {
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut first = server.connect().await;
+    let mut second = server.connect().await;
+    // A round trip on each, so both handlers are surely running.
+    for client in [&mut first, &mut second] {
+        client.send(Message::text("ready")).await.unwrap();
+        assert_eq!(next_data(client).await, Message::text("ready"));
+    }
+
+    server.signal(Signal::SIGINT);
+    for client in [&mut first, &mut second] {
+        let frame = common::expect_close(client).await.expect("a Close frame");
+        assert_eq!(u16::from(frame.code), 1001);
+    }
+    let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn sigterm_also_shuts_down_cleanly() {
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut client = server.connect().await;
+    server.signal(Signal::SIGTERM);
+    let frame = common::expect_close(&mut client).await.expect("a Close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert!(server.wait_exit(std::time::Duration::from_secs(2)).await.success());
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_leaves_nothing_behind() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let idle = server.stats().await;
+    let client = server.connect().await;
+    server
+        .wait_for_stats("the connection is counted", |s| s["connections"] == 1)
+        .await;
+    drop(client); // no Close frame: the TCP connection just goes away
+    let after = server
+        .wait_for_stats("the connection is gone", |s| s["connections"] == 0 && s["tasks"] == idle["tasks"])
+        .await;
+    assert_eq!(after["tasks"], idle["tasks"]);
+}
+
+#[tokio::test]
+async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let page = server.get("/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("new WebSocket(url)"));
+    assert!(!page.contains("<script src"), "the page loads no external script");
+
+    let plain = server.get("/ws").await;
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+}
+
+#[tokio::test]
+async fn bad_command_lines_fail_with_a_clear_message() {
+    let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["not-an-address"]).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("invalid value 'not-an-address'"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A port in use: take one with a running server, then start a second on the same port.
+    let server = Server::start(EXAMPLE, &[]).await;
+    let taken = server.addr.to_string();
+    let (status, stdout, stderr) = common::run_to_exit(EXAMPLE, &[&taken]).await;
+    assert_eq!(status.code(), Some(1));
+    assert!(stdout.is_empty(), "no start-up line on failure: {stdout}");
+    assert!(stderr.contains(&format!("cannot listen on {taken}")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn help_describes_the_address_argument() {
+    let (status, stdout, _) = common::run_to_exit(EXAMPLE, &["--help"]).await;
+    assert!(status.success());
+    assert!(stdout.contains("[ADDR]") && stdout.contains("127.0.0.1:3000"), "{stdout}");
+}
