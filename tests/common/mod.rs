@@ -282,3 +282,28 @@ pub async fn close(client: &mut Client, code: u16, reason: &str) -> Option<Close
         .expect("the Close is sent");
     expect_close(client).await
 }
+
+/// The example request from RFC 6455 section 1.3, whose accept value the RFC gives.
+pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// Performs the opening handshake by hand on a plain TCP stream and returns the stream with
+/// the server's response head. The stream then speaks raw frames: nothing answers pings for
+/// it, which makes it the perfect silent peer.
+pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    let handshake = async {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        // Read the response head byte by byte, so no frame after it is consumed.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = tcp.read_u8().await.expect("the response head is complete");
+            head.push(byte);
+        }
+        (tcp, String::from_utf8(head).expect("the head is text"))
+    };
+    timeout(WAIT, handshake).await.expect("the handshake completes in time")
+}
