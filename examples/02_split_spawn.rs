@@ -105,13 +105,16 @@ async fn handle(socket: WebSocket, state: AppState) {
 /// Reads until the stream ends, passing data messages to the writer to be echoed.
 async fn read(mut stream: SplitStream<WebSocket>, echoes: mpsc::Sender<Message>) -> Half {
     while let Some(Ok(message)) = stream.next().await {
-        if let Message::Text(_) | Message::Binary(_) = message {
-            if echoes.send(message).await.is_err() {
-                break; // the writer has stopped
+        match message {
+            Message::Text(_) | Message::Binary(_) => {
+                if echoes.send(message).await.is_err() {
+                    break; // the writer has stopped
+                }
             }
+            // The library answers these. After a Close we keep reading, as in lesson 01,
+            // until the stream ends: that is what flushes the library's Close reply.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
         }
-        // Ping, Pong and Close: the library answers them. After a Close we keep reading, as in
-        // lesson 01, until the stream ends: that is what flushes the library's Close reply.
     }
     Half::Reader
 }

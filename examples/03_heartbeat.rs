@@ -105,8 +105,10 @@ async fn handle(mut socket: WebSocket, state: AppState) {
                         return;
                     }
                 }
-                // Pings are answered by the library, other pongs are ignored, and after a
-                // Close we read on until the stream ends (lesson 01).
+                // The peer is closing. A ping sent now would fail (nothing may follow a
+                // Close), so stop sending and read on until the stream ends (lesson 01).
+                Some(Ok(Message::Close(_))) => return ws_lessons::finish_close(socket).await,
+                // Pings are answered by the library; other pongs are ignored.
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return,
             },

@@ -11,7 +11,7 @@ pub mod sensor;
 pub mod server;
 
 pub use cli::ListenArgs;
-pub use server::{Connections, going_away, serve};
+pub use server::{Connections, finish_close, going_away, serve};
 
 /// Logs go to stderr, so that stdout carries only the start-up line.
 ///

@@ -92,13 +92,22 @@ pub fn going_away_frame() -> Message {
     }))
 }
 
-/// Says goodbye with Close 1001, then keeps reading until the peer's Close arrives and the
-/// stream ends, for at most [`CLOSE_TIMEOUT`]. Reading on is what completes the closing
-/// handshake: dropping the socket right after sending would leave the peer with a reset.
+/// Says goodbye with Close 1001, then finishes the closing handshake with [`finish_close`].
 pub async fn going_away(mut socket: WebSocket) {
-    if socket.send(going_away_frame()).await.is_err() {
-        return;
+    if socket.send(going_away_frame()).await.is_ok() {
+        finish_close(socket).await;
     }
+}
+
+/// Finishes a closing handshake, whoever started it, by reading until the stream ends (for at
+/// most [`CLOSE_TIMEOUT`]).
+///
+/// Reading on is what completes it. When the peer closed first, tungstenite has queued the
+/// Close reply and sends it on the next read; when we closed first, the peer's reply arrives
+/// on a read. Dropping the socket instead leaves the peer with 1006 (abnormal closure). And
+/// once a Close has been received, sending anything but reading fails, so a handler that has
+/// more to send must stop sending and come here.
+pub async fn finish_close(mut socket: WebSocket) {
     let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }

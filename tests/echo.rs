@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, close, next, next_data};
+use common::{Server, close, describe, next, next_data};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio_tungstenite::tungstenite::Message;
@@ -18,11 +18,19 @@ async fn echoes_text_and_binary_and_closes_with_1000() {
     client.send(Message::text("hello")).await.unwrap();
     assert_eq!(next_data(&mut client).await, Message::text("hello"));
 
-    client.send(Message::binary(vec![0, 1, 2, 255])).await.unwrap();
-    assert_eq!(next_data(&mut client).await, Message::binary(vec![0, 1, 2, 255]));
+    client
+        .send(Message::binary(vec![0, 1, 2, 255]))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::binary(vec![0, 1, 2, 255])
+    );
 
     // The server keeps reading after our Close, so its reply reaches us: 1000, not 1006.
-    let reply = close(&mut client, 1000, "bye").await.expect("a Close frame");
+    let reply = close(&mut client, 1000, "bye")
+        .await
+        .expect("a Close frame");
     assert_eq!(u16::from(reply.code), 1000);
 }
 // ANCHOR_END: echo_test
@@ -32,14 +40,26 @@ async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
     let server = Server::start(EXAMPLE, &[]).await;
     let mut client = server.connect().await;
 
-    client.send(Message::Ping("are you there".into())).await.unwrap();
-    assert_eq!(next(&mut client).await, Some(Message::Pong("are you there".into())));
+    client
+        .send(Message::Ping("are you there".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut client).await,
+        Some(Message::Pong("are you there".into()))
+    );
 
     // An unsolicited Pong must not come back either. Send it, then a text: the very next frame
     // must be the text's echo, not a Pong or a Ping.
-    client.send(Message::Pong("unsolicited".into())).await.unwrap();
+    client
+        .send(Message::Pong("unsolicited".into()))
+        .await
+        .unwrap();
     client.send(Message::text("after the pong")).await.unwrap();
-    assert_eq!(next(&mut client).await, Some(Message::text("after the pong")));
+    assert_eq!(
+        next(&mut client).await,
+        Some(Message::text("after the pong"))
+    );
 
     // The Ping's Pong came back once, not twice: the next frame is the Close reply.
     let reply = close(&mut client, 1000, "").await.expect("a Close frame");
@@ -80,9 +100,16 @@ async fn sigterm_also_shuts_down_cleanly() {
     let mut server = Server::start(EXAMPLE, &[]).await;
     let mut client = server.connect().await;
     server.signal(Signal::SIGTERM);
-    let frame = common::expect_close(&mut client).await.expect("a Close frame");
+    let frame = common::expect_close(&mut client)
+        .await
+        .expect("a Close frame");
     assert_eq!(u16::from(frame.code), 1001);
-    assert!(server.wait_exit(std::time::Duration::from_secs(2)).await.success());
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(2))
+            .await
+            .success()
+    );
 }
 
 #[tokio::test]
@@ -95,7 +122,9 @@ async fn a_client_that_vanishes_leaves_nothing_behind() {
         .await;
     drop(client); // no Close frame: the TCP connection just goes away
     let after = server
-        .wait_for_stats("the connection is gone", |s| s["connections"] == 0 && s["tasks"] == idle["tasks"])
+        .wait_for_stats("the connection is gone", |s| {
+            s["connections"] == 0 && s["tasks"] == idle["tasks"]
+        })
         .await;
     assert_eq!(after["tasks"], idle["tasks"]);
 }
@@ -106,7 +135,10 @@ async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
     let page = server.get("/").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("new WebSocket(url)"));
-    assert!(!page.contains("<script src"), "the page loads no external script");
+    assert!(
+        !page.contains("<script src"),
+        "the page loads no external script"
+    );
 
     let plain = server.get("/ws").await;
     assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
@@ -116,7 +148,10 @@ async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
 async fn bad_command_lines_fail_with_a_clear_message() {
     let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["not-an-address"]).await;
     assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("invalid value 'not-an-address'"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'not-an-address'"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // A port in use: take one with a running server, then start a second on the same port.
@@ -125,7 +160,10 @@ async fn bad_command_lines_fail_with_a_clear_message() {
     let (status, stdout, stderr) = common::run_to_exit(EXAMPLE, &[&taken]).await;
     assert_eq!(status.code(), Some(1));
     assert!(stdout.is_empty(), "no start-up line on failure: {stdout}");
-    assert!(stderr.contains(&format!("cannot listen on {taken}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {taken}")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -133,5 +171,57 @@ async fn bad_command_lines_fail_with_a_clear_message() {
 async fn help_describes_the_address_argument() {
     let (status, stdout, _) = common::run_to_exit(EXAMPLE, &["--help"]).await;
     assert!(status.success());
-    assert!(stdout.contains("[ADDR]") && stdout.contains("127.0.0.1:3000"), "{stdout}");
+    assert!(
+        stdout.contains("[ADDR]") && stdout.contains("127.0.0.1:3000"),
+        "{stdout}"
+    );
 }
+
+/// Replaces the port the system chose with `PORT`, so transcripts compare across runs.
+fn without_port(text: &str, server: &Server) -> String {
+    text.replace(&server.addr.port().to_string(), "PORT")
+}
+
+// ANCHOR: transcript
+#[tokio::test]
+async fn a_session_transcript() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let mut client = server.connect().await;
+    let mut transcript = vec![without_port(&server.startup_line, &server)];
+
+    let sent = [
+        Message::text("hello"),
+        Message::binary(b"\x00\x01".to_vec()),
+        Message::Ping("heartbeat?".into()),
+        Message::text("héllo, wörld"),
+    ];
+    for message in sent {
+        transcript.push(format!("client → {}", describe(&message)));
+        client.send(message).await.unwrap();
+        let reply = next(&mut client).await.expect("a reply");
+        transcript.push(format!("server → {}", describe(&reply)));
+    }
+    transcript.push("client → close 1000 \"bye\"".into());
+    let reply = close(&mut client, 1000, "bye").await;
+    transcript.push(format!("server → {}", describe(&Message::Close(reply))));
+
+    insta::assert_snapshot!(transcript.join("\n"));
+}
+// ANCHOR_END: transcript
+
+// ANCHOR: handshake
+/// The opening handshake as it crosses the wire: the request of RFC 6455, section 1.3, and
+/// our server's `101 Switching Protocols`, whose accept value the RFC also gives.
+#[tokio::test]
+async fn the_upgrade_handshake() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let (_tcp, head) = common::raw_upgrade(server.addr).await;
+    let head: Vec<&str> = head
+        .lines()
+        .filter(|line| !line.starts_with("date:")) // the only line that changes
+        .collect();
+    assert!(head.contains(&"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    let request = common::upgrade_request("127.0.0.1:PORT");
+    insta::assert_snapshot!(format!("{request}{}", head.join("\n")));
+}
+// ANCHOR_END: handshake

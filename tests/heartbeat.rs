@@ -34,8 +34,14 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
     // It got exactly one ping (0x89: FIN + opcode 9), carrying the 8-byte ping number 1...
     assert_eq!(received, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
     // ...and was dropped once the pong was overdue: not before, and not long after.
-    assert!(elapsed >= interval + timeout, "dropped early, after {elapsed:?}");
-    assert!(elapsed < interval + timeout + Duration::from_secs(1), "after {elapsed:?}");
+    assert!(
+        elapsed >= interval + timeout,
+        "dropped early, after {elapsed:?}"
+    );
+    assert!(
+        elapsed < interval + timeout + Duration::from_secs(1),
+        "after {elapsed:?}"
+    );
     server.wait_for_log("no pong within 300ms of ping 1").await;
 }
 // ANCHOR_END: silent_peer
@@ -93,5 +99,8 @@ async fn durations_are_validated() {
     assert!(stderr.contains("--ping-interval"), "{stderr}");
     let (status, stdout, _) = common::run_to_exit(EXAMPLE, &["--help"]).await;
     assert!(status.success());
-    assert!(stdout.contains("[default: 30s]") && stdout.contains("[default: 10s]"), "{stdout}");
+    assert!(
+        stdout.contains("[default: 30s]") && stdout.contains("[default: 10s]"),
+        "{stdout}"
+    );
 }

@@ -37,7 +37,9 @@ async fn echoes_while_it_ticks() {
     assert!(echoed, "the echo arrived");
     assert_eq!(ticks, (1..=ticks.len() as u64).collect::<Vec<_>>());
 
-    let reply = close(&mut client, 1000, "done").await.expect("a Close frame");
+    let reply = close(&mut client, 1000, "done")
+        .await
+        .expect("a Close frame");
     assert_eq!(u16::from(reply.code), 1000);
 }
 
@@ -57,7 +59,9 @@ async fn no_task_outlives_the_connection() {
         })
         .await;
 
-    let reply = close(&mut client, 1000, "bye").await.expect("a Close frame");
+    let reply = close(&mut client, 1000, "bye")
+        .await
+        .expect("a Close frame");
     assert_eq!(u16::from(reply.code), 1000);
     server
         .wait_for_stats("both halves have stopped", |s| {
@@ -97,7 +101,10 @@ async fn ctrl_c_sends_1001_through_the_writer_and_exits_zero() {
 async fn a_bad_tick_is_refused_with_a_clear_message() {
     let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["--tick", "often"]).await;
     assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("invalid value 'often' for '--tick"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'often' for '--tick"),
+        "{stderr}"
+    );
     let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["--tick", "0s"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("greater than zero"), "{stderr}");

@@ -35,7 +35,9 @@ pub fn example_binary(name: &str) -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps");
-    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !built.iter().any(|n| n == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
@@ -122,8 +124,10 @@ impl Server {
 
     /// `GET path` over a fresh connection; returns the status line, headers and body as text.
     pub async fn get(&self, path: &str) -> String {
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
         raw_exchange(self.addr, request.as_bytes()).await
     }
 
@@ -221,7 +225,9 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
         tcp.read_to_end(&mut response).await.expect("read response");
         String::from_utf8_lossy(&response).into_owned()
     };
-    timeout(WAIT, exchange).await.expect("the response arrives in time")
+    timeout(WAIT, exchange)
+        .await
+        .expect("the response arrives in time")
 }
 
 /// The next message from the server, within `WAIT`. `None` when the stream has ended.
@@ -286,16 +292,21 @@ pub async fn close(client: &mut Client, code: u16, reason: &str) -> Option<Close
 /// The example request from RFC 6455 section 1.3, whose accept value the RFC gives.
 pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
+/// A browser's opening handshake, reduced to what RFC 6455 requires.
+pub fn upgrade_request(host: &str) -> String {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
 /// Performs the opening handshake by hand on a plain TCP stream and returns the stream with
 /// the server's response head. The stream then speaks raw frames: nothing answers pings for
 /// it, which makes it the perfect silent peer.
 pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
     let handshake = async {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
+        let request = upgrade_request(&addr.to_string());
         tcp.write_all(request.as_bytes()).await.expect("write");
         // Read the response head byte by byte, so no frame after it is consumed.
         let mut head = Vec::new();
@@ -305,5 +316,63 @@ pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
         }
         (tcp, String::from_utf8(head).expect("the head is text"))
     };
-    timeout(WAIT, handshake).await.expect("the handshake completes in time")
+    timeout(WAIT, handshake)
+        .await
+        .expect("the handshake completes in time")
+}
+
+impl Server {
+    /// The server process's resident memory, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// A client with a 4 KiB receive buffer, so that it stalls the server's writes soon after
+    /// it stops reading instead of soaking up megabytes in the kernel first.
+    pub async fn connect_small_buffer(&self) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = timeout(WAIT, socket.connect(self.addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (client, _) = timeout(
+            WAIT,
+            tokio_tungstenite::client_async(self.ws_url(), MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("the handshake completes in time")
+        .expect("the handshake succeeds");
+        client
+    }
+}
+
+/// A message as one line of a transcript: `text "hello"`, `binary 00 01`, `close 1000 "bye"`.
+pub fn describe(message: &Message) -> String {
+    let hex = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match message {
+        Message::Text(text) => format!("text {:?}", text.as_str()),
+        Message::Binary(bytes) => format!("binary {}", hex(bytes)),
+        Message::Ping(bytes) => format!("ping {:?}", String::from_utf8_lossy(bytes)),
+        Message::Pong(bytes) => format!("pong {:?}", String::from_utf8_lossy(bytes)),
+        Message::Close(Some(frame)) => format!(
+            "close {} {:?}",
+            u16::from(frame.code),
+            frame.reason.as_str()
+        ),
+        Message::Close(None) => "close (no code)".into(),
+        Message::Frame(_) => "raw frame".into(),
+    }
 }

@@ -1,0 +1,221 @@
+//! Lesson 04, `examples/04_backpressure.rs`: one client stops reading, another keeps up.
+//!
+//! Each test stalls one client (it never reads, and has a 4 KiB receive buffer) while a second
+//! client reads a fixed number of readings at full speed. Then it checks, per policy, that
+//! the server's memory stayed bounded, that the fast client was not held back, and that every
+//! reading a client did not get was announced to it.
+
+mod common;
+
+use common::{Client, Server, next};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Readings per second: fast enough that a stalled client falls far behind within the test.
+const RATE: &str = "20000";
+/// Readings the fast client follows before the memory baseline: enough to fill the ring buffer.
+const WARM_UP: u64 = 8_192;
+/// Readings the fast client follows while the slow one is stalled.
+const STALL: u64 = 60_000;
+/// How many readings a client may fall behind: 100 ms at `RATE`.
+const QUEUE: &str = "2048";
+/// Growth allowed in the server's resident memory during the stall. The bounded queue takes
+/// a few hundred KiB; queueing all the stalled client's readings grows the server by 4 MiB.
+const MAX_GROWTH_KIB: u64 = 2 * 1024;
+
+// ANCHOR: tally
+/// A client's view of the feed. Each reading must follow the one before it, unless a
+/// `missed` message announced the gap, and then exactly that gap.
+#[derive(Debug, Default)]
+struct Tally {
+    last_seq: Option<u64>,
+    announced: u64,
+    readings: u64,
+    missed: u64,
+    /// The first message of each type, for the wire-format snapshots.
+    first_reading: Option<Value>,
+    first_missed: Option<Value>,
+}
+
+impl Tally {
+    fn take(&mut self, message: &Message) {
+        let Message::Text(text) = message else {
+            panic!("the feed sends text frames, got {message:?}")
+        };
+        let json: Value = serde_json::from_str(text).expect("JSON");
+        match json["type"].as_str() {
+            Some("reading") => {
+                let seq = json["seq"].as_u64().expect("a sequence number");
+                if let Some(last) = self.last_seq {
+                    assert_eq!(
+                        seq,
+                        last + 1 + self.announced,
+                        "an unannounced gap or a repeat"
+                    );
+                }
+                self.last_seq = Some(seq);
+                self.announced = 0;
+                self.readings += 1;
+                self.first_reading.get_or_insert(json);
+            }
+            Some("missed") => {
+                let count = json["count"].as_u64().expect("a count");
+                assert!(count > 0, "{json}");
+                self.announced += count;
+                self.missed += count;
+                self.first_missed.get_or_insert(json);
+            }
+            _ => panic!("unexpected message {json}"),
+        }
+    }
+
+    /// How far the feed has advanced for this client: readings received or announced missed.
+    fn covered(&self) -> u64 {
+        self.readings + self.missed
+    }
+
+    /// Reads until the feed has advanced by `readings` readings (received or missed).
+    async fn read(&mut self, client: &mut Client, readings: u64) {
+        let target = self.covered() + readings;
+        while self.covered() < target {
+            match next(client).await {
+                Some(Message::Ping(_)) => {}
+                Some(message) => self.take(&message),
+                None => panic!("the feed ended"),
+            }
+        }
+    }
+}
+// ANCHOR_END: tally
+
+/// Starts the server, stalls one client, and lets another read `STALL` readings.
+async fn stall_one_client(policy: &str, extra: &[&str]) -> (Server, Client, Client, Tally) {
+    // One stalled scenario at a time: three servers at full rate on two cores would measure
+    // the machine, not the policy.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+
+    let mut args = vec!["--policy", policy, "--rate", RATE, "--queue", QUEUE];
+    args.extend_from_slice(extra);
+    let server = Server::start("04_backpressure", &args).await;
+    let slow = server.connect_small_buffer().await;
+    let mut fast = server.connect().await;
+    let mut fast_tally = Tally::default();
+    fast_tally.read(&mut fast, WARM_UP).await;
+    let before = server.rss_kib();
+
+    fast_tally.read(&mut fast, STALL).await;
+
+    let growth = server.rss_kib().saturating_sub(before);
+    eprintln!("{policy}: resident memory grew by {growth} KiB during the stall");
+    assert!(
+        growth < MAX_GROWTH_KIB,
+        "the server grew by {growth} KiB while a client was stalled"
+    );
+    (server, slow, fast, fast_tally)
+}
+
+// ANCHOR: drop_oldest_test
+#[tokio::test]
+async fn drop_oldest_bounds_memory_and_tells_the_slow_client_what_it_missed() {
+    let (_server, mut slow, _fast, fast) = stall_one_client("drop-oldest", &[]).await;
+    assert_eq!(fast.missed, 0, "the fast client kept up and lost nothing");
+
+    // Now the slow client reads: what the buffers held, then the news of what it missed,
+    // then the feed again, with every gap accounted for by the tally.
+    let mut slow_tally = Tally::default();
+    let mut after_gap = 0;
+    for _ in 0..1_000_000 {
+        let message = next(&mut slow).await.expect("the feed goes on");
+        slow_tally.take(&message);
+        if slow_tally.missed > 0 {
+            after_gap += 1;
+            if after_gap > 100 {
+                break;
+            }
+        }
+    }
+    assert!(
+        slow_tally.missed > 0,
+        "the slow client was told what it missed"
+    );
+
+    // The wire format, pinned: what changes from run to run is redacted.
+    insta::assert_json_snapshot!("reading", slow_tally.first_reading, {
+        ".seq" => "[seq]", ".sensor" => "[sensor]", ".value" => "[value]"
+    });
+    insta::assert_json_snapshot!("missed", slow_tally.first_missed, { ".count" => "[count]" });
+}
+// ANCHOR_END: drop_oldest_test
+
+#[tokio::test]
+async fn latest_bounds_memory_and_skips_the_slow_client_to_the_newest() {
+    let (server, mut slow, mut fast, mut fast_tally) = stall_one_client("latest", &[]).await;
+
+    // The slow client skips ahead: a `missed` message, then a reading at least as new as
+    // the one the fast client has now. The tally checks that the skip is exactly announced.
+    let newest = fast_tally.last_seq.expect("the fast client has readings");
+    let mut slow_tally = Tally::default();
+    for _ in 0..1_000_000 {
+        let message = next(&mut slow).await.expect("the feed goes on");
+        slow_tally.take(&message);
+        if slow_tally.missed > 0 && slow_tally.announced == 0 && slow_tally.last_seq >= Some(newest)
+        {
+            break;
+        }
+    }
+    assert!(
+        slow_tally.missed > 0,
+        "the slow client was told what it missed"
+    );
+    assert!(slow_tally.last_seq >= Some(newest));
+
+    // The fast client is still served, with any skips announced.
+    fast_tally.read(&mut fast, 1_000).await;
+    drop(server);
+}
+
+#[tokio::test]
+async fn disconnect_closes_a_stalled_client_and_keeps_serving_the_rest() {
+    let (mut server, mut slow, mut fast, mut fast_tally) =
+        stall_one_client("disconnect", &["--deadline", "200ms"]).await;
+    server
+        .wait_for_log("disconnecting a slow client: too slow")
+        .await;
+
+    // The fast client lost nothing, before or after.
+    fast_tally.read(&mut fast, 1_000).await;
+    assert_eq!(fast_tally.missed, 0);
+
+    // The slow client gets what the buffers held, never a `missed` message, and then the end:
+    // a Close 1008 if the server could still write one, or else the dropped connection.
+    let mut slow_tally = Tally::default();
+    let mut close_code = None;
+    for _ in 0..1_000_000 {
+        match tokio::time::timeout(common::WAIT, slow.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => close_code = frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(message))) => slow_tally.take(&message),
+            Ok(Some(Err(_)) | None) => break, // reset or closed: the server dropped it
+            Err(_) => panic!("the slow client was never disconnected"),
+        }
+    }
+    assert_eq!(slow_tally.missed, 0, "this policy never skips readings");
+    assert!(matches!(close_code, None | Some(1008)), "{close_code:?}");
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_with_clear_messages() {
+    let (status, _, stderr) = common::run_to_exit("04_backpressure", &["--policy", "pause"]).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.contains("[possible values: drop-oldest, latest, disconnect]"),
+        "{stderr}"
+    );
+    for rate in ["0", "-5", "fast", "NaN"] {
+        let (status, _, stderr) =
+            common::run_to_exit("04_backpressure", &[&format!("--rate={rate}")]).await;
+        assert_eq!(status.code(), Some(2), "--rate {rate}");
+        assert!(stderr.contains("--rate"), "{stderr}");
+    }
+}
