@@ -334,8 +334,10 @@ async fn disconnect(mut socket: WebSocket, deadline: Duration, reason: String) {
         code: close_code::POLICY,
         reason: reason.into(),
     }));
-    if let Ok(Ok(())) = timeout(deadline, socket.send(close)).await {
-        ws_lessons::finish_close(socket).await;
+    match timeout(deadline, socket.send(close)).await {
+        Ok(Ok(())) => ws_lessons::finish_close(socket).await,
+        Ok(Err(_)) => {} // the connection is already broken
+        Err(_) => tracing::info!("the Close could not be written within {deadline:?}; dropping"),
     }
 }
 // ANCHOR_END: disconnect

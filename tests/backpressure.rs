@@ -176,20 +176,24 @@ async fn latest_bounds_memory_and_skips_the_slow_client_to_the_newest() {
     drop(server);
 }
 
-#[tokio::test]
-async fn disconnect_closes_a_stalled_client_and_keeps_serving_the_rest() {
+/// The `disconnect` policy with a stalled client: returns the slow client's tally and the
+/// code of the Close frame it found after its readings, if any.
+async fn disconnect_a_stalled_client(
+    deadline: &str,
+    log_before_reading: &str,
+) -> (Tally, Option<u16>) {
     let (mut server, mut slow, mut fast, mut fast_tally) =
-        stall_one_client("disconnect", &["--deadline", "200ms"]).await;
+        stall_one_client("disconnect", &["--deadline", deadline]).await;
     server
         .wait_for_log("disconnecting a slow client: too slow")
         .await;
+    server.wait_for_log(log_before_reading).await;
 
     // The fast client lost nothing, before or after.
     fast_tally.read(&mut fast, 1_000).await;
     assert_eq!(fast_tally.missed, 0);
 
-    // The slow client gets what the buffers held, never a `missed` message, and then the end:
-    // a Close 1008 if the server could still write one, or else the dropped connection.
+    // The slow client gets what the buffers held, never a `missed` message, and then the end.
     let mut slow_tally = Tally::default();
     let mut close_code = None;
     for _ in 0..1_000_000 {
@@ -201,7 +205,26 @@ async fn disconnect_closes_a_stalled_client_and_keeps_serving_the_rest() {
         }
     }
     assert_eq!(slow_tally.missed, 0, "this policy never skips readings");
-    assert!(matches!(close_code, None | Some(1008)), "{close_code:?}");
+    (slow_tally, close_code)
+}
+
+#[tokio::test]
+async fn disconnect_sends_1008_to_a_slow_client_that_reads_again_in_time() {
+    // The stalled write times out after 5 s, and the server then waits up to 5 s more to
+    // write its Close. The client reads again as soon as it is disconnected, in time for it.
+    let (tally, close_code) =
+        disconnect_a_stalled_client("5s", "disconnecting a slow client: too slow").await;
+    assert!(tally.readings > 0);
+    assert_eq!(close_code, Some(1008));
+}
+
+#[tokio::test]
+async fn disconnect_drops_a_client_that_cannot_even_take_the_close() {
+    // The client is still stalled when the 200 ms for the Close run out: no Close frame.
+    let (tally, close_code) =
+        disconnect_a_stalled_client("200ms", "could not be written within 200ms").await;
+    assert!(tally.readings > 0);
+    assert_eq!(close_code, None);
 }
 
 #[tokio::test]
