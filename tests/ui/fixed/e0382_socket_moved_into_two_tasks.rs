@@ -1,0 +1,34 @@
+// The fix for E0382: split the socket, and give each task its own half.
+//
+// The sink half writes and the stream half reads; each has one owner. Lesson 02 adds what a
+// real server also needs: a channel between the halves, and stopping one task when the other
+// ends. The failing version is tests/ui/fail/e0382_socket_moved_into_two_tasks.rs.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+
+// ANCHOR: lesson
+async fn handle(socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            println!("received {message:?}");
+        }
+    });
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if sink.send(Message::text("tick")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let _ = tokio::join!(reader, writer);
+}
+// ANCHOR_END: lesson
+
+fn main() {
+    let _ = handle;
+}
