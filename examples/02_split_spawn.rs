@@ -29,6 +29,7 @@ use tokio::time::{MissedTickBehavior, timeout};
 use ws_lessons::server::{CLOSE_TIMEOUT, going_away_frame};
 use ws_lessons::{Connections, ListenArgs};
 
+// ANCHOR: args
 /// Echoes every text and binary message, and sends a tick of its own every --tick.
 #[derive(Parser)]
 struct Args {
@@ -38,6 +39,7 @@ struct Args {
     #[arg(long, default_value = "1s", value_parser = ws_lessons::cli::duration)]
     tick: Duration,
 }
+// ANCHOR_END: args
 
 #[derive(Clone, FromRef)]
 struct AppState {

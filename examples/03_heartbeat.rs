@@ -27,6 +27,7 @@ use clap::Parser;
 use tokio::time::{Instant, MissedTickBehavior};
 use ws_lessons::{Connections, ListenArgs};
 
+// ANCHOR: args
 /// Echoes messages and pings every client; a client that does not answer in time is dropped.
 #[derive(Parser)]
 struct Args {
@@ -39,6 +40,7 @@ struct Args {
     #[arg(long, default_value = "10s", value_parser = ws_lessons::cli::duration)]
     pong_timeout: Duration,
 }
+// ANCHOR_END: args
 
 #[derive(Clone, Copy)]
 struct Heartbeat {

@@ -38,6 +38,7 @@ use tokio::time::timeout;
 use ws_lessons::sensor::{Pacer, Reading, Simulator};
 use ws_lessons::{Connections, ListenArgs};
 
+// ANCHOR: args
 /// Streams simulated sensor readings to every client, with an explicit policy for slow ones.
 #[derive(Parser)]
 struct Args {
@@ -59,6 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
     sensors: u16,
 }
+// ANCHOR_END: args
 
 // ANCHOR: policy
 /// How a connection treats a client that reads more slowly than the sensors produce.

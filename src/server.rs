@@ -29,6 +29,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// How long a socket that has sent its Close frame waits for the peer's Close in reply.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+// ANCHOR: connections
 /// The shutdown signal and the gauge of live connections, shared by every handler.
 ///
 /// Cloning is cheap: clones share the same signal and the same count.
@@ -37,6 +38,7 @@ pub struct Connections {
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
+// ANCHOR_END: connections
 
 /// What `GET /stats` reports: enough for a test or an operator to see that nothing leaks.
 #[derive(Debug, Serialize)]
@@ -92,13 +94,16 @@ pub fn going_away_frame() -> Message {
     }))
 }
 
+// ANCHOR: going_away
 /// Says goodbye with Close 1001, then finishes the closing handshake with [`finish_close`].
 pub async fn going_away(mut socket: WebSocket) {
     if socket.send(going_away_frame()).await.is_ok() {
         finish_close(socket).await;
     }
 }
+// ANCHOR_END: going_away
 
+// ANCHOR: finish_close
 /// Finishes a closing handshake, whoever started it, by reading until the stream ends (for at
 /// most [`CLOSE_TIMEOUT`]).
 ///
@@ -111,7 +116,9 @@ pub async fn finish_close(mut socket: WebSocket) {
     let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
+// ANCHOR_END: finish_close
 
+// ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or SIGTERM.
 ///
 /// The start-up line is printed to stdout (and flushed) once the socket is bound, so it
@@ -174,6 +181,7 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }
+// ANCHOR_END: serve
 
 /// Turns the first Ctrl-C (SIGINT) or SIGTERM into a shutdown.
 async fn cancel_on_signal(connections: Connections) {

@@ -225,3 +225,60 @@ async fn the_upgrade_handshake() {
     insta::assert_snapshot!(format!("{request}{}", head.join("\n")));
 }
 // ANCHOR_END: handshake
+
+// ANCHOR: no_deadlock
+/// An echo that awaits each `send` does not deadlock by itself. While the peer writes without
+/// reading, the echo's `send` waits for room, so it stops reading too, and TCP pushes back on
+/// the peer: the peer's writes stop completing. As soon as the peer reads, everything flows.
+#[tokio::test]
+async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_does() {
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    const MESSAGES: usize = 768; // 48 MiB each way, more than every buffer between us holds
+    let payload = vec![7u8; 64 * 1024];
+    let server = Server::start(EXAMPLE, &[]).await;
+    let (mut sink, mut stream) = server.connect().await.split();
+
+    // Write without reading until a write makes no progress for half a second.
+    let mut sent = 0;
+    while sent < MESSAGES {
+        let write = sink.send(Message::binary(payload.clone()));
+        match tokio::time::timeout(Duration::from_millis(500), write).await {
+            Ok(result) => result.expect("the write succeeds"),
+            // The message is queued in our sink, waiting for room; it is sent later.
+            Err(_) => break,
+        }
+        sent += 1;
+    }
+    assert!(
+        sent < MESSAGES,
+        "{MESSAGES} messages went through with no one reading"
+    );
+    let sent_before_reading = sent + 1; // the one that stalled counts too
+
+    // Now read, concurrently with writing the rest: every message comes back.
+    let reader = tokio::spawn(async move {
+        let mut echoed = 0;
+        while echoed < MESSAGES {
+            match tokio::time::timeout(common::WAIT, stream.next()).await {
+                Ok(Some(Ok(Message::Binary(data)))) if data.len() == 64 * 1024 => echoed += 1,
+                other => panic!("expected an echo, got {other:?}"),
+            }
+        }
+        echoed
+    });
+    for _ in sent_before_reading..MESSAGES {
+        let write = sink.send(Message::binary(payload.clone()));
+        tokio::time::timeout(common::WAIT, write)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    tokio::time::timeout(common::WAIT, sink.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reader.await.unwrap(), MESSAGES);
+}
+// ANCHOR_END: no_deadlock

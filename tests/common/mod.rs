@@ -25,6 +25,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+// ANCHOR: example_binary
 /// The path of an example's binary, built by cargo so that it is never stale: `cargo test
 /// --test NAME` alone does not rebuild examples. Each test binary asks once per example.
 pub fn example_binary(name: &str) -> PathBuf {
@@ -51,6 +52,7 @@ pub fn example_binary(name: &str) -> PathBuf {
     }
     profile_dir.join("examples").join(name)
 }
+// ANCHOR_END: example_binary
 
 /// A running example. Dropping it kills the process.
 pub struct Server {
@@ -63,6 +65,7 @@ pub struct Server {
 impl Server {
     /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
     /// start-up line to learn its port.
+    // ANCHOR: start
     pub async fn start(name: &str, args: &[&str]) -> Server {
         let mut child = Command::new(example_binary(name))
             .arg("127.0.0.1:0")
@@ -107,6 +110,7 @@ impl Server {
             logs,
         }
     }
+    // ANCHOR_END: start
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
@@ -142,6 +146,7 @@ impl Server {
     }
 
     /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
+    // ANCHOR: wait_for_stats
     pub async fn wait_for_stats(
         &self,
         what: &str,
@@ -161,8 +166,10 @@ impl Server {
             );
         }
     }
+    // ANCHOR_END: wait_for_stats
 
     /// Waits for a log line (stderr) that contains `needle`, and returns it.
+    // ANCHOR: wait_for_log
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
         let found = timeout(WAIT, async {
             while let Some(line) = self.logs.recv().await {
@@ -179,6 +186,7 @@ impl Server {
             Err(_) => panic!("no log line with {needle:?} in time"),
         }
     }
+    // ANCHOR_END: wait_for_log
 
     /// Sends a signal to the server process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -230,6 +238,7 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
         .expect("the response arrives in time")
 }
 
+// ANCHOR: next
 /// The next message from the server, within `WAIT`. `None` when the stream has ended.
 pub async fn next(client: &mut Client) -> Option<Message> {
     match timeout(WAIT, client.next()).await {
@@ -239,6 +248,7 @@ pub async fn next(client: &mut Client) -> Option<Message> {
         Err(_) => panic!("no message from the server in time"),
     }
 }
+// ANCHOR_END: next
 
 /// The next Text or Binary message, skipping the server's Pings (which tungstenite answers).
 pub async fn next_data(client: &mut Client) -> Message {
@@ -300,6 +310,7 @@ pub fn upgrade_request(host: &str) -> String {
     )
 }
 
+// ANCHOR: raw_upgrade
 /// Performs the opening handshake by hand on a plain TCP stream and returns the stream with
 /// the server's response head. The stream then speaks raw frames: nothing answers pings for
 /// it, which makes it the perfect silent peer.
@@ -320,6 +331,7 @@ pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
         .await
         .expect("the handshake completes in time")
 }
+// ANCHOR_END: raw_upgrade
 
 impl Server {
     /// The server process's resident memory, in KiB, from /proc.

@@ -18,7 +18,6 @@ use axum::Router;
 use axum::extract::ws::WebSocket;
 use axum::routing::any;
 
-// ANCHOR: lesson
 async fn upgrade(mut socket: WebSocket) {
     while let Some(Ok(message)) = socket.recv().await {
         if socket.send(message).await.is_err() {
@@ -26,7 +25,6 @@ async fn upgrade(mut socket: WebSocket) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _app: Router = Router::new().route("/ws", any(upgrade));

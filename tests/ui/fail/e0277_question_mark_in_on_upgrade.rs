@@ -14,7 +14,6 @@
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
 
-// ANCHOR: lesson
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(|mut socket| async move {
         socket.send(Message::text("hello")).await?;
@@ -25,7 +24,6 @@ async fn upgrade(ws: WebSocketUpgrade) -> Response {
         }
     })
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = upgrade;

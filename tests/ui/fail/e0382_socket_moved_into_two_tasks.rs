@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn handle(mut socket: WebSocket) {
     let reader = tokio::spawn(async move {
         while let Some(Ok(message)) = socket.recv().await {
@@ -32,7 +31,6 @@ async fn handle(mut socket: WebSocket) {
     });
     let _ = tokio::join!(reader, writer);
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

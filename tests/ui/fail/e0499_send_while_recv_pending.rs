@@ -15,7 +15,6 @@
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn greet_then_echo(mut socket: WebSocket) {
     let first = socket.recv();
     socket.send(Message::text("hello")).await.ok();
@@ -23,7 +22,6 @@ async fn greet_then_echo(mut socket: WebSocket) {
         socket.send(message).await.ok();
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = greet_then_echo;

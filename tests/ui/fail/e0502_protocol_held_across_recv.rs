@@ -12,7 +12,6 @@
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn handle(mut socket: WebSocket) {
     let protocol = socket.protocol();
     while let Some(Ok(message)) = socket.recv().await {
@@ -21,7 +20,6 @@ async fn handle(mut socket: WebSocket) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

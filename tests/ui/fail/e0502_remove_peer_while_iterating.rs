@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use axum::extract::ws::Message;
 use tokio::sync::mpsc;
 
-// ANCHOR: lesson
 fn forget_disconnected(peers: &mut HashMap<u64, mpsc::Sender<Message>>) {
     for (id, peer) in peers.iter() {
         if peer.is_closed() {
@@ -24,7 +23,6 @@ fn forget_disconnected(peers: &mut HashMap<u64, mpsc::Sender<Message>>) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     forget_disconnected(&mut HashMap::new());

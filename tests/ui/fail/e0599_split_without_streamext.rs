@@ -16,11 +16,9 @@
 
 use axum::extract::ws::WebSocket;
 
-// ANCHOR: lesson
 async fn handle(socket: WebSocket) {
     let (_sink, _stream) = socket.split();
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

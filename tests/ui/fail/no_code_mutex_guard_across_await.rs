@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn count_and_echo(mut socket: WebSocket, count: Arc<Mutex<u64>>) {
     while let Some(Ok(_message)) = socket.recv().await {
         let mut total = count.lock().unwrap_or_else(|e| e.into_inner());
@@ -35,7 +34,6 @@ async fn count_and_echo(mut socket: WebSocket, count: Arc<Mutex<u64>>) {
 fn start(socket: WebSocket, count: Arc<Mutex<u64>>) {
     spawn_connection(count_and_echo(socket, count));
 }
-// ANCHOR_END: lesson
 
 /// What `tokio::spawn` requires of a task, in a signature of our own: that keeps the compiler
 /// output free of tokio's source, which changes from release to release.

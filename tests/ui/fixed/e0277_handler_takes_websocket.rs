@@ -11,7 +11,6 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::any;
 
-// ANCHOR: lesson
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(echo)
 }
@@ -23,7 +22,6 @@ async fn echo(mut socket: WebSocket) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _app: Router = Router::new().route("/ws", any(upgrade));

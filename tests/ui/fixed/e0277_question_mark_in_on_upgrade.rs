@@ -7,7 +7,6 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 
-// ANCHOR: lesson
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(|socket| async move {
         if let Err(e) = echo(socket).await {
@@ -23,7 +22,6 @@ async fn echo(mut socket: WebSocket) -> Result<(), axum::Error> {
     }
     Ok(())
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = upgrade;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
-// ANCHOR: lesson
 async fn handle(socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let reader = tokio::spawn(async move {
@@ -27,7 +26,6 @@ async fn handle(socket: WebSocket) {
     });
     let _ = tokio::join!(reader, writer);
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn greet_then_echo(mut socket: WebSocket) {
     socket.send(Message::text("hello")).await.ok();
     if let Some(Ok(message)) = socket.recv().await {
@@ -29,7 +28,6 @@ async fn echo_or_nudge(mut socket: WebSocket) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = (greet_then_echo, echo_or_nudge);

@@ -6,7 +6,6 @@
 
 use axum::extract::ws::{Message, WebSocket};
 
-// ANCHOR: lesson
 async fn handle(mut socket: WebSocket) {
     let protocol = socket.protocol().cloned();
     while let Some(Ok(message)) = socket.recv().await {
@@ -15,7 +14,6 @@ async fn handle(mut socket: WebSocket) {
         }
     }
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

@@ -8,11 +8,9 @@ use std::collections::HashMap;
 use axum::extract::ws::Message;
 use tokio::sync::mpsc;
 
-// ANCHOR: lesson
 fn forget_disconnected(peers: &mut HashMap<u64, mpsc::Sender<Message>>) {
     peers.retain(|_id, peer| !peer.is_closed());
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let mut peers = HashMap::new();

@@ -4,7 +4,6 @@
 // sink half. The failing version is tests/ui/fail/e0599_split_without_streamext.rs.
 
 use axum::extract::ws::{Message, WebSocket};
-// ANCHOR: lesson
 use futures::{SinkExt, StreamExt};
 
 async fn handle(socket: WebSocket) {
@@ -16,7 +15,6 @@ async fn handle(socket: WebSocket) {
     }
     let _ = sink.send(Message::text("bye")).await;
 }
-// ANCHOR_END: lesson
 
 fn main() {
     let _ = handle;

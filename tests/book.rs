@@ -1,0 +1,244 @@
+//! Checks the book's includes, which mdBook itself does not: it renders a missing file or
+//! anchor as an empty block, without an error.
+//!
+//! Fails when an include does not resolve or resolves to nothing, when a Rust block in a chapter
+//! holds anything but includes (code is never pasted), when an example or a compile-fail lesson
+//! appears in no chapter, or when a chapter is missing from `SUMMARY.md`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn files(dir: &str, extension: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == extension))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every chapter: the Markdown files of book/src, except SUMMARY.md.
+fn chapters() -> Vec<PathBuf> {
+    files("book/src", "md")
+        .into_iter()
+        .filter(|path| !path.ends_with("SUMMARY.md"))
+        .collect()
+}
+
+/// One `{{#include path[:anchor | :start:end]}}` directive.
+struct Include {
+    chapter: PathBuf,
+    target: PathBuf,
+    selector: Option<String>,
+}
+
+fn includes(chapter: &Path) -> Vec<Include> {
+    let text = read(chapter);
+    let mut found = Vec::new();
+    for (start, _) in text.match_indices("{{#") {
+        let rest = &text[start + 3..];
+        let end = rest.find("}}").expect("an include directive ends with }}");
+        let mut words = rest[..end].split_whitespace();
+        let directive = words.next().unwrap_or_default();
+        assert!(
+            matches!(directive, "include" | "rustdoc_include"),
+            "{}: unknown directive {{{{#{directive}",
+            chapter.display()
+        );
+        let argument = words.next().expect("an include names a file");
+        let (path, selector) = match argument.split_once(':') {
+            Some((path, selector)) => (path, Some(selector.to_owned())),
+            None => (argument, None),
+        };
+        let dir = chapter.parent().expect("a chapter is in a folder");
+        found.push(Include {
+            chapter: chapter.to_owned(),
+            target: dir.join(path),
+            selector,
+        });
+    }
+    found
+}
+
+/// What mdBook would insert for an include, without the anchor lines.
+fn resolve(include: &Include) -> String {
+    let text = read(&include.target);
+    let lines: Vec<&str> = text.lines().collect();
+    let is_anchor = |line: &str| line.contains("ANCHOR:") || line.contains("ANCHOR_END:");
+    let selected: Vec<&str> = match include.selector.as_deref() {
+        None => {
+            // mdBook strips anchor lines only from anchored includes.
+            assert!(
+                !lines.iter().any(|line| is_anchor(line)),
+                "{}: {} is included whole, and its ANCHOR lines would show in the book",
+                include.chapter.display(),
+                include.target.display()
+            );
+            lines.clone()
+        }
+        Some(selector)
+            if selector
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || c == ':') =>
+        {
+            let (from, to) = selector.split_once(':').unwrap_or((selector, selector));
+            let from = from.parse::<usize>().map_or(0, |n| n.saturating_sub(1));
+            let to = to.parse::<usize>().unwrap_or(lines.len()).min(lines.len());
+            assert!(
+                from < to,
+                "{}: empty line range {selector}",
+                include.chapter.display()
+            );
+            lines[from..to].to_vec()
+        }
+        Some(anchor) => {
+            let starts = |line: &&str| {
+                line.trim_start().trim_start_matches("//").trim() == format!("ANCHOR: {anchor}")
+            };
+            let ends = |line: &&str| {
+                line.trim_start().trim_start_matches("//").trim() == format!("ANCHOR_END: {anchor}")
+            };
+            let from = lines.iter().position(starts).unwrap_or_else(|| {
+                panic!(
+                    "{}: no `ANCHOR: {anchor}` in {}",
+                    include.chapter.display(),
+                    include.target.display()
+                )
+            });
+            let to = lines.iter().position(ends).unwrap_or_else(|| {
+                panic!(
+                    "{}: no `ANCHOR_END: {anchor}` in {}",
+                    include.chapter.display(),
+                    include.target.display()
+                )
+            });
+            assert!(
+                from < to,
+                "{}: ANCHOR_END before ANCHOR for {anchor}",
+                include.target.display()
+            );
+            lines[from + 1..to].to_vec()
+        }
+    };
+    selected
+        .into_iter()
+        .filter(|line| !is_anchor(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_include_resolves_to_something() {
+    let mut count = 0;
+    for chapter in chapters() {
+        for include in includes(&chapter) {
+            assert!(
+                include.target.is_file(),
+                "{}: {} does not exist",
+                chapter.display(),
+                include.target.display()
+            );
+            let inserted = resolve(&include);
+            assert!(
+                !inserted.trim().is_empty(),
+                "{}: {}:{} resolves to nothing",
+                chapter.display(),
+                include.target.display(),
+                include.selector.as_deref().unwrap_or("")
+            );
+            count += 1;
+        }
+    }
+    assert!(count > 0, "the book includes nothing");
+}
+
+#[test]
+fn rust_blocks_hold_only_includes() {
+    for chapter in chapters() {
+        let text = read(&chapter);
+        let mut in_rust_block = false;
+        for (number, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if let Some(info) = trimmed.strip_prefix("```") {
+                if in_rust_block {
+                    in_rust_block = false;
+                } else {
+                    in_rust_block = info.starts_with("rust");
+                }
+                continue;
+            }
+            if in_rust_block && !trimmed.is_empty() {
+                assert!(
+                    trimmed.starts_with("{{#include") || trimmed.starts_with("{{#rustdoc_include"),
+                    "{}:{}: code is pasted into the book instead of included: {line}",
+                    chapter.display(),
+                    number + 1
+                );
+            }
+        }
+    }
+}
+
+/// Paths (relative to the repository's root) that some chapter includes.
+fn included_files() -> BTreeSet<PathBuf> {
+    let root = root().canonicalize().expect("the root exists");
+    chapters()
+        .iter()
+        .flat_map(|chapter| includes(chapter))
+        .filter_map(|include| include.target.canonicalize().ok())
+        .filter_map(|path| path.strip_prefix(&root).ok().map(Path::to_path_buf))
+        .collect()
+}
+
+#[test]
+fn every_example_and_every_compile_fail_lesson_is_in_the_book() {
+    let included = included_files();
+    let expected = files("examples", "rs")
+        .into_iter()
+        .chain(files("tests/ui/fail", "rs"))
+        .chain(files("tests/ui/fail", "stderr"))
+        .chain(files("tests/ui/fixed", "rs"));
+    for path in expected {
+        let relative = path.strip_prefix(root()).expect("under the root");
+        assert!(
+            included.contains(relative),
+            "{} appears in no chapter of the book",
+            relative.display()
+        );
+    }
+}
+
+#[test]
+fn every_chapter_is_in_the_summary() {
+    let summary = read(&root().join("book/src/SUMMARY.md"));
+    let linked: BTreeSet<String> = summary
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(str::to_owned)
+        .collect();
+    for target in &linked {
+        assert!(
+            root().join("book/src").join(target).is_file(),
+            "SUMMARY.md links to {target}, which does not exist"
+        );
+    }
+    for chapter in chapters() {
+        let name = chapter
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(linked.contains(&name), "{name} is missing from SUMMARY.md");
+    }
+}
