@@ -149,6 +149,11 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
         }
     });
 
+    if let Err(e) = cancel_on_signal(connections.clone()) {
+        eprintln!("error: cannot listen for Ctrl-C and SIGTERM: {e}");
+        return ExitCode::FAILURE;
+    }
+
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
@@ -157,7 +162,6 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
     let _ = stdout.flush();
     drop(stdout);
 
-    tokio::spawn(cancel_on_signal(connections.clone()));
     let shutdown = connections.shutdown.clone().cancelled_owned();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -184,35 +188,35 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
 // ANCHOR_END: serve
 
 /// Turns the first Ctrl-C (SIGINT) or SIGTERM into a shutdown.
-async fn cancel_on_signal(connections: Connections) {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
+///
+/// The handlers are registered here, synchronously, before the start-up line is printed: a
+/// signal sent by whoever read that line (a test, a supervisor) must not find the default
+/// action, which kills the process without a Close frame for anyone.
+#[cfg(unix)]
+fn cancel_on_signal(connections: Connections) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+        tracing::info!("shutdown signal received; closing connections with 1001");
+        connections.shut_down();
+    });
+    Ok(())
+}
 
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown signal received; closing connections with 1001");
-    connections.shut_down();
+#[cfg(not(unix))]
+fn cancel_on_signal(connections: Connections) -> std::io::Result<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("shutdown signal received; closing connections with 1001");
+            connections.shut_down();
+        }
+    });
+    Ok(())
 }
 
 /// `GET /stats`: the live-connection gauge and the runtime's task count, as JSON.

@@ -282,3 +282,12 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_d
     assert_eq!(reader.await.unwrap(), MESSAGES);
 }
 // ANCHOR_END: no_deadlock
+
+#[tokio::test]
+async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown() {
+    // Whoever reads the start-up line may signal at once: the handlers are already in place.
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    server.signal(Signal::SIGINT);
+    let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
+    assert!(status.success(), "exit status {status}");
+}
