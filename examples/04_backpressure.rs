@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Policy::DropOldest)]
     policy: Policy,
     /// Readings produced per second, across all sensors
-    #[arg(long, default_value_t = 100.0, value_parser = positive_rate)]
+    #[arg(long, default_value_t = 100.0, value_parser = ws_lessons::cli::rate)]
     rate: f64,
     /// How many readings a client may fall behind (drop-oldest and disconnect)
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -74,14 +74,6 @@ enum Policy {
     Disconnect,
 }
 // ANCHOR_END: policy
-
-fn positive_rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
-        Ok(_) => Err("must be a number of readings per second from above 0 to 1000000".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
 
 // ANCHOR: wire
 /// What a client receives, as JSON text frames with a `"type"` field.

@@ -25,6 +25,15 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses a rate in events per second (for clap): a number above 0, at most a million.
+pub fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        Ok(_) => Err("must be a number of events per second above 0 and at most 1000000".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

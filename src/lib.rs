@@ -6,6 +6,7 @@
 //! always stays in its example, in `examples/`.
 
 pub mod cli;
+pub mod dashboard;
 pub mod page;
 pub mod sensor;
 pub mod server;

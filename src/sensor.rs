@@ -35,19 +35,30 @@ impl Simulator {
         &self.names
     }
 
+    /// The value sensor `index` (from 0) swings around: its readings stay within 3 of it.
+    pub fn baseline(index: usize) -> f64 {
+        20.0 + 5.0 * index as f64
+    }
+
     /// The next reading, round-robin over the sensors.
     pub fn next_reading(&mut self) -> Reading {
+        self.next_indexed().1
+    }
+
+    /// The next reading, with the index of its sensor in [`Simulator::sensors`].
+    pub fn next_indexed(&mut self) -> (usize, Reading) {
         self.seq += 1;
         let index = (self.seq - 1) as usize % self.names.len();
         let round = ((self.seq - 1) / self.names.len() as u64) as f64;
         // Each sensor has its own base value and phase; two decimals, like a real device.
         let phase = index as f64 * 0.7;
-        let raw = 20.0 + 5.0 * index as f64 + 3.0 * (round / 25.0 + phase).sin();
-        Reading {
+        let raw = Self::baseline(index) + 3.0 * (round / 25.0 + phase).sin();
+        let reading = Reading {
             seq: self.seq,
             sensor: self.names[index].clone(),
             value: (raw * 100.0).round() / 100.0,
-        }
+        };
+        (index, reading)
     }
 }
 

@@ -149,7 +149,7 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
         }
     });
 
-    if let Err(e) = cancel_on_signal(connections.clone()) {
+    if let Err(e) = cancel_on_signal(connections.shutdown.clone()) {
         eprintln!("error: cannot listen for Ctrl-C and SIGTERM: {e}");
         return ExitCode::FAILURE;
     }
@@ -187,13 +187,13 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
 }
 // ANCHOR_END: serve
 
-/// Turns the first Ctrl-C (SIGINT) or SIGTERM into a shutdown.
+/// Cancels `token` on the first Ctrl-C (SIGINT) or SIGTERM.
 ///
-/// The handlers are registered here, synchronously, before the start-up line is printed: a
-/// signal sent by whoever read that line (a test, a supervisor) must not find the default
-/// action, which kills the process without a Close frame for anyone.
+/// The handlers are registered before this returns, synchronously: a signal sent right after
+/// (say, by a test that has read the start-up line) must not meet the default action, which
+/// kills the process without a Close frame for anyone.
 #[cfg(unix)]
-fn cancel_on_signal(connections: Connections) -> std::io::Result<()> {
+pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -202,18 +202,19 @@ fn cancel_on_signal(connections: Connections) -> std::io::Result<()> {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        tracing::info!("shutdown signal received; closing connections with 1001");
-        connections.shut_down();
+        tracing::info!("shutdown signal received");
+        token.cancel();
     });
     Ok(())
 }
 
+/// Cancels `token` on the first Ctrl-C.
 #[cfg(not(unix))]
-fn cancel_on_signal(connections: Connections) -> std::io::Result<()> {
+pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutdown signal received; closing connections with 1001");
-            connections.shut_down();
+            tracing::info!("shutdown signal received");
+            token.cancel();
         }
     });
     Ok(())

@@ -54,21 +54,55 @@ pub fn example_binary(name: &str) -> PathBuf {
 }
 // ANCHOR_END: example_binary
 
-/// A running example. Dropping it kills the process.
-pub struct Server {
+/// A running example process, with its stdout and stderr collected line by line so that a
+/// test can wait for a line. Dropping it kills the process.
+pub struct Process {
     child: Child,
-    pub addr: SocketAddr,
-    pub startup_line: String,
-    logs: mpsc::UnboundedReceiver<String>,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
 }
 
-impl Server {
-    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
-    /// start-up line to learn its port.
-    // ANCHOR: start
-    pub async fn start(name: &str, args: &[&str]) -> Server {
+// ANCHOR: wait_for_log
+/// Forwards each line of `output` to a channel.
+fn lines_of(
+    output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> mpsc::UnboundedReceiver<String> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(output).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Waits for a line that contains `needle`, and returns it.
+async fn wait_for_line(lines: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> String {
+    let found = timeout(WAIT, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        Ok(None) => panic!("the process exited before printing {needle:?}"),
+        Err(_) => panic!("no line with {needle:?} in time"),
+    }
+}
+
+// ANCHOR_END: wait_for_log
+
+impl Process {
+    /// Starts `examples/<name>.rs` with `args`.
+    pub fn spawn(name: &str, args: &[&str]) -> Process {
         let mut child = Command::new(example_binary(name))
-            .arg("127.0.0.1:0")
             .args(args)
             .env("RUST_LOG", "info,ws_lessons=debug")
             .stdin(Stdio::null())
@@ -77,26 +111,79 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .expect("the example starts");
+        let stdout = lines_of(child.stdout.take().expect("stdout is piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        Process {
+            child,
+            stdout,
+            stderr,
+        }
+    }
 
-        // Collect stderr (the tracing log) line by line, so tests can wait for a line.
-        let (log_tx, logs) = mpsc::unbounded_channel();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if log_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+    /// Waits for a line on stdout that contains `needle`, and returns it.
+    pub async fn wait_for_stdout(&mut self, needle: &str) -> String {
+        wait_for_line(&mut self.stdout, needle).await
+    }
 
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stdout = BufReader::new(stdout).lines();
-        let startup_line = timeout(WAIT, stdout.next_line())
+    /// Waits for a line on stderr (the log) that contains `needle`, and returns it.
+    pub async fn wait_for_stderr(&mut self, needle: &str) -> String {
+        wait_for_line(&mut self.stderr, needle).await
+    }
+
+    /// The next line on stdout.
+    pub async fn next_stdout(&mut self) -> String {
+        match timeout(WAIT, self.stdout.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("stdout ended"),
+            Err(_) => panic!("no line on stdout in time"),
+        }
+    }
+
+    /// Sends a signal to the process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("the process is running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+    }
+
+    /// Waits at most `bound` for the process to exit.
+    pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        timeout(bound, self.child.wait())
             .await
-            .expect("the start-up line is printed in time")
-            .expect("stdout is readable")
-            .expect("the example prints a start-up line before exiting");
+            .unwrap_or_else(|_| panic!("the process did not exit within {bound:?}"))
+            .expect("the exit status is readable")
+    }
+
+    /// The process's resident memory, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+/// A running server example, and the address it printed in its start-up line.
+pub struct Server {
+    pub process: Process,
+    pub addr: SocketAddr,
+    pub startup_line: String,
+}
+
+impl Server {
+    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
+    /// start-up line to learn its port.
+    pub async fn start(name: &str, args: &[&str]) -> Server {
+        Server::start_on(name, "127.0.0.1:0", args).await
+    }
+
+    // ANCHOR: start
+    /// Starts `examples/<name>.rs` on `addr` and reads the address from its start-up line.
+    pub async fn start_on(name: &str, addr: &str, args: &[&str]) -> Server {
+        let mut process = Process::spawn(name, &[&[addr], args].concat());
+        let startup_line = process.next_stdout().await;
         let addr = startup_line
             .split("ws://")
             .nth(1)
@@ -104,10 +191,9 @@ impl Server {
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no ws://HOST:PORT/ws in {startup_line:?}"));
         Server {
-            child,
+            process,
             addr,
             startup_line,
-            logs,
         }
     }
     // ANCHOR_END: start
@@ -169,37 +255,20 @@ impl Server {
     // ANCHOR_END: wait_for_stats
 
     /// Waits for a log line (stderr) that contains `needle`, and returns it.
-    // ANCHOR: wait_for_log
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
-        let found = timeout(WAIT, async {
-            while let Some(line) = self.logs.recv().await {
-                if line.contains(needle) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(line)) => line,
-            Ok(None) => panic!("the server exited before logging {needle:?}"),
-            Err(_) => panic!("no log line with {needle:?} in time"),
-        }
+        self.process.wait_for_stderr(needle).await
     }
-    // ANCHOR_END: wait_for_log
 
-    /// Sends a signal to the server process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = self.child.id().expect("the server is running") as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+        self.process.signal(signal);
     }
 
-    /// Waits at most `bound` for the process to exit.
     pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
-        timeout(bound, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the server did not exit within {bound:?}"))
-            .expect("the exit status is readable")
+        self.process.wait_exit(bound).await
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        self.process.rss_kib()
     }
 }
 
@@ -334,17 +403,6 @@ pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
 // ANCHOR_END: raw_upgrade
 
 impl Server {
-    /// The server process's resident memory, in KiB, from /proc.
-    pub fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("the server is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-
     /// A client with a 4 KiB receive buffer, so that it stalls the server's writes soon after
     /// it stops reading instead of soaking up megabytes in the kernel first.
     pub async fn connect_small_buffer(&self) -> Client {

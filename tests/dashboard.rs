@@ -1,0 +1,314 @@
+//! Lesson 05, `examples/05_dashboard`: the live dashboard, driven by tokio-tungstenite clients.
+
+mod common;
+
+use common::{Client, Server, next};
+use futures::SinkExt;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const EXAMPLE: &str = "05_dashboard";
+
+/// The next JSON message, skipping pings.
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        match next(client).await {
+            Some(Message::Text(text)) => return serde_json::from_str(&text).expect("JSON"),
+            Some(Message::Ping(_)) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The next message of type `kind`, skipping readings and anything else on the way.
+async fn next_of(client: &mut Client, kind: &str) -> Value {
+    for _ in 0..10_000 {
+        let message = next_json(client).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+    panic!("no {kind} message among 10000");
+}
+
+async fn send_json(client: &mut Client, value: Value) {
+    client
+        .send(Message::text(value.to_string()))
+        .await
+        .expect("send");
+}
+
+/// Connects and returns the client with the snapshot it got first.
+async fn connect(server: &Server) -> (Client, Value) {
+    let mut client = server.connect().await;
+    let snapshot = next_json(&mut client).await;
+    assert_eq!(
+        snapshot["type"], "snapshot",
+        "the first message is a snapshot"
+    );
+    (client, snapshot)
+}
+
+// ANCHOR: snapshot_on_connect
+#[tokio::test]
+async fn a_client_gets_a_snapshot_first_then_readings() {
+    let server = Server::start(EXAMPLE, &["--sensors", "3", "--rate", "200"]).await;
+    let (mut client, snapshot) = connect(&server).await;
+    assert_eq!(snapshot["missed"], 0);
+    let names: Vec<&str> = snapshot["sensors"]
+        .as_array()
+        .expect("a list of sensors")
+        .iter()
+        .map(|s| s["sensor"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["sensor-1", "sensor-2", "sensor-3"]);
+
+    // The changes after the snapshot follow it without a gap.
+    let mut seq = snapshot["seq"].as_u64().expect("a seq");
+    for _ in 0..20 {
+        let reading = next_json(&mut client).await;
+        assert_eq!(reading["type"], "reading");
+        assert_eq!(reading["seq"], seq + 1);
+        seq += 1;
+    }
+}
+// ANCHOR_END: snapshot_on_connect
+
+#[tokio::test]
+async fn every_client_receives_the_same_readings() {
+    let server = Server::start(EXAMPLE, &["--rate", "200"]).await;
+    let (mut first, a) = connect(&server).await;
+    let (mut second, b) = connect(&server).await;
+    // From the later of the two snapshots on, both see the same changes.
+    let from = a["seq"].as_u64().max(b["seq"].as_u64()).expect("seqs");
+    let mut seen = [Vec::new(), Vec::new()];
+    for (client, seen) in [&mut first, &mut second].into_iter().zip(&mut seen) {
+        while seen.len() < 10 {
+            let reading = next_json(client).await;
+            if reading["seq"].as_u64() > Some(from) {
+                seen.push(reading);
+            }
+        }
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+// ANCHOR: command_seen_by_all
+#[tokio::test]
+async fn a_threshold_set_by_one_client_reaches_every_client() {
+    let server = Server::start(EXAMPLE, &["--rate", "50"]).await;
+    let (mut operator, _) = connect(&server).await;
+    let (mut watcher, _) = connect(&server).await;
+
+    let request =
+        json!({"type": "set_threshold", "id": 7, "sensor": "sensor-2", "threshold": 30.5});
+    send_json(&mut operator, request).await;
+
+    assert_eq!(
+        next_of(&mut operator, "ack").await,
+        json!({"type": "ack", "id": 7})
+    );
+    for client in [&mut operator, &mut watcher] {
+        let change = next_of(client, "threshold").await;
+        assert_eq!(
+            (&change["sensor"], &change["threshold"]),
+            (&json!("sensor-2"), &json!(30.5))
+        );
+    }
+    // A client that connects now finds the new threshold in its snapshot.
+    let (_, snapshot) = connect(&server).await;
+    assert_eq!(snapshot["sensors"][1]["threshold"], 30.5);
+}
+// ANCHOR_END: command_seen_by_all
+
+// ANCHOR: bad_input
+#[tokio::test]
+async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
+    let server = Server::start(EXAMPLE, &["--rate", "20"]).await;
+    let (mut client, _) = connect(&server).await;
+    let (mut bystander, _) = connect(&server).await;
+
+    let cases: &[(Message, &str)] = &[
+        (Message::text("{not json"), "invalid JSON: "),
+        (
+            Message::text(r#"{"type":"dance","id":1}"#),
+            "unknown variant `dance`",
+        ),
+        (
+            Message::text(r#"{"type":"set_threshold","id":2}"#),
+            "missing field",
+        ),
+        (
+            Message::text(r#"{"type":"set_threshold","id":3,"sensor":"sensor-99","threshold":1}"#),
+            "unknown sensor \"sensor-99\"",
+        ),
+        (
+            Message::text(r#"{"type":"set_threshold","id":4,"sensor":"sensor-1","threshold":1e9}"#),
+            "threshold 1000000000 is out of range (-1000 to 1000)",
+        ),
+        (
+            Message::text(r#"{"type":"subscribe","id":5,"sensors":["sensor-1","nope"]}"#),
+            "unknown sensor \"nope\"",
+        ),
+        (
+            Message::binary(vec![1, 2, 3]),
+            "send requests as JSON in text frames",
+        ),
+    ];
+    for (bad, expected) in cases {
+        client.send(bad.clone()).await.expect("send");
+        let error = next_of(&mut client, "error").await;
+        let message = error["message"].as_str().expect("an error message");
+        assert!(message.contains(expected), "{bad:?}: got {message:?}");
+
+        // Still usable: a good request right after is carried out.
+        send_json(
+            &mut client,
+            json!({"type": "subscribe", "id": 100, "sensors": []}),
+        )
+        .await;
+        assert_eq!(next_of(&mut client, "ack").await["id"], 100);
+    }
+    // The other client noticed nothing and is still served.
+    assert_eq!(next_json(&mut bystander).await["type"], "reading");
+}
+// ANCHOR_END: bad_input
+
+#[tokio::test]
+async fn unsubscribed_sensors_are_not_sent() {
+    let server = Server::start(EXAMPLE, &["--sensors", "3", "--rate", "300"]).await;
+    let (mut client, _) = connect(&server).await;
+    let request = json!({"type": "unsubscribe", "id": 1, "sensors": ["sensor-1", "sensor-3"]});
+    send_json(&mut client, request).await;
+    next_of(&mut client, "ack").await;
+    for _ in 0..30 {
+        assert_eq!(next_of(&mut client, "reading").await["sensor"], "sensor-2");
+    }
+    send_json(
+        &mut client,
+        json!({"type": "subscribe", "id": 2, "sensors": ["sensor-3"]}),
+    )
+    .await;
+    next_of(&mut client, "ack").await;
+    let mut sensors = std::collections::BTreeSet::new();
+    while sensors.len() < 2 {
+        let reading = next_of(&mut client, "reading").await;
+        assert_ne!(reading["sensor"], "sensor-1");
+        sensors.insert(reading["sensor"].as_str().expect("a name").to_owned());
+    }
+}
+
+// ANCHOR: resync
+#[tokio::test]
+async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
+    let server = Server::start(EXAMPLE, &["--rate", "20000", "--queue", "2048"]).await;
+    let slow = server.connect_small_buffer().await;
+    let (mut fast, snapshot) = connect(&server).await;
+
+    // The fast client follows 60,000 changes, gap-free, while the slow one reads nothing.
+    let mut seq = snapshot["seq"].as_u64().expect("a seq");
+    for _ in 0..60_000 {
+        let change = next_json(&mut fast).await;
+        assert_eq!(change["seq"], seq + 1, "the fast client missed a change");
+        seq += 1;
+    }
+
+    // The slow client reads what the buffers held, then a snapshot that accounts exactly for
+    // what it missed, then the changes that follow it.
+    let mut slow = slow;
+    let first = next_json(&mut slow).await;
+    assert_eq!(first["type"], "snapshot");
+    let mut last = first["seq"].as_u64().expect("a seq");
+    for _ in 0..1_000_000 {
+        let message = next_json(&mut slow).await;
+        let seq = message["seq"].as_u64().expect("a seq");
+        if message["type"] == "snapshot" {
+            let missed = message["missed"].as_u64().expect("a count");
+            assert!(missed > 0);
+            assert_eq!(
+                seq,
+                last + missed,
+                "the snapshot accounts for every missed change"
+            );
+            let after = next_json(&mut slow).await;
+            assert_eq!(
+                after["seq"],
+                seq + 1,
+                "changes resume right after the snapshot"
+            );
+            return;
+        }
+        assert_eq!(seq, last + 1, "a gap without a snapshot");
+        last = seq;
+    }
+    panic!("the slow client was never resynchronised");
+}
+// ANCHOR_END: resync
+
+#[tokio::test]
+async fn the_wire_format_of_every_message() {
+    let server = Server::start(EXAMPLE, &["--sensors", "2", "--rate", "50"]).await;
+    let (mut client, snapshot) = connect(&server).await;
+    insta::assert_json_snapshot!("snapshot", snapshot, {
+        ".seq" => "[seq]", ".sensors[].value" => "[value]"
+    });
+    insta::assert_json_snapshot!("reading", next_of(&mut client, "reading").await, {
+        ".seq" => "[seq]", ".sensor" => "[sensor]", ".value" => "[value]",
+        ".alert" => "[alert]", ".at_ms" => "[at_ms]"
+    });
+    send_json(
+        &mut client,
+        json!({"type": "set_threshold", "id": 1, "sensor": "sensor-1", "threshold": 21}),
+    )
+    .await;
+    insta::assert_json_snapshot!("ack", next_of(&mut client, "ack").await);
+    insta::assert_json_snapshot!("threshold", next_of(&mut client, "threshold").await, {
+        ".seq" => "[seq]"
+    });
+    send_json(
+        &mut client,
+        json!({"type": "unsubscribe", "id": 2, "sensors": ["sensor-9"]}),
+    )
+    .await;
+    insta::assert_json_snapshot!("error", next_of(&mut client, "error").await);
+}
+
+#[tokio::test]
+async fn ctrl_c_sends_1001_to_dashboard_clients() {
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    let (mut client, _) = connect(&server).await;
+    server.signal(Signal::SIGINT);
+    let frame = common::expect_close(&mut client)
+        .await
+        .expect("a Close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(2))
+            .await
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_by_the_heartbeat() {
+    use tokio::io::AsyncReadExt;
+    let mut server = Server::start(
+        EXAMPLE,
+        &[
+            "--rate",
+            "1",
+            "--ping-interval",
+            "100ms",
+            "--pong-timeout",
+            "100ms",
+        ],
+    )
+    .await;
+    let (mut tcp, _) = common::raw_upgrade(server.addr).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut rest)).await;
+    assert!(read.expect("the server hangs up").is_ok());
+    server.wait_for_log("no pong within 100ms").await;
+}
