@@ -65,12 +65,11 @@ async fn a_client_gets_a_snapshot_first_then_readings() {
     assert_eq!(names, ["sensor-1", "sensor-2", "sensor-3"]);
 
     // The changes after the snapshot follow it without a gap.
-    let mut seq = snapshot["seq"].as_u64().expect("a seq");
-    for _ in 0..20 {
+    let after = snapshot["seq"].as_u64().expect("a seq");
+    for seq in after + 1..=after + 20 {
         let reading = next_json(&mut client).await;
         assert_eq!(reading["type"], "reading");
-        assert_eq!(reading["seq"], seq + 1);
-        seq += 1;
+        assert_eq!(reading["seq"], seq);
     }
 }
 // ANCHOR_END: snapshot_on_connect
@@ -207,11 +206,10 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     let (mut fast, snapshot) = connect(&server).await;
 
     // The fast client follows 60,000 changes, gap-free, while the slow one reads nothing.
-    let mut seq = snapshot["seq"].as_u64().expect("a seq");
-    for _ in 0..60_000 {
+    let after = snapshot["seq"].as_u64().expect("a seq");
+    for seq in after + 1..=after + 60_000 {
         let change = next_json(&mut fast).await;
-        assert_eq!(change["seq"], seq + 1, "the fast client missed a change");
-        seq += 1;
+        assert_eq!(change["seq"], seq, "the fast client missed a change");
     }
 
     // The slow client reads what the buffers held, then a snapshot that accounts exactly for
