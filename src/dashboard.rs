@@ -19,6 +19,30 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A sensor's alert threshold until someone changes it: a little above its usual readings.
+pub fn default_threshold(sensor: usize) -> f64 {
+    crate::sensor::Simulator::baseline(sensor) + 2.5
+}
+
+/// What `GET /poll?after=SEQ` answers: the readings after `SEQ`, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollResponse {
+    /// `reading` messages, as the WebSocket feed sends them.
+    pub readings: Vec<ServerMessage>,
+    /// What to pass as `after` in the next poll: the last reading's `seq`, or the same
+    /// `after` again when the poll timed out with nothing new.
+    pub next: u64,
+    /// Readings after `after` that the server no longer holds, so this answer cannot
+    /// include them: zero unless the client polled too seldom.
+    pub missed: u64,
+}
+
+/// The body of a `400 Bad Request` from the long-polling feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollError {
+    pub error: String,
+}
+
 /// The smallest and largest alert threshold a client may set.
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<f64> = -1000.0..=1000.0;
 

@@ -128,6 +128,20 @@ pub async fn finish_close(mut socket: WebSocket) {
 /// Returns the exit code for `main`: failure, with a message on stderr, when the address
 /// cannot be bound.
 pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> ExitCode {
+    let startup = |local: SocketAddr| {
+        format!("listening on ws://{local}/ws (open http://{local}/ in a browser; Ctrl-C to stop)")
+    };
+    serve_with_startup_line(addr, app, connections, startup).await
+}
+
+/// [`serve`], for a server whose start-up line names something else than a WebSocket at
+/// `/ws`: `startup` makes the line from the address actually bound.
+pub async fn serve_with_startup_line(
+    addr: SocketAddr,
+    app: Router,
+    connections: Connections,
+    startup: impl FnOnce(SocketAddr) -> String,
+) -> ExitCode {
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -155,10 +169,7 @@ pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> E
     }
 
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "listening on ws://{local}/ws (open http://{local}/ in a browser; Ctrl-C to stop)"
-    );
+    let _ = writeln!(stdout, "{}", startup(local));
     let _ = stdout.flush();
     drop(stdout);
 

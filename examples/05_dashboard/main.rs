@@ -136,7 +136,7 @@ impl Dashboard {
             .map(|(index, name)| SensorState {
                 sensor: name.clone(),
                 value: None,
-                threshold: Simulator::baseline(index) + 2.5,
+                threshold: ws_lessons::dashboard::default_threshold(index),
             })
             .collect();
         let (changes, _) = broadcast::channel(queue);

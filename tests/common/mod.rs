@@ -46,6 +46,10 @@ pub fn example_binary(name: &str) -> PathBuf {
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
+        // The same features as this test, so that cargo does not rebuild for nothing.
+        if cfg!(feature = "browser") {
+            build.args(["--features", "browser"]);
+        }
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build --example {name} failed");
         built.push(name.to_owned());
@@ -104,7 +108,8 @@ impl Process {
     pub fn spawn(name: &str, args: &[&str]) -> Process {
         let mut child = Command::new(example_binary(name))
             .args(args)
-            .env("RUST_LOG", "info,ws_lessons=debug")
+            // Debug logs from the example itself and the support library; info from the rest.
+            .env("RUST_LOG", format!("info,ws_lessons=debug,{name}=debug"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -185,11 +190,13 @@ impl Server {
         let mut process = Process::spawn(name, &[&[addr], args].concat());
         let startup_line = process.next_stdout().await;
         let addr = startup_line
-            .split("ws://")
+            .split("://")
             .nth(1)
-            .and_then(|rest| rest.split("/ws").next())
+            .and_then(|rest| rest.split('/').next())
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no ws://HOST:PORT/ws in {startup_line:?}"));
+            .unwrap_or_else(|| {
+                panic!("no ws://HOST:PORT/ or http://HOST:PORT/ in {startup_line:?}")
+            });
         Server {
             process,
             addr,

@@ -1,0 +1,199 @@
+//! The dashboard page in a real headless Chromium, driven through chromedriver (WebDriver) by
+//! fantoccini: live values, a command sent from the page, and reconnection.
+//!
+//! Needs `chromium` and `chromedriver` on the machine, so it runs only with the `browser`
+//! feature: `cargo test --features browser --test browser`. CI always runs it.
+#![cfg(feature = "browser")]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Server, WAIT, next};
+use fantoccini::{Client, ClientBuilder, Locator};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+/// chromedriver on a free loopback port, and the directory of the browser's profile.
+struct Driver {
+    _process: Child,
+    url: String,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+async fn start_driver() -> Driver {
+    // Ask the system for a free port, then hand it to chromedriver.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut process = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver runs (Debian: apt-get install chromium chromium-driver)");
+    let stdout = process.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("started successfully") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(ready.await.unwrap_or(false), "chromedriver did not start");
+    let profile =
+        std::env::temp_dir().join(format!("ws-lessons-chromium-{}-{port}", std::process::id()));
+    Driver {
+        _process: process,
+        url: format!("http://127.0.0.1:{port}"),
+        profile,
+    }
+}
+
+async fn open_browser(driver: &Driver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    let arguments = [
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--no-first-run".to_owned(),
+        format!("--user-data-dir={}", driver.profile.display()),
+    ];
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({ "binary": "/usr/bin/chromium", "args": arguments }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    tokio::time::timeout(
+        WAIT,
+        ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&driver.url),
+    )
+    .await
+    .expect("a browser session in time")
+    .expect("a browser session")
+}
+
+/// Waits until an element matches `xpath`: the page's state, observed without sleeping.
+async fn wait_for(browser: &Client, xpath: &str) {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("nothing matched {xpath} in time: {e}"));
+}
+
+async fn text_of(browser: &Client, xpath: &str) -> String {
+    browser
+        .find(Locator::XPath(xpath))
+        .await
+        .expect("the element exists")
+        .text()
+        .await
+        .expect("its text")
+}
+
+// ANCHOR: browser
+#[tokio::test]
+async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
+    let mut server = Server::start("05_dashboard", &["--sensors", "3", "--rate", "30"]).await;
+    let driver = start_driver().await;
+    let browser = open_browser(&driver).await;
+    browser
+        .goto(&format!("http://{}/", server.addr))
+        .await
+        .expect("the page loads");
+
+    // Connected, and the values move.
+    wait_for(&browser, "//span[@id='status' and text()='live']").await;
+    let value = "//section[@data-sensor='sensor-1']//div[@class='value']";
+    wait_for(&browser, &format!("{value}[text()!='–']")).await;
+    let first = text_of(&browser, value).await;
+    wait_for(&browser, &format!("{value}[text()!='{first}']")).await;
+
+    // A command from the page reaches the server, and through it every client.
+    let mut watcher = server.connect().await;
+    let input = "//section[@data-sensor='sensor-2']//input";
+    browser
+        .find(Locator::XPath(input))
+        .await
+        .unwrap()
+        .send_keys("42.5")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::XPath("//section[@data-sensor='sensor-2']//button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "//section[@data-sensor='sensor-2']//span[@class='threshold' and text()='42.50']",
+    )
+    .await;
+    let change = loop {
+        match next(&mut watcher).await {
+            Some(Message::Text(text)) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] == "threshold" {
+                    break message;
+                }
+            }
+            Some(_) => continue,
+            None => panic!("the watcher's connection ended"),
+        }
+    };
+    assert_eq!(
+        (&change["sensor"], &change["threshold"]),
+        (&json!("sensor-2"), &json!(42.5))
+    );
+
+    // A picture for people, next to the build's other output.
+    if let Ok(png) = browser.screenshot().await {
+        let _ = std::fs::write(
+            env!("CARGO_TARGET_TMPDIR").to_owned() + "/dashboard.png",
+            png,
+        );
+    }
+
+    // The server goes away: the page says so, and comes back by itself when the server does.
+    let addr = server.addr.to_string();
+    server.signal(Signal::SIGINT);
+    assert!(server.wait_exit(Duration::from_secs(2)).await.success());
+    wait_for(
+        &browser,
+        "//span[@id='status' and starts-with(text(), 'reconnecting')]",
+    )
+    .await;
+    let _again = Server::start_on("05_dashboard", &addr, &["--sensors", "3", "--rate", "30"]).await;
+    wait_for(&browser, "//span[@id='status' and text()='live']").await;
+    wait_for(
+        &browser,
+        "//section[@data-sensor='sensor-2']//span[@class='threshold' and text()='27.50']",
+    )
+    .await;
+
+    browser.close().await.expect("the session closes");
+}
+// ANCHOR_END: browser
