@@ -46,6 +46,7 @@ pub struct PollError {
 /// The smallest and largest alert threshold a client may set.
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<f64> = -1000.0..=1000.0;
 
+// ANCHOR: protocol
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -110,6 +111,8 @@ pub enum ClientMessage {
         threshold: f64,
     },
 }
+
+// ANCHOR_END: protocol
 
 impl ClientMessage {
     pub fn id(&self) -> u64 {

@@ -203,8 +203,14 @@ fn included_files() -> BTreeSet<PathBuf> {
 #[test]
 fn every_example_and_every_compile_fail_lesson_is_in_the_book() {
     let included = included_files();
+    // An example is a file (examples/NN_name.rs) or a folder (examples/NN_name/main.rs).
+    let folders = std::fs::read_dir(root().join("examples"))
+        .expect("examples/")
+        .map(|entry| entry.expect("a directory entry").path().join("main.rs"))
+        .filter(|main| main.is_file());
     let expected = files("examples", "rs")
         .into_iter()
+        .chain(folders)
         .chain(files("tests/ui/fail", "rs"))
         .chain(files("tests/ui/fail", "stderr"))
         .chain(files("tests/ui/fixed", "rs"));
