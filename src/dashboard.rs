@@ -17,7 +17,12 @@
 //! Sequence numbers (`seq`) count every change on the server, readings and thresholds alike,
 //! so a client can tell whether it missed one.
 
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 /// A sensor's alert threshold until someone changes it: a little above its usual readings.
 pub fn default_threshold(sensor: usize) -> f64 {
@@ -142,6 +147,211 @@ impl ServerMessage {
         serde_json::to_string(self).expect("a ServerMessage always serializes")
     }
 }
+
+// ANCHOR: state
+/// The dashboard server's state: what every sensor reads now, and the channel of changes.
+/// Shared by the dashboard (lesson 05) and the production server (lesson 08).
+pub struct Dashboard {
+    state: Mutex<Sensors>,
+    changes: broadcast::Sender<Change>,
+}
+
+struct Sensors {
+    /// The number of the last change; every reading and threshold change gets the next one.
+    seq: u64,
+    sensors: Vec<SensorState>,
+}
+
+/// A change, serialized once. Cloning it for a thousand clients clones a reference count.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub seq: u64,
+    /// Which sensor changed, so that a client can skip sensors it does not follow without
+    /// parsing the JSON.
+    pub sensor: usize,
+    /// Threshold changes go to every client; readings only to those that follow the sensor.
+    pub for_everyone: bool,
+    pub json: Utf8Bytes,
+}
+// ANCHOR_END: state
+
+// ANCHOR: dashboard
+impl Dashboard {
+    /// A dashboard of the sensors called `names`, whose clients may fall `queue` changes
+    /// behind before they are resynchronised.
+    pub fn new(names: &[String], queue: usize) -> Self {
+        let sensors = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| SensorState {
+                sensor: name.clone(),
+                value: None,
+                threshold: default_threshold(index),
+            })
+            .collect();
+        let (changes, _) = broadcast::channel(queue.max(1));
+        Self {
+            state: Mutex::new(Sensors { seq: 0, sensors }),
+            changes,
+        }
+    }
+
+    /// The lock is only ever held for a few instructions, never across an `.await`, so a
+    /// `std::sync::Mutex` is right here (and cheaper than tokio's). A panic while holding it
+    /// cannot leave the state half-changed, so a poisoned lock is still usable.
+    fn lock(&self) -> MutexGuard<'_, Sensors> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn sensor_count(&self) -> usize {
+        self.lock().sensors.len()
+    }
+
+    /// A new client's starting point: a receiver for every change after the snapshot, the
+    /// snapshot's `seq`, and the snapshot itself. Taken under one lock, so no change falls
+    /// between them.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Change>, u64, Utf8Bytes) {
+        let state = self.lock();
+        let changes = self.changes.subscribe();
+        let snapshot = Self::snapshot_json(&state, 0);
+        (changes, state.seq, snapshot)
+    }
+
+    /// A snapshot for a client that last saw change `last_seq`, and the snapshot's `seq`.
+    pub fn resync(&self, last_seq: u64) -> (u64, Utf8Bytes) {
+        let state = self.lock();
+        let missed = state.seq.saturating_sub(last_seq);
+        (state.seq, Self::snapshot_json(&state, missed))
+    }
+
+    fn snapshot_json(state: &Sensors, missed: u64) -> Utf8Bytes {
+        let snapshot = ServerMessage::Snapshot {
+            seq: state.seq,
+            missed,
+            sensors: state.sensors.clone(),
+        };
+        snapshot.to_json().into()
+    }
+
+    /// Records a change and broadcasts it, serialized once, under the lock: changes reach the
+    /// channel in the order of their numbers.
+    fn publish(
+        &self,
+        sensor: usize,
+        change: impl FnOnce(&mut SensorState, u64) -> (ServerMessage, bool),
+    ) {
+        let mut state = self.lock();
+        state.seq += 1;
+        let seq = state.seq;
+        let Some(sensor_state) = state.sensors.get_mut(sensor) else {
+            return;
+        };
+        let (message, for_everyone) = change(sensor_state, seq);
+        let json = message.to_json().into();
+        // `send` fails only when no client is connected; the state is up to date regardless.
+        let _ = self.changes.send(Change {
+            seq,
+            sensor,
+            for_everyone,
+            json,
+        });
+    }
+
+    /// Records a new reading of sensor number `sensor` (from 0).
+    pub fn record_reading(&self, sensor: usize, value: f64) {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.publish(sensor, |state, seq| {
+            state.value = Some(value);
+            let reading = ServerMessage::Reading {
+                seq,
+                sensor: state.sensor.clone(),
+                value,
+                alert: value > state.threshold,
+                at_ms,
+            };
+            (reading, false)
+        });
+    }
+
+    fn set_threshold(&self, sensor: usize, threshold: f64) {
+        self.publish(sensor, |state, seq| {
+            state.threshold = threshold;
+            let change = ServerMessage::Threshold {
+                seq,
+                sensor: state.sensor.clone(),
+                threshold,
+            };
+            (change, true)
+        });
+    }
+
+    /// The index of the sensor called `name`.
+    fn find(&self, name: &str) -> Option<usize> {
+        self.lock().sensors.iter().position(|s| s.sensor == name)
+    }
+}
+// ANCHOR_END: dashboard
+
+// ANCHOR: answer
+impl Dashboard {
+    /// Carries out one request from a client and says how it went. `following` is that
+    /// client's subscriptions, one flag per sensor. Nothing a client sends can panic here or
+    /// change another client's subscriptions; bad input gets an `error`.
+    pub fn answer(&self, text: &str, following: &mut [bool]) -> ServerMessage {
+        let request = match ClientMessage::parse(text) {
+            Ok(request) => request,
+            Err(message) => return ServerMessage::Error { id: None, message },
+        };
+        let id = request.id();
+        let result = match request {
+            ClientMessage::Subscribe { sensors, .. } => self.follow(&sensors, following, true),
+            ClientMessage::Unsubscribe { sensors, .. } => self.follow(&sensors, following, false),
+            ClientMessage::SetThreshold {
+                sensor, threshold, ..
+            } => match (self.find(&sensor), THRESHOLD_RANGE.contains(&threshold)) {
+                (None, _) => Err(format!("unknown sensor {sensor:?}")),
+                (Some(_), false) => Err(format!(
+                    "threshold {threshold} is out of range ({} to {})",
+                    THRESHOLD_RANGE.start(),
+                    THRESHOLD_RANGE.end()
+                )),
+                (Some(index), true) => {
+                    self.set_threshold(index, threshold);
+                    Ok(())
+                }
+            },
+        };
+        match result {
+            Ok(()) => ServerMessage::Ack { id },
+            Err(message) => ServerMessage::Error {
+                id: Some(id),
+                message,
+            },
+        }
+    }
+
+    /// Follows or stops following `sensors`: all of them, or none if one is unknown.
+    fn follow(&self, sensors: &[String], following: &mut [bool], on: bool) -> Result<(), String> {
+        let indices = sensors
+            .iter()
+            .map(|name| {
+                self.find(name)
+                    .ok_or_else(|| format!("unknown sensor {name:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for index in indices {
+            if let Some(flag) = following.get_mut(index) {
+                *flag = on;
+            }
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: answer
 
 #[cfg(test)]
 mod tests {
