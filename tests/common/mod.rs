@@ -135,6 +135,15 @@ impl Process {
         wait_for_line(&mut self.stderr, needle).await
     }
 
+    /// Every line written to stderr so far, without waiting for more.
+    pub fn stderr_so_far(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.try_recv() {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// The next line on stdout.
     pub async fn next_stdout(&mut self) -> String {
         match timeout(WAIT, self.stdout.recv()).await {
@@ -239,14 +248,24 @@ impl Server {
     }
 
     /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
-    // ANCHOR: wait_for_stats
     pub async fn wait_for_stats(
         &self,
         what: &str,
         ready: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
+        self.wait_for_stats_within(WAIT, what, ready).await
+    }
+
+    /// Polls `/stats` until `ready` holds, for at most `bound`; returns the last reading.
+    // ANCHOR: wait_for_stats
+    pub async fn wait_for_stats_within(
+        &self,
+        bound: Duration,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let mut every = tokio::time::interval(Duration::from_millis(20));
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + bound;
         loop {
             every.tick().await;
             let stats = self.stats().await;
@@ -380,9 +399,18 @@ pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A browser's opening handshake, reduced to what RFC 6455 requires.
 pub fn upgrade_request(host: &str) -> String {
+    upgrade_request_with(host, &[])
+}
+
+/// The opening handshake with extra header lines, such as `("Origin", "http://...")`.
+pub fn upgrade_request_with(host: &str, headers: &[(&str, &str)]) -> String {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     format!(
         "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
 }
 
@@ -391,9 +419,14 @@ pub fn upgrade_request(host: &str) -> String {
 /// the server's response head. The stream then speaks raw frames: nothing answers pings for
 /// it, which makes it the perfect silent peer.
 pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    raw_upgrade_with(addr, &[]).await
+}
+
+/// [`raw_upgrade`] with extra header lines.
+pub async fn raw_upgrade_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (TcpStream, String) {
     let handshake = async {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        let request = upgrade_request(&addr.to_string());
+        let request = upgrade_request_with(&addr.to_string(), headers);
         tcp.write_all(request.as_bytes()).await.expect("write");
         // Read the response head byte by byte, so no frame after it is consumed.
         let mut head = Vec::new();
