@@ -7,6 +7,7 @@
 //!   each answer, and a client that polled too seldom is told how many readings it missed;
 //! - bounded memory again: the server keeps the last `--history` readings, not all of them;
 //! - `tokio::sync::watch` to wake every waiting request when a reading arrives;
+//! - `wait=false` turns it into plain polling, which the benchmarks compare it with;
 //! - bad parameters get `400 Bad Request` with a JSON body that says what was wrong;
 //! - a pending poll returns at once on shutdown, so the server still exits promptly.
 //!
@@ -188,6 +189,8 @@ struct PollQuery {
     after: u64,
     /// The most readings to return (default 100).
     limit: Option<usize>,
+    /// `false` answers at once even with nothing new: plain polling, for comparison.
+    wait: Option<bool>,
 }
 
 async fn poll(
@@ -195,7 +198,7 @@ async fn poll(
     query: Result<Query<PollQuery>, QueryRejection>,
 ) -> Response {
     // axum's own rejection is plain text; this API answers in JSON, errors included.
-    let Query(PollQuery { after, limit }) = match query {
+    let Query(PollQuery { after, limit, wait }) = match query {
         Ok(query) => query,
         Err(rejection) => return bad_request(rejection.body_text()),
     };
@@ -212,7 +215,7 @@ async fn poll(
             "after={after} is ahead of the feed, whose latest reading is {newest}; poll with after={newest}"
         ));
     }
-    if after == newest {
+    if after == newest && wait.unwrap_or(true) {
         tracing::debug!(after, "a poll is waiting for the next reading");
         // Nothing new yet: hold the request until a reading arrives, the timeout passes, or
         // the server shuts down. `wait_for` checks the current value first, so a reading

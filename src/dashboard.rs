@@ -358,6 +358,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_change_is_serialized_once_for_every_client() {
+        let dashboard = Dashboard::new(&["sensor-1".to_owned()], 8);
+        let (mut first, ..) = dashboard.subscribe();
+        let (mut second, ..) = dashboard.subscribe();
+        dashboard.record_reading(0, 21.5);
+        let (a, b) = (first.try_recv().unwrap(), second.try_recv().unwrap());
+        // Not two equal strings: one buffer, shared.
+        assert_eq!(a.json.as_str().as_ptr(), b.json.as_str().as_ptr());
+        assert!(a.json.as_str().starts_with(r#"{"type":"reading","seq":1,"#));
+    }
+
+    #[test]
+    fn a_resync_counts_every_change_since_the_last_one_seen() {
+        let dashboard = Dashboard::new(&["sensor-1".to_owned()], 8);
+        let (_, start, _) = dashboard.subscribe();
+        for value in 0..5 {
+            dashboard.record_reading(0, f64::from(value));
+        }
+        let (seq, snapshot) = dashboard.resync(start + 2);
+        assert_eq!(seq, start + 5);
+        assert!(
+            snapshot.as_str().contains(r#""missed":3"#),
+            "{}",
+            snapshot.as_str()
+        );
+    }
+
+    #[test]
     fn client_errors_say_what_was_wrong() {
         let invalid = ClientMessage::parse("{not json").unwrap_err();
         assert!(invalid.starts_with("invalid JSON: "), "{invalid}");

@@ -80,6 +80,16 @@ async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
     );
 }
 
+#[tokio::test]
+async fn wait_false_answers_at_once_even_with_nothing_new() {
+    // One reading every 100 s: a waiting poll would take the whole 60 s timeout.
+    let server = Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"]).await;
+    let (status, answer) = get_json(&server, "/poll?after=0&wait=false").await;
+    assert_eq!(status, 200);
+    assert_eq!(seqs(&answer), Vec::<u64>::new());
+    assert_eq!(answer["next"], 0);
+}
+
 // ANCHOR: bookkeeping
 #[tokio::test]
 async fn following_next_loses_nothing_between_polls() {

@@ -118,6 +118,9 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respons
     let connections = state.connections.clone();
     // Clients send small requests; refuse anything larger than this before buffering it.
     ws.max_message_size(64 * 1024)
+        // A 4 KiB read buffer instead of the default 128 KiB, which is zero-filled and kept for
+        // the connection's life: with 10,000 dashboards open, 40 MB instead of 1.3 GB.
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| connections.track(handle(socket, state)))
 }
 

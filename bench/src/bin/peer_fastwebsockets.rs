@@ -1,0 +1,51 @@
+//! Peer: a fastwebsockets echo server, as in fastwebsockets' own `echo_server` example, on
+//! the same multi-threaded tokio runtime as the examples.
+//! Usage: peer_fastwebsockets [ADDR]; prints `listening on ws://ADDR/ws`.
+
+use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use tokio::net::TcpListener;
+
+async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+    let mut ws = FragmentCollector::new(fut.await?);
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Close => break,
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+    let (response, fut) = upgrade::upgrade(&mut request)?;
+    tokio::spawn(async move {
+        let _ = echo(fut).await;
+    });
+    Ok(response)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
+    let listener = TcpListener::bind(&addr).await?;
+    println!("listening on ws://{}/ws", listener.local_addr()?);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ = http1::Builder::new()
+                .serve_connection(io, service_fn(upgrade))
+                .with_upgrades()
+                .await;
+        });
+    }
+}

@@ -1,0 +1,124 @@
+//! Starting the servers under test, and reading their CPU time and memory from /proc.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A server process, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub pid: u32,
+}
+
+impl Server {
+    /// Starts `binary ADDR args...` on 127.0.0.1:0 and reads the address from the first line
+    /// it prints (`... ws://HOST:PORT/...` or `... http://HOST:PORT/...`).
+    pub async fn start(binary: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(binary)
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a start-up line in time")
+            .expect("stdout is readable")
+            .expect("a start-up line");
+        let addr = line
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let pid = child.id().expect("a pid");
+        Server { child, addr, pid }
+    }
+
+    /// CPU time (user + system) the process has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum();
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        ticks / per_second
+    }
+
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), signal);
+    }
+
+    pub async fn stop(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// The release binaries: the examples of ws-lessons and the peers of this crate, built by
+/// cargo at the start of the run.
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    pub fn build() -> Binaries {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        for args in [
+            &[
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "ws-lessons",
+                "--examples",
+            ][..],
+            &["build", "--release", "--quiet", "-p", "ws-bench", "--bins"][..],
+        ] {
+            let status = std::process::Command::new(&cargo)
+                .args(args)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo {} failed", args.join(" "));
+        }
+        let exe = std::env::current_exe().expect("the path of this program");
+        let dir = exe.parent().expect("target/release").to_path_buf();
+        Binaries { dir }
+    }
+
+    pub fn example(&self, name: &str) -> PathBuf {
+        self.dir.join("examples").join(name)
+    }
+
+    pub fn peer(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}

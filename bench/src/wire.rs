@@ -1,0 +1,150 @@
+//! A minimal WebSocket client for the load generator: the handshake and frames by hand, so
+//! that the client costs as little as possible and the same for every server under test.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An open WebSocket connection, counting the bytes that cross it.
+pub struct Conn {
+    tcp: TcpStream,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    payload: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects to `ws://addr/ws` and completes the opening handshake.
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let mut tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut head = Vec::with_capacity(256);
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await?);
+        }
+        if !head.starts_with(b"HTTP/1.1 101") {
+            return Err(std::io::Error::other(
+                String::from_utf8_lossy(&head).into_owned(),
+            ));
+        }
+        Ok(Conn {
+            tcp,
+            bytes_in: head.len() as u64,
+            bytes_out: request.len() as u64,
+            payload: Vec::new(),
+        })
+    }
+
+    pub async fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.bytes_out += frame.len() as u64;
+        self.tcp.write_all(frame).await
+    }
+
+    /// Reads one (unmasked, server) frame; returns its opcode. The payload is in `payload()`.
+    pub async fn read_frame(&mut self) -> std::io::Result<u8> {
+        let mut head = [0u8; 2];
+        self.tcp.read_exact(&mut head).await?;
+        let length = match head[1] & 0x7F {
+            126 => {
+                let mut ext = [0u8; 2];
+                self.tcp.read_exact(&mut ext).await?;
+                self.bytes_in += 2;
+                u16::from_be_bytes(ext) as usize
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                self.tcp.read_exact(&mut ext).await?;
+                self.bytes_in += 8;
+                u64::from_be_bytes(ext) as usize
+            }
+            n => n as usize,
+        };
+        self.payload.resize(length, 0);
+        self.tcp.read_exact(&mut self.payload).await?;
+        self.bytes_in += 2 + length as u64;
+        Ok(head[0] & 0x0F)
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// A masked client frame (FIN set) with `opcode` and `payload`.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+/// The number after `"key":` in a JSON text, without parsing all of it.
+pub fn json_number(text: &[u8], key: &str) -> Option<u64> {
+    let needle = format!("\"{key}\":");
+    let text = std::str::from_utf8(text).ok()?;
+    let start = text.find(&needle)? + needle.len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+/// Plain HTTP/1.1 GET on a kept-alive connection: returns the body; counts bytes both ways.
+pub struct Http {
+    tcp: TcpStream,
+    addr: SocketAddr,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Http {
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Http> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Http {
+            tcp,
+            addr,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+    }
+
+    pub async fn get(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        self.tcp.write_all(request.as_bytes()).await?;
+        self.bytes_out += request.len() as u64;
+        let mut head = Vec::with_capacity(256);
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(self.tcp.read_u8().await?);
+        }
+        let head_text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length: usize = head_text
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other("no content-length"))?;
+        let mut body = vec![0; length];
+        self.tcp.read_exact(&mut body).await?;
+        self.bytes_in += (head.len() + length) as u64;
+        Ok(body)
+    }
+}
