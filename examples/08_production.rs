@@ -77,6 +77,10 @@ struct Args {
     /// Messages a client may send in a burst above --rate-limit
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     burst: u32,
+    /// The read buffer of each connection: memory per idle client against reads per large
+    /// message (see the benchmarks)
+    #[arg(long, default_value = "4KiB")]
+    read_buffer: ByteSize,
     /// The most WebSocket connections served at once
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
@@ -125,6 +129,7 @@ struct Policy {
     token: Option<String>,
     max_message: usize,
     max_frame: usize,
+    read_buffer: usize,
     rate_limit: Option<Quota>,
     echo: bool,
     ping_interval: Duration,
@@ -154,6 +159,7 @@ async fn main() -> ExitCode {
         token: args.token,
         max_message: to_usize(args.max_message),
         max_frame: to_usize(args.max_frame),
+        read_buffer: to_usize(args.read_buffer).max(1),
         rate_limit,
         echo: args.echo,
         ping_interval: args.ping_interval,
@@ -255,7 +261,7 @@ async fn upgrade(
         .max_frame_size(policy.max_frame)
         // Memory per connection: the 128 KiB default read buffer is zero-filled and kept for
         // the connection's life, about 130 KB per idle client; small messages need far less.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(policy.read_buffer)
         // Every `send` flushes, so there is nothing to gain from collecting writes first...
         .write_buffer_size(0)
         // ...and what can wait for a client that does not read is one outgoing message, at

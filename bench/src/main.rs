@@ -91,6 +91,7 @@ async fn main() {
 
     report += &echo(&binaries, &plan).await;
     report += &idle_memory(&binaries, &plan).await;
+    report += &read_buffer_sweep(&binaries, &plan).await;
     report += &fan_out(&binaries, &plan).await;
     report += &slow_consumer(&binaries, &plan).await;
     report += &polling(&binaries, &plan).await;
@@ -326,6 +327,62 @@ async fn idle_memory(binaries: &Binaries, plan: &Plan) -> String {
         writeln!(out, "| {name} | {:.1} KB | {total:.1} MiB |", per / 1000.0).unwrap();
     }
     out += "\n";
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The read buffer: memory per connection against reads per message
+
+async fn read_buffer_sweep(binaries: &Binaries, plan: &Plan) -> String {
+    let mut out = String::from(
+        "## The read buffer: memory against large messages
+
+",
+    );
+    out += "`08_production --echo` with three read buffer sizes (`--read-buffer`): resident memory per idle connection, and echo throughput with 10 connections of 16 KiB messages.
+
+";
+    out += "| read buffer | memory per idle connection | 10 x 16 KiB messages/s |
+|---|---|---|
+";
+    let n = plan.idle_connections.min(2_000);
+    for size in ["4KiB", "16KiB", "128KiB"] {
+        let args = [
+            "--no-auth",
+            "--echo",
+            "--rate-limit",
+            "0",
+            "--max-message",
+            "1MiB",
+            "--max-frame",
+            "1MiB",
+            "--read-buffer",
+            size,
+            "--max-connections",
+            "100000",
+        ];
+        let (mut memory, mut rates) = (Vec::new(), Vec::new());
+        for round in 0..plan.rounds {
+            eprintln!("read buffer {size}, round {}", round + 1);
+            let server = Server::start(&binaries.example("08_production"), &args).await;
+            let before = server.rss_kib();
+            let conns = open(server.addr, n).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            memory.push(server.rss_kib().saturating_sub(before) as f64 * 1024.0 / n as f64);
+            drop(conns);
+            rates.push(echo_load(&server, 10, 16 * 1024, plan).await.per_second);
+            server.stop().await;
+        }
+        writeln!(
+            out,
+            "| {size} | {:.1} KB | {:.0} |",
+            median(&mut memory) / 1000.0,
+            median(&mut rates)
+        )
+        .unwrap();
+    }
+    out += "
+";
     out
 }
 
