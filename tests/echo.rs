@@ -86,30 +86,16 @@ async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero() {
         assert_eq!(next_data(client).await, Message::text("ready"));
     }
 
-    server.signal(Signal::SIGINT);
-    for client in [&mut first, &mut second] {
-        let frame = common::expect_close(client).await.expect("a Close frame");
-        assert_eq!(u16::from(frame.code), 1001);
-    }
-    let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
-    assert!(status.success(), "exit status {status}");
+    server
+        .shut_down_with(Signal::SIGINT, &mut [first, second])
+        .await;
 }
 
 #[tokio::test]
 async fn sigterm_also_shuts_down_cleanly() {
     let mut server = Server::start(EXAMPLE, &[]).await;
-    let mut client = server.connect().await;
-    server.signal(Signal::SIGTERM);
-    let frame = common::expect_close(&mut client)
-        .await
-        .expect("a Close frame");
-    assert_eq!(u16::from(frame.code), 1001);
-    assert!(
-        server
-            .wait_exit(std::time::Duration::from_secs(2))
-            .await
-            .success()
-    );
+    let client = server.connect().await;
+    server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
 }
 
 #[tokio::test]

@@ -398,12 +398,7 @@ async fn twenty_clients_all_get_1001_on_shutdown() {
     server
         .wait_for_stats("twenty are connected", |s| s["connections"] == 20)
         .await;
-    server.signal(Signal::SIGTERM);
-    let codes = futures::future::join_all(clients.iter_mut().map(common::expect_close)).await;
-    for frame in codes {
-        assert_eq!(frame.map(|f| u16::from(f.code)), Some(1001));
-    }
-    assert!(server.wait_exit(Duration::from_secs(2)).await.success());
+    server.shut_down_with(Signal::SIGTERM, &mut clients).await;
 }
 
 #[tokio::test]

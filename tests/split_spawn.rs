@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, close, expect_close, next_text};
+use common::{Server, close, next_text};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio_tungstenite::tungstenite::Message;
@@ -90,11 +90,7 @@ async fn ctrl_c_sends_1001_through_the_writer_and_exits_zero() {
     let mut server = Server::start(EXAMPLE, &["--tick", "1h"]).await;
     let mut client = server.connect().await;
     assert_eq!(next_text(&mut client).await, "tick 1");
-    server.signal(Signal::SIGINT);
-    let frame = expect_close(&mut client).await.expect("a Close frame");
-    assert_eq!(u16::from(frame.code), 1001);
-    let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
-    assert!(status.success(), "exit status {status}");
+    server.shut_down_with(Signal::SIGINT, &mut [client]).await;
 }
 
 #[tokio::test]

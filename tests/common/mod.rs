@@ -289,6 +289,28 @@ impl Server {
         self.process.signal(signal);
     }
 
+    // ANCHOR: shutdown_contract
+    /// Sends `signal` and checks the shutdown contract of every server example: each open
+    /// client receives Close 1001, and the process exits with status 0 within 2 seconds.
+    pub async fn shut_down_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        clients: &mut [Client],
+    ) {
+        self.signal(signal);
+        let frames = futures::future::join_all(clients.iter_mut().map(expect_close)).await;
+        for frame in frames {
+            assert_eq!(
+                frame.map(|f| u16::from(f.code)),
+                Some(1001),
+                "a Close 1001 for everyone"
+            );
+        }
+        let status = self.wait_exit(Duration::from_secs(2)).await;
+        assert!(status.success(), "exit status {status}");
+    }
+    // ANCHOR_END: shutdown_contract
+
     pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
         self.process.wait_exit(bound).await
     }
