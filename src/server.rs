@@ -7,7 +7,7 @@
 //! sending Close 1001 ([`going_away`]); [`serve`] then waits, for a bounded time, until the
 //! gauge reads zero.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ use tokio_util::task::task_tracker::TrackedFuture;
 
 /// How long [`serve`] waits for open sockets after a shutdown signal. The contract is an
 /// exit within 2 seconds, so this leaves room for the rest of the process to wind down.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1250);
 
 /// How long a socket that has sent its Close frame waits for the peer's Close in reply.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -173,21 +173,32 @@ pub async fn serve_with_startup_line(
     let _ = stdout.flush();
     drop(stdout);
 
-    let shutdown = connections.shutdown.clone().cancelled_owned();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    // Serve until the shutdown signal. axum's graceful shutdown then stops accepting and lets
+    // HTTP requests in flight finish; it does not wait for upgraded sockets.
+    let token = connections.shutdown.clone();
+    let serving =
+        axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    let mut serving = std::pin::pin!(serving.into_future());
+    let finished = tokio::select! {
+        result = &mut serving => Some(result),
+        () = token.cancelled() => None,
+    };
+    if let Some(Err(e)) = finished {
         eprintln!("error: server failed: {e}");
         return ExitCode::FAILURE;
     }
 
-    // axum has stopped accepting; the upgraded sockets are still ours to wait for.
+    // From the signal on, everything shares one deadline: HTTP requests still in flight, and
+    // the upgraded sockets, which the handlers are closing with 1001.
     connections.tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, connections.tracker.wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        if finished.is_none() {
+            let _ = serving.await;
+        }
+        connections.tracker.wait().await;
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!(
             open = connections.live(),
             "connections did not close in time; exiting anyway"

@@ -277,3 +277,16 @@ async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown() {
     let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn a_half_sent_http_request_does_not_hold_up_the_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    // A client that starts a request and never finishes it.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n").await.unwrap();
+    // The server has accepted it once it serves a request that came after it.
+    assert!(server.get("/").await.starts_with("HTTP/1.1 200"));
+    server.shut_down_with(Signal::SIGINT, &mut []).await;
+    drop(slow);
+}
