@@ -152,6 +152,7 @@ async fn main() -> ExitCode {
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/poll", get(poll))
+        .route("/stats", get(ws_lessons::server::stats))
         .with_state(state);
 
     let startup = |local| {
