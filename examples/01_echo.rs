@@ -51,9 +51,10 @@ async fn main() -> ExitCode {
 /// The HTTP half: accept the upgrade and hand the socket to `echo` in a task of its own.
 async fn upgrade(ws: WebSocketUpgrade, State(connections): State<Connections>) -> Response {
     // The default read buffer is 128 KiB, zero-filled and kept for the connection's life:
-    // about 130 KB per idle client, and a cost on every read. 4 KiB serves small messages
-    // better; a larger message is still read whole, in more steps. (See the benchmarks.)
-    ws.read_buffer_size(4 * 1024)
+    // about 130 KB per idle client, and a cost on every read. 3 KiB keeps an idle client under
+    // 8 KB and serves small messages as well; a large message is still read whole, in more
+    // reads, which is the price (the book's performance chapter measures both sides).
+    ws.read_buffer_size(3 * 1024)
         .on_upgrade(move |socket| connections.track(echo(socket, connections.clone())))
 }
 // ANCHOR_END: upgrade
