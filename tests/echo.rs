@@ -284,7 +284,9 @@ async fn a_half_sent_http_request_does_not_hold_up_the_shutdown() {
     let mut server = Server::start(EXAMPLE, &[]).await;
     // A client that starts a request and never finishes it.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n")
+        .await
+        .unwrap();
     // The server has accepted it once it serves a request that came after it.
     assert!(server.get("/").await.starts_with("HTTP/1.1 200"));
     server.shut_down_with(Signal::SIGINT, &mut []).await;
