@@ -43,7 +43,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use ws_lessons::dashboard::{Dashboard, ServerMessage};
-use ws_lessons::sensor::{Pacer, Simulator};
+use ws_lessons::sensor::Simulator;
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
@@ -168,7 +168,7 @@ async fn main() -> ExitCode {
 
     let simulator = Simulator::new(args.sensors.into());
     let dashboard = Arc::new(Dashboard::new(simulator.sensors(), args.queue as usize));
-    tokio::spawn(produce(simulator, args.rate, dashboard.clone()));
+    tokio::spawn(dashboard.clone().simulate(simulator, args.rate));
 
     let connections = Connections::new();
     let state = AppState {
@@ -188,16 +188,6 @@ async fn main() -> ExitCode {
         .with_state(state);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
-}
-
-async fn produce(mut simulator: Simulator, rate: f64, dashboard: Arc<Dashboard>) {
-    let mut pacer = Pacer::new(rate);
-    loop {
-        for _ in 0..pacer.due().await {
-            let (sensor, reading) = simulator.next_indexed();
-            dashboard.record_reading(sensor, reading.value);
-        }
-    }
 }
 
 // ANCHOR: upgrade

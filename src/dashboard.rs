@@ -17,16 +17,18 @@
 //! Sequence numbers (`seq`) count every change on the server, readings and thresholds alike,
 //! so a client can tell whether it missed one.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::sensor::{Pacer, Simulator};
+
 /// A sensor's alert threshold until someone changes it: a little above its usual readings.
 pub fn default_threshold(sensor: usize) -> f64 {
-    crate::sensor::Simulator::baseline(sensor) + 2.5
+    Simulator::baseline(sensor) + 2.5
 }
 
 /// What `GET /poll?after=SEQ` answers: the readings after `SEQ`, oldest first.
@@ -287,6 +289,17 @@ impl Dashboard {
             };
             (change, true)
         });
+    }
+
+    /// Records `rate` simulated readings a second, for as long as the server runs.
+    pub async fn simulate(self: Arc<Self>, mut simulator: Simulator, rate: f64) {
+        let mut pacer = Pacer::new(rate);
+        loop {
+            for _ in 0..pacer.due().await {
+                let (sensor, reading) = simulator.next_indexed();
+                self.record_reading(sensor, reading.value);
+            }
+        }
     }
 
     /// The index of the sensor called `name`.

@@ -13,9 +13,9 @@
 //!   with `ack` or `error`; bad input never closes the connection or touches other clients;
 //! - the heartbeat of lesson 03 and the shutdown of lesson 01.
 //!
-//! This file is the server: its flags, the producer, and one connection's loop. The wire
-//! protocol and the state they share with lesson 08 (`Dashboard`: the sensors, the channel of
-//! changes, the answers to requests) are in `src/dashboard.rs`, and the book walks through
+//! This file is the server: its flags and one connection's loop. The wire protocol and the
+//! state it shares with lesson 08 (`Dashboard`: the sensors, the channel of changes, the
+//! simulated producer, the answers to requests) are in `src/dashboard.rs`, and the book walks through
 //! both.
 //!
 //! Try it:
@@ -36,7 +36,7 @@ use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 use ws_lessons::dashboard::{Dashboard, ServerMessage};
-use ws_lessons::sensor::{Pacer, Simulator};
+use ws_lessons::sensor::Simulator;
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
@@ -83,7 +83,7 @@ async fn main() -> ExitCode {
 
     let simulator = Simulator::new(args.sensors.into());
     let dashboard = Arc::new(Dashboard::new(simulator.sensors(), args.queue as usize));
-    tokio::spawn(produce(simulator, args.rate, dashboard.clone()));
+    tokio::spawn(dashboard.clone().simulate(simulator, args.rate));
 
     let connections = Connections::new();
     let state = AppState {
@@ -104,16 +104,6 @@ async fn main() -> ExitCode {
 }
 
 /// Produces `rate` readings a second for as long as the server runs.
-async fn produce(mut simulator: Simulator, rate: f64, dashboard: Arc<Dashboard>) {
-    let mut pacer = Pacer::new(rate);
-    loop {
-        for _ in 0..pacer.due().await {
-            let (sensor, reading) = simulator.next_indexed();
-            dashboard.record_reading(sensor, reading.value);
-        }
-    }
-}
-
 async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let connections = state.connections.clone();
     // Clients send small requests; refuse anything larger than this before buffering it.
