@@ -15,8 +15,8 @@
 //!
 //! This file is the server: its flags and one connection's loop. The wire protocol and the
 //! state it shares with lesson 08 (`Dashboard`: the sensors, the channel of changes, the
-//! simulated producer, the answers to requests) are in `src/dashboard.rs`, and the book walks through
-//! both.
+//! simulated producer, the answers to requests) are in `src/dashboard.rs`, and the book
+//! walks through both.
 //!
 //! Try it:
 //!     cargo run --example 05_dashboard                 # then open http://127.0.0.1:3000/
