@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::time::timeout;
-use ws_lessons::sensor::{Pacer, Reading, Simulator};
+use ws_lessons::sensor::{Pacer, Sample, Simulator};
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
@@ -81,7 +81,7 @@ enum Policy {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ToClient<'a> {
     /// `{"type":"reading","seq":7,"sensor":"sensor-3","value":30.9}`
-    Reading(&'a Reading),
+    Reading(&'a Sample),
     /// `{"type":"missed","count":42}`: this many readings were not delivered to you.
     Missed { count: u64 },
 }
@@ -164,7 +164,7 @@ async fn produce(
     let mut pacer = Pacer::new(rate);
     loop {
         for _ in 0..pacer.due().await {
-            let reading = simulator.next_reading();
+            let reading = simulator.next_sample();
             let published = Published {
                 seq: reading.seq,
                 json: ToClient::Reading(&reading).to_json(),

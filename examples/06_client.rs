@@ -3,7 +3,7 @@
 //! What it teaches:
 //! - tokio-tungstenite is the tool for a client outside axum: `connect_async`, then the same
 //!   `Stream` and `Sink` of messages as on the server;
-//! - the dashboard's protocol from the client's side (the types in `src/dashboard.rs`);
+//! - the dashboard's protocol from the client's side (the types in `src/protocol.rs`);
 //! - reconnecting when the server goes away, with exponential backoff and jitter, so that a
 //!   thousand clients do not come back at the same instant;
 //! - a polite exit: Ctrl-C sends Close 1000 and waits, briefly, for the server's reply.
@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use ws_lessons::dashboard::{ClientMessage, ServerMessage};
+use ws_lessons::protocol::{ClientMessage, Reading, ServerMessage};
 
 // ANCHOR: args
 /// Follows a dashboard server's sensors and prints every change.
@@ -191,12 +191,12 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                     }
                 }
             }
-            Ok(ServerMessage::Reading {
+            Ok(ServerMessage::Reading(Reading {
                 sensor,
                 value,
                 alert,
                 ..
-            }) if wanted(args, &sensor) => {
+            })) if wanted(args, &sensor) => {
                 println!("{sensor} {value}{}", if alert { " ALERT" } else { "" });
             }
             Ok(ServerMessage::Threshold {

@@ -13,6 +13,30 @@ pub struct ListenArgs {
     pub addr: SocketAddr,
 }
 
+// ANCHOR: heartbeat_args
+/// The heartbeat's flags (lesson 03), shared by every lesson that pings.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct HeartbeatArgs {
+    /// Time between pings (for example 200ms or 30s)
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub ping_interval: Duration,
+    /// How long to wait for the pong before the peer is considered gone
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub pong_timeout: Duration,
+}
+// ANCHOR_END: heartbeat_args
+
+/// The simulated sensors' flags, shared by the dashboard lessons (05, 07, 08).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SensorArgs {
+    /// Number of simulated sensors
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub sensors: u16,
+    /// Readings per second, across all sensors
+    #[arg(long, default_value_t = 4.0, value_parser = rate)]
+    pub rate: f64,
+}
+
 /// Parses a human-friendly duration such as `200ms`, `30s` or `1m 30s` (for clap).
 ///
 /// Zero is rejected: every duration an example takes is a period or a deadline, and a zero

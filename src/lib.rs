@@ -1,18 +1,20 @@
 //! Support code for the ws-lessons examples.
 //!
-//! Everything here would distract from a lesson: parsing the listen address, printing the
-//! start-up line, turning Ctrl-C into a shutdown signal, counting live connections, and
-//! simulating sensors. What a lesson teaches (how to receive, send, split, ping, and push back)
-//! always stays in its example, in `examples/`.
+//! Two kinds of thing live here. What would distract every lesson: serving and shutting
+//! down ([`server`]), the command-line pieces ([`cli`]), the sensor simulator ([`sensor`])
+//! and the try-it page ([`page`]). And what several programs must agree on: the dashboard's
+//! wire protocol ([`protocol`]). What a lesson teaches (how to receive, send, split, ping,
+//! push back, fan out) always stays in its own files in `examples/`.
+#![warn(missing_docs)]
 
 pub mod cli;
-pub mod dashboard;
 pub mod page;
+pub mod protocol;
 pub mod sensor;
 pub mod server;
 
 pub use cli::ListenArgs;
-pub use server::{Connections, finish_close, going_away, serve};
+pub use server::{Connections, Socket, finish_close, going_away, serve};
 
 /// Logs go to stderr, so that stdout carries only the start-up line.
 ///

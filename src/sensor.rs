@@ -1,4 +1,4 @@
-//! A simulated set of sensors, and a pacer that produces readings at a set rate.
+//! A simulated set of sensors, and a pacer that produces samples at a set rate.
 //!
 //! The values follow slow sine waves, so they look alive on a chart and are the same on every
 //! run: tests can rely on them without a random seed.
@@ -8,12 +8,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// One reading of one sensor. `seq` counts every reading the simulator has produced, across
-/// sensors, starting at 1, so a gap in the sequence is a reading that was missed.
+/// One value of one sensor, as the simulator produces it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
+pub struct Sample {
+    /// Counts every sample the simulator has produced, across sensors, from 1, so
+    /// a gap in the sequence is a sample that was missed.
     pub seq: u64,
+    /// The sensor's name.
     pub sensor: String,
+    /// The sensor's position in [`Simulator::sensors`], from 0.
+    #[serde(skip)]
+    pub index: usize,
+    /// The value, with two decimals.
     pub value: f64,
 }
 
@@ -31,6 +37,7 @@ impl Simulator {
         Self { names, seq: 0 }
     }
 
+    /// The sensors' names, in the order they take turns.
     pub fn sensors(&self) -> &[String] {
         &self.names
     }
@@ -40,25 +47,36 @@ impl Simulator {
         20.0 + 5.0 * index as f64
     }
 
-    /// The next reading, round-robin over the sensors.
-    pub fn next_reading(&mut self) -> Reading {
-        self.next_indexed().1
+    /// A sensor's alert threshold until someone changes it: a little above its
+    /// usual values.
+    pub fn default_threshold(index: usize) -> f64 {
+        Self::baseline(index) + 2.5
     }
 
-    /// The next reading, with the index of its sensor in [`Simulator::sensors`].
-    pub fn next_indexed(&mut self) -> (usize, Reading) {
+    /// The next sample, round-robin over the sensors.
+    pub fn next_sample(&mut self) -> Sample {
         self.seq += 1;
         let index = (self.seq - 1) as usize % self.names.len();
         let round = ((self.seq - 1) / self.names.len() as u64) as f64;
         // Each sensor has its own base value and phase; two decimals, like a real device.
         let phase = index as f64 * 0.7;
         let raw = Self::baseline(index) + 3.0 * (round / 25.0 + phase).sin();
-        let reading = Reading {
+        Sample {
             seq: self.seq,
             sensor: self.names[index].clone(),
+            index,
             value: (raw * 100.0).round() / 100.0,
-        };
-        (index, reading)
+        }
+    }
+
+    /// Hands `rate` samples a second to `record`, for as long as the server runs.
+    pub async fn run(mut self, rate: f64, mut record: impl FnMut(Sample)) {
+        let mut pacer = Pacer::new(rate);
+        loop {
+            for _ in 0..pacer.due().await {
+                record(self.next_sample());
+            }
+        }
     }
 }
 
@@ -108,7 +126,7 @@ mod tests {
     #[test]
     fn readings_are_numbered_and_round_robin() {
         let mut sim = Simulator::new(3);
-        let names: Vec<_> = (0..4).map(|_| sim.next_reading()).collect();
+        let names: Vec<_> = (0..4).map(|_| sim.next_sample()).collect();
         assert_eq!(names[0].seq, 1);
         assert_eq!(names[0].sensor, "sensor-1");
         assert_eq!(names[2].sensor, "sensor-3");

@@ -14,8 +14,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::{CloseFrame, Message, close_code};
 use axum::serve::ListenerExt;
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -28,6 +29,26 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1250);
 
 /// How long a socket that has sent its Close frame waits for the peer's Close in reply.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+// ANCHOR: socket
+/// What a connection's handler reads and writes: axum's `WebSocket`, or a wrapper
+/// around it that behaves the same (lesson 08 puts a rate limit in front of one).
+///
+/// A `WebSocket` is a `Stream` of the messages it receives and a `Sink` for the
+/// ones it sends: `next()` is `recv()`, and `SinkExt::send` is `send()`.
+pub trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
+// ANCHOR_END: socket
 
 // ANCHOR: connections
 /// The shutdown signal and the gauge of live connections, shared by every handler.
@@ -51,6 +72,7 @@ pub struct Stats {
 }
 
 impl Connections {
+    /// No connections yet, and no shutdown.
     pub fn new() -> Self {
         Self::default()
     }
@@ -76,6 +98,7 @@ impl Connections {
         self.tracker.len()
     }
 
+    /// What `GET /stats` reports right now.
     pub fn stats(&self) -> Stats {
         Stats {
             connections: self.live(),
@@ -96,7 +119,7 @@ pub fn going_away_frame() -> Message {
 
 // ANCHOR: going_away
 /// Says goodbye with Close 1001, then finishes the closing handshake with [`finish_close`].
-pub async fn going_away(mut socket: WebSocket) {
+pub async fn going_away(mut socket: impl Socket) {
     if socket.send(going_away_frame()).await.is_ok() {
         finish_close(socket).await;
     }
@@ -112,8 +135,8 @@ pub async fn going_away(mut socket: WebSocket) {
 /// on a read. Dropping the socket instead leaves the peer with 1006 (abnormal closure). And
 /// once a Close has been received, sending anything but reading fails, so a handler that has
 /// more to send must stop sending and come here.
-pub async fn finish_close(mut socket: WebSocket) {
-    let drain = async { while let Some(Ok(_)) = socket.recv().await {} };
+pub async fn finish_close(mut socket: impl Socket) {
+    let drain = async { while let Some(Ok(_)) = socket.next().await {} };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
 }
 // ANCHOR_END: finish_close

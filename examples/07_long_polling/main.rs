@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Query, State};
@@ -30,8 +30,9 @@ use axum::{Json, Router};
 use clap::Parser;
 use serde::Deserialize;
 use tokio::sync::watch;
-use ws_lessons::dashboard::{PollError, PollResponse, ServerMessage, default_threshold};
-use ws_lessons::sensor::{Pacer, Simulator};
+use ws_lessons::cli::SensorArgs;
+use ws_lessons::protocol::{PollError, PollResponse, Reading, unix_ms};
+use ws_lessons::sensor::{Sample, Simulator};
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
@@ -40,12 +41,8 @@ use ws_lessons::{Connections, ListenArgs};
 struct Args {
     #[command(flatten)]
     listen: ListenArgs,
-    /// Number of simulated sensors
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
-    sensors: u16,
-    /// Readings per second, across all sensors
-    #[arg(long, default_value_t = 4.0, value_parser = ws_lessons::cli::rate)]
-    rate: f64,
+    #[command(flatten)]
+    sensors: SensorArgs,
     /// How many recent readings the server keeps for clients that poll late
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     history: u32,
@@ -61,7 +58,7 @@ const MAX_LIMIT: usize = 1000;
 // ANCHOR: feed
 /// The recent readings, and a signal that carries the number of the latest one.
 struct Feed {
-    recent: Mutex<VecDeque<ServerMessage>>,
+    recent: Mutex<VecDeque<Reading>>,
     capacity: usize,
     latest: watch::Sender<u64>,
 }
@@ -75,13 +72,14 @@ impl Feed {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ServerMessage>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Reading>> {
         self.recent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn push(&self, reading: ServerMessage, seq: u64) {
+    fn push(&self, reading: Reading) {
+        let seq = reading.seq;
         {
             let mut recent = self.lock();
             if recent.len() == self.capacity {
@@ -96,29 +94,22 @@ impl Feed {
     /// Up to `limit` readings after `after`, and how many the feed no longer holds.
     fn after(&self, after: u64, limit: usize) -> PollResponse {
         let recent = self.lock();
-        let oldest = recent.front().map_or(after + 1, seq_of);
+        let oldest = recent.front().map_or(after + 1, |reading| reading.seq);
         let missed = oldest.saturating_sub(after + 1);
-        let readings: Vec<ServerMessage> = recent
+        let readings: Vec<Reading> = recent
             .iter()
-            .skip_while(|reading| seq_of(reading) <= after)
+            .skip_while(|reading| reading.seq <= after)
             .take(limit)
             .cloned()
             .collect();
         let next = readings
             .last()
-            .map_or(after.max(oldest.saturating_sub(1)), seq_of);
+            .map_or(after.max(oldest.saturating_sub(1)), |reading| reading.seq);
         PollResponse {
             readings,
             next,
             missed,
         }
-    }
-}
-
-fn seq_of(message: &ServerMessage) -> u64 {
-    match message {
-        ServerMessage::Reading { seq, .. } => *seq,
-        _ => 0,
     }
 }
 // ANCHOR_END: feed
@@ -136,11 +127,11 @@ async fn main() -> ExitCode {
     ws_lessons::init_tracing();
 
     let feed = Arc::new(Feed::new(args.history as usize));
-    tokio::spawn(produce(
-        Simulator::new(args.sensors.into()),
-        args.rate,
-        feed.clone(),
-    ));
+    let recorder = feed.clone();
+    let simulator = Simulator::new(args.sensors.sensors.into());
+    tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+        recorder.push(reading_of(sample))
+    }));
 
     // No WebSockets here, but the same shutdown signal: a waiting poll answers at once.
     let connections = Connections::new();
@@ -150,7 +141,7 @@ async fn main() -> ExitCode {
         poll_timeout: args.poll_timeout,
     };
     let app = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|| async { Html(include_str!("page.html")) }))
         .route("/poll", get(poll))
         .route("/stats", get(ws_lessons::server::stats))
         .with_state(state);
@@ -163,23 +154,15 @@ async fn main() -> ExitCode {
     ws_lessons::server::serve_with_startup_line(args.listen.addr, app, connections, startup).await
 }
 
-async fn produce(mut simulator: Simulator, rate: f64, feed: Arc<Feed>) {
-    let mut pacer = Pacer::new(rate);
-    loop {
-        for _ in 0..pacer.due().await {
-            let (sensor, reading) = simulator.next_indexed();
-            let at_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64);
-            let message = ServerMessage::Reading {
-                seq: reading.seq,
-                alert: reading.value > default_threshold(sensor),
-                sensor: reading.sensor,
-                value: reading.value,
-                at_ms,
-            };
-            feed.push(message, reading.seq);
-        }
+/// A simulated sample as the feed serves it. There are no thresholds to change here, so
+/// each sensor keeps the dashboard's default one.
+fn reading_of(sample: Sample) -> Reading {
+    Reading {
+        seq: sample.seq,
+        alert: sample.value > Simulator::default_threshold(sample.index),
+        sensor: sample.sensor,
+        value: sample.value,
+        at_ms: unix_ms(),
     }
 }
 
@@ -233,37 +216,3 @@ fn bad_request(error: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(PollError { error })).into_response()
 }
 // ANCHOR_END: poll
-
-/// A page that long-polls the feed and lists what arrives, with no external resources.
-const PAGE: &str = r##"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Long polling</title>
-<style>body{font:15px/1.4 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}
-ol{font-family:ui-monospace,monospace;font-size:13px;list-style:none;padding:0}</style></head>
-<body><h1>Sensor feed, by long polling</h1><p id="status">polling…</p><ol id="log"></ol>
-<script>
-"use strict";
-let after = 0;
-const log = document.getElementById("log"), status = document.getElementById("status");
-async function loop() {
-  for (;;) {
-    try {
-      const response = await fetch("/poll?after=" + after);
-      const body = await response.json();
-      if (!response.ok) { status.textContent = "error: " + body.error; after = 0; continue; }
-      if (body.missed > 0) status.textContent = "missed " + body.missed + " readings";
-      for (const r of body.readings) {
-        const li = document.createElement("li");
-        li.textContent = "#" + r.seq + "  " + r.sensor + "  " + r.value.toFixed(2) + (r.alert ? "  ALERT" : "");
-        log.prepend(li);
-        while (log.childElementCount > 100) log.lastElementChild.remove();
-      }
-      after = body.next;
-      status.textContent = "live (last reading #" + after + ")";
-    } catch (e) {
-      status.textContent = "server unreachable; retrying";
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }
-  }
-}
-loop();
-</script></body></html>"##;

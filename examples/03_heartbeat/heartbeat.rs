@@ -1,0 +1,93 @@
+//! The heartbeat of lesson 03, written once and reused by every lesson that
+//! pings (05 and 08 include this file with `#[path]`).
+//!
+//! A ping goes out every interval; its pong must come back before the deadline, or
+//! the peer is gone. One ping is outstanding at a time, so a slow peer is not sent a
+//! pile of pings it cannot answer.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::Message;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+use ws_lessons::cli::HeartbeatArgs;
+
+// ANCHOR: heartbeat
+/// The state of one connection's heartbeat.
+pub struct Heartbeat {
+    pings: Interval,
+    timeout: Duration,
+    /// The payload of the ping whose pong we wait for, if any.
+    outstanding: Option<Bytes>,
+    /// Armed only while a ping is outstanding.
+    pong_deadline: Pin<Box<Sleep>>,
+    sent: u64,
+}
+
+/// What the heartbeat asks the connection to do.
+pub enum Beat {
+    /// Send this ping.
+    Ping(Message),
+    /// No pong came back in time: drop the connection.
+    Missed,
+}
+// ANCHOR_END: heartbeat
+
+impl Heartbeat {
+    /// A heartbeat whose first ping is due one interval from now.
+    pub fn new(args: HeartbeatArgs) -> Self {
+        let HeartbeatArgs {
+            ping_interval,
+            pong_timeout,
+        } = args;
+        // `interval` would fire its first tick at once; `interval_at` waits one.
+        let start = Instant::now() + ping_interval;
+        let mut pings = tokio::time::interval_at(start, ping_interval);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            pings,
+            timeout: pong_timeout,
+            outstanding: None,
+            pong_deadline: Box::pin(tokio::time::sleep(pong_timeout)),
+            sent: 0,
+        }
+    }
+
+    // ANCHOR: beat
+    /// Waits until a ping is due or a pong is overdue.
+    ///
+    /// Cancel-safe, so it can be a branch of `tokio::select!`: when another
+    /// branch wins, this future is dropped having changed nothing, and the timers
+    /// keep their deadlines for the next call. (The state changes only after an
+    /// `.await` has finished, with no `.await` after it.)
+    pub async fn beat(&mut self) -> Beat {
+        tokio::select! {
+            // The guard switches the ping timer off while a pong is awaited.
+            _ = self.pings.tick(), if self.outstanding.is_none() => {
+                self.sent += 1;
+                let payload = Bytes::from(self.sent.to_be_bytes().to_vec());
+                self.outstanding = Some(payload.clone());
+                let deadline = Instant::now() + self.timeout;
+                self.pong_deadline.as_mut().reset(deadline);
+                tracing::debug!("ping {}", self.sent);
+                Beat::Ping(Message::Ping(payload))
+            }
+            () = &mut self.pong_deadline, if self.outstanding.is_some() => {
+                let (timeout, sent) = (self.timeout, self.sent);
+                tracing::info!("no pong within {timeout:?} of ping {sent}; disconnecting");
+                Beat::Missed
+            }
+        }
+    }
+    // ANCHOR_END: beat
+
+    /// Takes a pong from the peer. Only the pong that carries our payload answers
+    /// our ping: a peer may also send unsolicited pongs as its own heartbeat.
+    pub fn pong(&mut self, payload: &Bytes) {
+        if self.outstanding.as_ref() == Some(payload) {
+            tracing::debug!("pong for ping {}", self.sent);
+            self.outstanding = None;
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! One dashboard connection: a snapshot, then every change the client follows,
+//! its requests answered on the same socket, lesson 03's heartbeat, and an ending
+//! that tells the peer why. Lesson 08 includes this file and runs the same loop
+//! on a socket wrapped in its defences.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::extract::ws::Message;
+use axum::response::Html;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::protocol::ServerMessage;
+use ws_lessons::sensor::Simulator;
+use ws_lessons::{Connections, Socket};
+
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::state::{Dashboard, Resync, Subscription};
+
+// ANCHOR: args
+/// The dashboard's flags, which lesson 08 shares.
+#[derive(clap::Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub sensors: SensorArgs,
+    /// How many changes a client may fall behind before it is resynchronised
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub queue: u32,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+}
+// ANCHOR_END: args
+
+/// What every connection shares: the shutdown signal, the dashboard, and the
+/// heartbeat's settings.
+#[derive(Clone, FromRef)]
+pub struct Feed {
+    pub connections: Connections,
+    pub dashboard: Arc<Dashboard>,
+    pub heartbeat: HeartbeatArgs,
+}
+
+impl Feed {
+    /// Starts the dashboard, with simulated sensors recording readings into it
+    /// for as long as the server runs.
+    pub fn start(args: &DashboardArgs, connections: Connections) -> Self {
+        let simulator = Simulator::new(args.sensors.sensors.into());
+        let dashboard = Dashboard::new(simulator.sensors(), args.queue as usize);
+        let dashboard = Arc::new(dashboard);
+        let recorder = dashboard.clone();
+        tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+            recorder.record_reading(sample.index, sample.value)
+        }));
+        Self {
+            connections,
+            dashboard,
+            heartbeat: args.heartbeat,
+        }
+    }
+}
+
+/// `GET /`: the dashboard page.
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+// ANCHOR: ended
+/// Why a connection ended; [`end`] does what each case calls for.
+pub enum Ended {
+    /// The peer sent Close: finish the closing handshake.
+    PeerClosed,
+    /// The server is shutting down: say goodbye with 1001.
+    ShuttingDown,
+    /// Reading failed: a protocol error, or the connection broke.
+    Failed(axum::Error),
+    /// The peer is gone (no pong, a failed write, the stream ended):
+    /// nothing more can be said.
+    Gone,
+}
+
+/// Ends a connection the way `ended` calls for.
+pub async fn end(socket: impl Socket, ended: Ended) {
+    match ended {
+        Ended::PeerClosed => ws_lessons::finish_close(socket).await,
+        Ended::ShuttingDown => ws_lessons::going_away(socket).await,
+        Ended::Failed(e) => tracing::debug!("connection error: {e}"),
+        Ended::Gone => {}
+    }
+}
+// ANCHOR_END: ended
+
+// ANCHOR: run
+/// Serves one client until its connection ends, and says why it ended.
+pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
+    let Subscription {
+        mut changes,
+        seq: mut last_seq,
+        snapshot,
+    } = feed.dashboard.subscribe();
+    if socket.send(Message::Text(snapshot)).await.is_err() {
+        return Ended::Gone;
+    }
+    // A new client follows every sensor until it says otherwise.
+    let mut following = vec![true; feed.dashboard.sensor_count()];
+    let mut heartbeat = Heartbeat::new(feed.heartbeat);
+
+    loop {
+        let outgoing = tokio::select! {
+            change = changes.recv() => match change {
+                // Already covered by a snapshot this client was sent.
+                Ok(change) if change.seq <= last_seq => continue,
+                Ok(change) => {
+                    last_seq = change.seq;
+                    let follows = following.get(change.sensor) == Some(&true);
+                    if !(change.for_everyone || follows) {
+                        continue;
+                    }
+                    Message::Text(change.json)
+                }
+                // This client fell more than the channel holds behind. A fresh
+                // snapshot brings it up to date and says how much it missed.
+                Err(RecvError::Lagged(_)) => {
+                    let Resync { seq, missed, snapshot } = feed.dashboard.resync(last_seq);
+                    tracing::info!(missed, "resynchronising a slow client");
+                    last_seq = seq;
+                    Message::Text(snapshot)
+                }
+                Err(RecvError::Closed) => return Ended::Gone,
+            },
+
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let reply = feed.dashboard.answer(&text, &mut following);
+                    Message::Text(reply.to_json().into())
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let message = "send requests as JSON in text frames".to_owned();
+                    let error = ServerMessage::Error { id: None, message };
+                    Message::Text(error.to_json().into())
+                }
+                Some(Ok(Message::Pong(payload))) => {
+                    heartbeat.pong(&payload);
+                    continue;
+                }
+                Some(Ok(Message::Ping(_))) => continue, // answered by the library
+                Some(Ok(Message::Close(_))) => return Ended::PeerClosed,
+                Some(Err(e)) => return Ended::Failed(e),
+                None => return Ended::Gone,
+            },
+
+            beat = heartbeat.beat() => match beat {
+                Beat::Ping(ping) => ping,
+                Beat::Missed => return Ended::Gone,
+            },
+
+            () = feed.connections.shutting_down() => return Ended::ShuttingDown,
+        };
+        if socket.send(outgoing).await.is_err() {
+            return Ended::Gone;
+        }
+    }
+}
+// ANCHOR_END: run
