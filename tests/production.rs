@@ -321,7 +321,7 @@ async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 
     // Nothing the server logged, on any of these paths, contains the token.
-    for line in server.process.stderr_so_far() {
+    for line in server.log_so_far() {
         assert!(!line.contains(TOKEN), "the token reached the log: {line}");
     }
 }
