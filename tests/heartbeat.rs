@@ -21,8 +21,8 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
     )
     .await;
     // A hand-made client on a plain TCP stream: it reads, but never answers a ping.
-    let (mut tcp, head) = raw_upgrade(server.addr).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (mut tcp, response) = raw_upgrade(server.addr).await;
+    assert_eq!(response.status, 101, "{response}");
     let upgraded = Instant::now();
 
     // Read raw bytes until the server closes the TCP connection.

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, WAIT, raw_upgrade_with};
+use common::{Client, Server, WAIT, http_post_form, raw_upgrade_with};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,8 +175,8 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
         ),
     ];
     for (case, bytes, expected) in table {
-        let (tcp, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "{case}: {head}");
+        let (tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+        assert_eq!(response.status, 101, "{case}: {response}");
         assert_eq!(
             close_code_after(tcp, &bytes).await,
             Some(expected),
@@ -193,52 +193,50 @@ type Headers = Vec<(&'static str, String)>;
 async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
     let server = strict_server().await;
     let own_origin = format!("http://{}", server.addr);
-    let table: Vec<(&str, Headers, &str)> = vec![
+    let table: Vec<(&str, Headers, u16)> = vec![
         (
             "a cross-site Origin",
             vec![
                 ("Authorization", bearer()),
                 ("Origin", "https://evil.example".into()),
             ],
-            "HTTP/1.1 403",
+            403,
         ),
-        (
-            "no token",
-            vec![("Origin", own_origin.clone())],
-            "HTTP/1.1 401",
-        ),
+        ("no token", vec![("Origin", own_origin.clone())], 401),
         (
             "a wrong token",
             vec![("Authorization", "Bearer guess".into())],
-            "HTTP/1.1 401",
+            401,
         ),
         (
             "a wrong session cookie",
             vec![("Cookie", "session=guess".into())],
-            "HTTP/1.1 401",
+            401,
         ),
         (
             "the right token, same origin",
             vec![("Authorization", bearer()), ("Origin", own_origin.clone())],
-            "HTTP/1.1 101",
+            101,
         ),
         (
             "the right session cookie",
             vec![("Cookie", format!("theme=dark; session={TOKEN}"))],
-            "HTTP/1.1 101",
+            101,
         ),
     ];
     for (case, headers, expected) in table {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let (_, head) = raw_upgrade_with(server.addr, &headers).await;
-        assert!(head.starts_with(expected), "{case}: {head}");
+        let (_, response) = raw_upgrade_with(server.addr, &headers).await;
+        assert_eq!(response.status, expected, "{case}: {response}");
         still_serves(&server).await;
     }
     // A plain GET on /ws is told what the URL wants.
     let plain = server.get("/ws").await;
-    assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
+    assert_eq!(plain.status, 426, "{plain}");
     assert!(
-        plain.to_ascii_lowercase().contains("upgrade: websocket"),
+        plain
+            .header("upgrade")
+            .is_some_and(|value| value.eq_ignore_ascii_case("websocket")),
         "{plain}"
     );
     still_serves(&server).await;
@@ -277,14 +275,14 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
     let server = Server::start(EXAMPLE, &args).await;
     let auth = ("Authorization", bearer());
     for (origin, expected) in [
-        (Some("https://dash.example"), "HTTP/1.1 101"),
-        (Some("https://other.example"), "HTTP/1.1 403"),
-        (None, "HTTP/1.1 403"),
+        (Some("https://dash.example"), 101),
+        (Some("https://other.example"), 403),
+        (None, 403),
     ] {
         let mut headers = vec![(auth.0, auth.1.as_str())];
         headers.extend(origin.map(|o| ("Origin", o)));
-        let (_, head) = raw_upgrade_with(server.addr, &headers).await;
-        assert!(head.starts_with(expected), "{origin:?}: {head}");
+        let (_, response) = raw_upgrade_with(server.addr, &headers).await;
+        assert_eq!(response.status, expected, "{origin:?}: {response}");
     }
 }
 
@@ -292,33 +290,21 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
 #[tokio::test]
 async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
     let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let post = |token: &str| {
-        let body = format!("token={token}");
-        format!(
-            "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            server.addr,
-            body.len()
-        )
-    };
-    let refused = common::raw_exchange(server.addr, post("guess").as_bytes()).await;
-    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let refused = http_post_form(server.addr, "/login", "token=guess").await;
+    assert_eq!(refused.status, 401, "{refused}");
 
-    let signed_in = common::raw_exchange(server.addr, post(TOKEN).as_bytes()).await;
-    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
-    let cookie = signed_in
-        .lines()
-        .find_map(|line| line.strip_prefix("set-cookie: "))
-        .expect("a session cookie");
+    let signed_in = http_post_form(server.addr, "/login", &format!("token={TOKEN}")).await;
+    assert_eq!(signed_in.status, 303, "{signed_in}");
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
     let session = cookie.split(';').next().expect("name=value");
     let origin = format!("http://{}", server.addr);
-    let (_, head) =
+    let (_, response) =
         raw_upgrade_with(server.addr, &[("Cookie", session), ("Origin", &origin)]).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(response.status, 101, "{response}");
 
     // Nothing the server logged, on any of these paths, contains the token.
     for line in server.log_so_far() {
@@ -332,14 +318,14 @@ async fn the_connection_limit_answers_503() {
     let server = Server::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"]).await;
     let _first = connect(&server).await;
     let _second = connect(&server).await;
-    let (_, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    assert_eq!(response.status, 503, "{response}");
     drop(_first);
     server
         .wait_for_stats("a slot is free again", |s| s["connections"] == 1)
         .await;
-    let (_, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    assert_eq!(response.status, 101, "{response}");
 }
 
 #[tokio::test]
@@ -371,8 +357,8 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
         "200ms",
     ];
     let server = Server::start(EXAMPLE, &args).await;
-    let (mut tcp, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 101"));
+    let (mut tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    assert_eq!(response.status, 101, "{response}");
     let started = Instant::now();
     let mut received = Vec::new();
     let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received)).await;

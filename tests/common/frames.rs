@@ -8,6 +8,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::WAIT;
+use super::http::HttpResponse;
 
 /// The example request from RFC 6455 section 1.3, whose accept value the RFC gives.
 pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -31,14 +32,17 @@ pub fn upgrade_request_with(host: &str, headers: &[(&str, &str)]) -> String {
 
 // ANCHOR: raw_upgrade
 /// Performs the opening handshake by hand on a plain TCP stream and returns the stream with
-/// the server's response head. The stream then speaks raw frames: nothing answers pings for
-/// it, which makes it the perfect silent peer.
-pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
+/// the server's response (its head; no body). The stream then speaks raw frames: nothing
+/// answers pings for it, which makes it the perfect silent peer.
+pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, HttpResponse) {
     raw_upgrade_with(addr, &[]).await
 }
 
 /// [`raw_upgrade`] with extra header lines.
-pub async fn raw_upgrade_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (TcpStream, String) {
+pub async fn raw_upgrade_with(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> (TcpStream, HttpResponse) {
     let handshake = async {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
         let request = upgrade_request_with(&addr.to_string(), headers);
@@ -49,7 +53,8 @@ pub async fn raw_upgrade_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (Tc
             let byte = tcp.read_u8().await.expect("the response head is complete");
             head.push(byte);
         }
-        (tcp, String::from_utf8(head).expect("the head is text"))
+        let head = String::from_utf8(head).expect("the head is text");
+        (tcp, HttpResponse::parse(&head))
     };
     timeout(WAIT, handshake)
         .await

@@ -10,7 +10,7 @@ use tokio_tungstenite::MaybeTlsStream;
 
 use super::WAIT;
 use super::client::{Client, expect_close};
-use super::http::raw_exchange;
+use super::http::{HttpResponse, http_get};
 use super::process::Process;
 
 /// A running server example, and the address it printed in its start-up line. Its process is
@@ -83,23 +83,14 @@ impl Server {
         client
     }
 
-    /// `GET path` over a fresh connection; returns the status line, headers and body as text.
-    pub async fn get(&self, path: &str) -> String {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        raw_exchange(self.addr, request.as_bytes()).await
+    /// `GET path` over a fresh connection.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.addr, path).await
     }
 
     /// The server's `GET /stats`.
     pub async fn stats(&self) -> serde_json::Value {
-        let response = self.get("/stats").await;
-        let body = response
-            .split("\r\n\r\n")
-            .nth(1)
-            .expect("a response has a body");
-        serde_json::from_str(body).expect("/stats is JSON")
+        self.get("/stats").await.json()
     }
 
     /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
