@@ -2,13 +2,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Client, Server, WAIT, http_post_form, raw_upgrade_with};
+use common::{
+    Client, Server, WAIT, close_code_after, http_post_form, masked_frame, raw_upgrade_with,
+    silent_peer, unmasked_frame,
+};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -67,87 +68,33 @@ async fn still_serves(server: &Server) {
     panic!("no ack");
 }
 
-/// A client frame: `first` is FIN, RSV and opcode; the payload is masked unless `unmasked`.
-fn frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
-    let mask_bit = if unmasked { 0 } else { 0x80 };
-    let mut bytes = vec![first];
-    match payload.len() {
-        n if n < 126 => bytes.push(mask_bit | n as u8),
-        n if n <= 0xFFFF => {
-            bytes.push(mask_bit | 126);
-            bytes.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            bytes.push(mask_bit | 127);
-            bytes.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if unmasked {
-        bytes.extend_from_slice(payload);
-    } else {
-        let key = [0x12, 0x34, 0x56, 0x78];
-        bytes.extend_from_slice(&key);
-        bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    }
-    bytes
-}
-
-/// Reads the server's frames until the connection ends; returns the Close frame's code.
-async fn close_code_after(mut tcp: TcpStream, send: &[u8]) -> Option<u16> {
-    // The server may close before it has read all of what we send: ignore a failed write.
-    let _ = tcp.write_all(send).await;
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received))
-        .await
-        .expect("the server ends the connection in time");
-    // Walk the server's (unmasked) frames: the snapshot, perhaps readings, then the Close.
-    let mut rest = &received[..];
-    while rest.len() >= 2 {
-        let opcode = rest[0] & 0x0F;
-        let (length, header) = match rest[1] & 0x7F {
-            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        let payload = &rest[header..header + length];
-        if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-        rest = &rest[header + length..];
-    }
-    None
-}
-
 // ANCHOR: table
 #[tokio::test]
 async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
     let server = strict_server().await;
     let big = vec![b'x'; 2000];
     let fragmented_over_the_limit: Vec<u8> = [
-        frame(0x02, &[b'x'; 1000], false), // binary, more to come
-        frame(0x00, &[b'x'; 1000], false), // continuation
-        frame(0x00, &[b'x'; 1000], false),
-        frame(0x00, &[b'x'; 1000], false),
-        frame(0x80, &[b'x'; 1000], false), // the final continuation: 5000 bytes in all
+        masked_frame(0x02, &[b'x'; 1000]), // binary, more to come
+        masked_frame(0x00, &[b'x'; 1000]), // continuation
+        masked_frame(0x00, &[b'x'; 1000]),
+        masked_frame(0x00, &[b'x'; 1000]),
+        masked_frame(0x80, &[b'x'; 1000]), // the final continuation: 5000 bytes in all
     ]
     .concat();
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "invalid UTF-8 in a text frame",
-            frame(0x81, &[0xC3, 0x28], false),
+            masked_frame(0x81, &[0xC3, 0x28]),
             1007,
         ),
         (
             "an unmasked client frame",
-            frame(0x81, b"hello", true),
+            unmasked_frame(0x81, b"hello"),
             1002,
         ),
         (
             "a frame over the 1 KiB frame limit",
-            frame(0x82, &big, false),
+            masked_frame(0x82, &big),
             1009,
         ),
         (
@@ -155,22 +102,22 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
             fragmented_over_the_limit,
             1009,
         ),
-        ("a reserved opcode", frame(0x83, b"?", false), 1002),
+        ("a reserved opcode", masked_frame(0x83, b"?"), 1002),
         (
             "a control frame over 125 bytes",
-            frame(0x89, &[0; 126], false),
+            masked_frame(0x89, &[0; 126]),
             1002,
         ),
-        ("a fragmented ping", frame(0x09, b"ping", false), 1002),
-        ("RSV bits set", frame(0xC1, b"hi", false), 1002),
+        ("a fragmented ping", masked_frame(0x09, b"ping"), 1002),
+        ("RSV bits set", masked_frame(0xC1, b"hi"), 1002),
         (
             "a continuation with nothing to continue",
-            frame(0x80, b"x", false),
+            masked_frame(0x80, b"x"),
             1002,
         ),
         (
             "an invalid close code",
-            frame(0x88, &999u16.to_be_bytes(), false),
+            masked_frame(0x88, &999u16.to_be_bytes()),
             1002,
         ),
     ];
@@ -357,13 +304,9 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
         "200ms",
     ];
     let server = Server::start(EXAMPLE, &args).await;
-    let (mut tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert_eq!(response.status, 101, "{response}");
-    let started = Instant::now();
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received)).await;
-    assert!(read.expect("the server hangs up").is_ok());
-    let elapsed = started.elapsed();
+    let elapsed = silent_peer(server.addr, &[("Authorization", &bearer())])
+        .await
+        .dropped_after;
     assert!(
         elapsed >= Duration::from_millis(400),
         "dropped early, after {elapsed:?}"

@@ -6,7 +6,7 @@
 //! - `process`: build and spawn an example, read its output, signal it, wait for its exit.
 //! - `server`: a started server example, its `/ws` and `/stats`, and its shutdown contract.
 //! - `client`: what a tokio-tungstenite client reads and how it closes.
-//! - `frames`: a peer made by hand on a plain TCP stream, from the opening handshake on.
+//! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw frames, silence.
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
 // Each test file uses its own part of these helpers, and of the names re-exported below.
 #![allow(dead_code, unused_imports)]
@@ -18,7 +18,10 @@ mod process;
 mod server;
 
 pub use client::{Client, close, describe, expect_close, next, next_data, next_text};
-pub use frames::{RFC_KEY, raw_upgrade, raw_upgrade_with, upgrade_request, upgrade_request_with};
+pub use frames::{
+    RFC_KEY, SilentPeer, close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
+    read_until_hangup, silent_peer, unmasked_frame, upgrade_request, upgrade_request_with,
+};
 pub use http::{HttpResponse, http_get, http_post_form};
 pub use process::{Process, example_binary, run_to_exit};
 pub use server::Server;
