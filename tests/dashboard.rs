@@ -2,42 +2,13 @@
 
 mod common;
 
-use common::{Client, Server, next, silent_peer};
+use common::{Client, Server, next_json, next_of, send_json, silent_peer};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const EXAMPLE: &str = "05_dashboard";
-
-/// The next JSON message, skipping pings.
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        match next(client).await {
-            Some(Message::Text(text)) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Message::Ping(_)) => continue,
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-/// The next message of type `kind`, skipping readings and anything else on the way.
-async fn next_of(client: &mut Client, kind: &str) -> Value {
-    for _ in 0..10_000 {
-        let message = next_json(client).await;
-        if message["type"] == kind {
-            return message;
-        }
-    }
-    panic!("no {kind} message among 10000");
-}
-
-async fn send_json(client: &mut Client, value: Value) {
-    client
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
 
 /// Connects and returns the client with the snapshot it got first.
 async fn connect(server: &Server) -> (Client, Value) {

@@ -5,13 +5,12 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Client, Server, WAIT, close_code_after, http_post_form, masked_frame, raw_upgrade_with,
-    silent_peer, unmasked_frame,
+    Client, Server, close_code_after, expect_close, http_post_form, masked_frame, next, next_of,
+    raw_upgrade_with, silent_peer, unmasked_frame,
 };
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const EXAMPLE: &str = "08_production";
 const TOKEN: &str = "test-token-3f9a";
@@ -39,15 +38,19 @@ fn bearer() -> String {
 
 /// A tokio-tungstenite client that presents the token.
 async fn connect(server: &Server) -> Client {
-    let mut request = server.ws_url().into_client_request().expect("a request");
-    request
-        .headers_mut()
-        .insert("Authorization", bearer().parse().expect("a header value"));
-    let (client, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("the handshake completes in time")
-        .expect("the handshake succeeds");
-    client
+    server.connect_with(&[("Authorization", &bearer())]).await
+}
+
+/// `count` clients with the token, once the gauge counts them all.
+async fn connect_many(server: &Server, count: u64) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..count {
+        clients.push(connect(server).await);
+    }
+    server
+        .wait_for_stats("every client is connected", |s| s["connections"] == count)
+        .await;
+    clients
 }
 
 /// Proof that the server still serves: a new client gets its snapshot and an ack.
@@ -55,17 +58,8 @@ async fn still_serves(server: &Server) {
     let mut client = connect(server).await;
     let subscribe = r#"{"type":"subscribe","id":42,"sensors":[]}"#;
     client.send(Message::text(subscribe)).await.expect("send");
-    for _ in 0..10_000 {
-        match common::next(&mut client).await {
-            Some(Message::Text(text)) if text.contains(r#""type":"ack""#) => {
-                assert!(text.contains(r#""id":42"#), "{text}");
-                return;
-            }
-            Some(_) => continue,
-            None => panic!("the connection ended"),
-        }
-    }
-    panic!("no ack");
+    let ack = next_of(&mut client, "ack").await;
+    assert_eq!(ack["id"], 42, "{ack}");
 }
 
 // ANCHOR: table
@@ -200,9 +194,7 @@ async fn a_message_flood_is_closed_with_1008() {
             break; // closed already
         }
     }
-    let frame = common::expect_close(&mut client)
-        .await
-        .expect("a Close frame");
+    let frame = expect_close(&mut client).await.expect("a Close frame");
     assert_eq!(u16::from(frame.code), 1008);
     assert_eq!(frame.reason.as_str(), "rate limit exceeded");
     still_serves(&server).await;
@@ -278,13 +270,7 @@ async fn the_connection_limit_answers_503() {
 #[tokio::test]
 async fn fifty_clients_that_vanish_leave_the_gauge_at_zero_within_a_second() {
     let server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let mut clients = Vec::new();
-    for _ in 0..50 {
-        clients.push(connect(&server).await);
-    }
-    server
-        .wait_for_stats("fifty are connected", |s| s["connections"] == 50)
-        .await;
+    let clients = connect_many(&server, 50).await;
     drop(clients); // no Close frames: the TCP connections just go away
     server
         .wait_for_stats_within(Duration::from_secs(1), "all fifty are gone", |s| {
@@ -320,13 +306,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
 #[tokio::test]
 async fn twenty_clients_all_get_1001_on_shutdown() {
     let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let mut clients = Vec::new();
-    for _ in 0..20 {
-        clients.push(connect(&server).await);
-    }
-    server
-        .wait_for_stats("twenty are connected", |s| s["connections"] == 20)
-        .await;
+    let mut clients = connect_many(&server, 20).await;
     server.shut_down_with(Signal::SIGTERM, &mut clients).await;
 }
 
@@ -345,8 +325,5 @@ async fn echo_mode_echoes() {
     let server = Server::start(EXAMPLE, &["--no-auth", "--echo"]).await;
     let mut client = server.connect().await;
     client.send(Message::text("hello")).await.unwrap();
-    assert_eq!(
-        client.next().await.unwrap().unwrap(),
-        Message::text("hello")
-    );
+    assert_eq!(next(&mut client).await, Some(Message::text("hello")));
 }

@@ -2,6 +2,7 @@
 //! test expects, and the closing handshake.
 
 use futures::{SinkExt, StreamExt};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +43,30 @@ pub async fn next_text(client: &mut Client) -> String {
         Message::Text(text) => text.to_string(),
         other => panic!("expected a text message, got {other:?}"),
     }
+}
+
+/// The next Text message, parsed as JSON.
+pub async fn next_json(client: &mut Client) -> Value {
+    serde_json::from_str(&next_text(client).await).expect("JSON")
+}
+
+/// The next JSON message whose `type` is `kind`, skipping the others on the way.
+pub async fn next_of(client: &mut Client, kind: &str) -> Value {
+    for _ in 0..10_000 {
+        let message = next_json(client).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+    panic!("no {kind} message among 10000");
+}
+
+/// Sends `value` as a Text message.
+pub async fn send_json(client: &mut Client, value: Value) {
+    client
+        .send(Message::text(value.to_string()))
+        .await
+        .expect("send");
 }
 
 /// Reads until the server's Close frame and then the end of the stream; returns the frame.

@@ -17,7 +17,10 @@ mod http;
 mod process;
 mod server;
 
-pub use client::{Client, close, describe, expect_close, next, next_data, next_text};
+pub use client::{
+    Client, close, describe, expect_close, next, next_data, next_json, next_of, next_text,
+    send_json,
+};
 pub use frames::{
     RFC_KEY, SilentPeer, close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
     read_until_hangup, silent_peer, unmasked_frame, upgrade_request, upgrade_request_with,

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderName;
 
 use super::WAIT;
 use super::client::{Client, expect_close};
@@ -56,7 +58,18 @@ impl Server {
 
     /// Opens a WebSocket to `/ws`.
     pub async fn connect(&self) -> Client {
-        let (client, response) = timeout(WAIT, tokio_tungstenite::connect_async(self.ws_url()))
+        self.connect_with(&[]).await
+    }
+
+    /// Opens a WebSocket to `/ws` with extra request headers, such as a token.
+    pub async fn connect_with(&self, headers: &[(&str, &str)]) -> Client {
+        let mut request = self.ws_url().into_client_request().expect("a request");
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            let value = value.parse().expect("a header value");
+            request.headers_mut().insert(name, value);
+        }
+        let (client, response) = timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("the handshake completes in time")
             .expect("the handshake succeeds");
