@@ -5,7 +5,7 @@
 //!
 //! - `process`: build and spawn an example, read its output, signal it, wait for its exit.
 //! - `server`: a started server example, its `/ws` and `/stats`, and its shutdown contract.
-//! - `client`: what a tokio-tungstenite client reads and how it closes.
+//! - `client`: what a tokio-tungstenite client reads (text, JSON, a message by type) and sends.
 //! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw frames, silence.
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
 // Each test file uses its own part of these helpers, and of the names re-exported below.
