@@ -10,13 +10,12 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Server, WAIT, next};
+use common::{Server, WAIT, next_of};
 use fantoccini::{Client, ClientBuilder, Locator};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::Message;
 
 /// chromedriver on a free loopback port, and the directory of the browser's profile.
 struct Driver {
@@ -152,18 +151,7 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         "//section[@data-sensor='sensor-2']//span[@class='threshold' and text()='42.50']",
     )
     .await;
-    let change = loop {
-        match next(&mut watcher).await {
-            Some(Message::Text(text)) => {
-                let message: Value = serde_json::from_str(&text).unwrap();
-                if message["type"] == "threshold" {
-                    break message;
-                }
-            }
-            Some(_) => continue,
-            None => panic!("the watcher's connection ended"),
-        }
-    };
+    let change = next_of(&mut watcher, "threshold").await;
     assert_eq!(
         (&change["sensor"], &change["threshold"]),
         (&json!("sensor-2"), &json!(42.5))

@@ -2,42 +2,13 @@
 
 mod common;
 
-use common::{Client, Server, next};
+use common::{Client, Server, next_json, next_of, send_json, silent_peer};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const EXAMPLE: &str = "05_dashboard";
-
-/// The next JSON message, skipping pings.
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        match next(client).await {
-            Some(Message::Text(text)) => return serde_json::from_str(&text).expect("JSON"),
-            Some(Message::Ping(_)) => continue,
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-/// The next message of type `kind`, skipping readings and anything else on the way.
-async fn next_of(client: &mut Client, kind: &str) -> Value {
-    for _ in 0..10_000 {
-        let message = next_json(client).await;
-        if message["type"] == kind {
-            return message;
-        }
-    }
-    panic!("no {kind} message among 10000");
-}
-
-async fn send_json(client: &mut Client, value: Value) {
-    client
-        .send(Message::text(value.to_string()))
-        .await
-        .expect("send");
-}
 
 /// Connects and returns the client with the snapshot it got first.
 async fn connect(server: &Server) -> (Client, Value) {
@@ -281,7 +252,6 @@ async fn ctrl_c_sends_1001_to_dashboard_clients() {
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_by_the_heartbeat() {
-    use tokio::io::AsyncReadExt;
     let mut server = Server::start(
         EXAMPLE,
         &[
@@ -294,9 +264,6 @@ async fn a_silent_peer_is_dropped_by_the_heartbeat() {
         ],
     )
     .await;
-    let (mut tcp, _) = common::raw_upgrade(server.addr).await;
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut rest)).await;
-    assert!(read.expect("the server hangs up").is_ok());
+    silent_peer(server.addr, &[]).await;
     server.wait_for_log("no pong within 100ms").await;
 }

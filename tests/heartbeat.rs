@@ -2,11 +2,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, close, next, next_data, raw_upgrade};
+use common::{
+    Server, WAIT, close, masked_frame, next, next_data, raw_upgrade, read_until_hangup, silent_peer,
+};
 use futures::SinkExt;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 const EXAMPLE: &str = "03_heartbeat";
@@ -20,20 +22,14 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
         &["--ping-interval", "200ms", "--pong-timeout", "300ms"],
     )
     .await;
-    // A hand-made client on a plain TCP stream: it reads, but never answers a ping.
-    let (mut tcp, head) = raw_upgrade(server.addr).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let upgraded = Instant::now();
-
-    // Read raw bytes until the server closes the TCP connection.
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut received)).await;
-    let elapsed = upgraded.elapsed();
-    assert!(read.expect("the server hangs up").is_ok());
+    // A hand-made client on a plain TCP stream: it reads raw bytes until the server closes
+    // the TCP connection, but never answers a ping.
+    let peer = silent_peer(server.addr, &[]).await;
 
     // It got exactly one ping (0x89: FIN + opcode 9), carrying the 8-byte ping number 1...
-    assert_eq!(received, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(peer.received, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
     // ...and was dropped once the pong was overdue: not before, and not long after.
+    let elapsed = peer.dropped_after;
     assert!(
         elapsed >= interval + timeout,
         "dropped early, after {elapsed:?}"
@@ -78,16 +74,14 @@ async fn an_unsolicited_pong_does_not_count_as_the_answer() {
     .await;
     let (mut tcp, _) = raw_upgrade(server.addr).await;
     let mut ping = [0; 10];
-    tcp.read_exact(&mut ping).await.unwrap();
-    assert_eq!(ping, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
-    // Answer with a masked Pong (mask key 0) whose payload is not the ping's: "nope".
-    use tokio::io::AsyncWriteExt;
-    tcp.write_all(&[0x8A, 0x84, 0, 0, 0, 0, b'n', b'o', b'p', b'e'])
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut ping))
         .await
+        .expect("a ping in time")
         .unwrap();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut rest)).await;
-    assert!(read.expect("the server hangs up").is_ok());
+    assert_eq!(ping, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+    // Answer with a masked Pong (0x8A: FIN + opcode 10) whose payload is not the ping's.
+    tcp.write_all(&masked_frame(0x8A, b"nope")).await.unwrap();
+    read_until_hangup(&mut tcp).await;
     server.wait_for_log("no pong within 200ms of ping 1").await;
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, http_get};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -13,18 +13,14 @@ const EXAMPLE: &str = "07_long_polling";
 /// `GET path`; returns the status code and the JSON body.
 async fn get_json(server: &Server, path: &str) -> (u16, Value) {
     let response = server.get(path).await;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let content_type = response.header("content-type").unwrap_or_default();
     assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
+        content_type
+            .to_ascii_lowercase()
+            .starts_with("application/json"),
+        "{response}"
     );
-    (status, serde_json::from_str(body).expect("a JSON body"))
+    (response.status, response.json())
 }
 
 fn seqs(answer: &Value) -> Vec<u64> {
@@ -163,15 +159,11 @@ async fn a_waiting_poll_answers_at_once_on_shutdown() {
     let mut server = Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"]).await;
     let after = 0;
     let addr = server.addr;
-    let waiting = tokio::spawn(async move {
-        let request = format!(
-            "GET /poll?after={after} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        );
-        common::raw_exchange(addr, request.as_bytes()).await
-    });
+    let waiting =
+        tokio::spawn(async move { http_get(addr, &format!("/poll?after={after}")).await });
     server.wait_for_log("a poll is waiting").await;
     server.signal(Signal::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());
     let response = waiting.await.expect("the poll task");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(response.status, 200, "{response}");
 }

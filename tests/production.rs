@@ -2,15 +2,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Client, Server, WAIT, raw_upgrade_with};
-use futures::{SinkExt, StreamExt};
+use common::{
+    Client, Server, close_code_after, expect_close, http_post_form, masked_frame, next, next_of,
+    raw_upgrade_with, silent_peer, unmasked_frame,
+};
+use futures::SinkExt;
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const EXAMPLE: &str = "08_production";
 const TOKEN: &str = "test-token-3f9a";
@@ -38,15 +38,19 @@ fn bearer() -> String {
 
 /// A tokio-tungstenite client that presents the token.
 async fn connect(server: &Server) -> Client {
-    let mut request = server.ws_url().into_client_request().expect("a request");
-    request
-        .headers_mut()
-        .insert("Authorization", bearer().parse().expect("a header value"));
-    let (client, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-        .await
-        .expect("the handshake completes in time")
-        .expect("the handshake succeeds");
-    client
+    server.connect_with(&[("Authorization", &bearer())]).await
+}
+
+/// `count` clients with the token, once the gauge counts them all.
+async fn connect_many(server: &Server, count: u64) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..count {
+        clients.push(connect(server).await);
+    }
+    server
+        .wait_for_stats("every client is connected", |s| s["connections"] == count)
+        .await;
+    clients
 }
 
 /// Proof that the server still serves: a new client gets its snapshot and an ack.
@@ -54,71 +58,8 @@ async fn still_serves(server: &Server) {
     let mut client = connect(server).await;
     let subscribe = r#"{"type":"subscribe","id":42,"sensors":[]}"#;
     client.send(Message::text(subscribe)).await.expect("send");
-    for _ in 0..10_000 {
-        match common::next(&mut client).await {
-            Some(Message::Text(text)) if text.contains(r#""type":"ack""#) => {
-                assert!(text.contains(r#""id":42"#), "{text}");
-                return;
-            }
-            Some(_) => continue,
-            None => panic!("the connection ended"),
-        }
-    }
-    panic!("no ack");
-}
-
-/// A client frame: `first` is FIN, RSV and opcode; the payload is masked unless `unmasked`.
-fn frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
-    let mask_bit = if unmasked { 0 } else { 0x80 };
-    let mut bytes = vec![first];
-    match payload.len() {
-        n if n < 126 => bytes.push(mask_bit | n as u8),
-        n if n <= 0xFFFF => {
-            bytes.push(mask_bit | 126);
-            bytes.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            bytes.push(mask_bit | 127);
-            bytes.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if unmasked {
-        bytes.extend_from_slice(payload);
-    } else {
-        let key = [0x12, 0x34, 0x56, 0x78];
-        bytes.extend_from_slice(&key);
-        bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    }
-    bytes
-}
-
-/// Reads the server's frames until the connection ends; returns the Close frame's code.
-async fn close_code_after(mut tcp: TcpStream, send: &[u8]) -> Option<u16> {
-    // The server may close before it has read all of what we send: ignore a failed write.
-    let _ = tcp.write_all(send).await;
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received))
-        .await
-        .expect("the server ends the connection in time");
-    // Walk the server's (unmasked) frames: the snapshot, perhaps readings, then the Close.
-    let mut rest = &received[..];
-    while rest.len() >= 2 {
-        let opcode = rest[0] & 0x0F;
-        let (length, header) = match rest[1] & 0x7F {
-            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        let payload = &rest[header..header + length];
-        if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-        rest = &rest[header + length..];
-    }
-    None
+    let ack = next_of(&mut client, "ack").await;
+    assert_eq!(ack["id"], 42, "{ack}");
 }
 
 // ANCHOR: table
@@ -127,27 +68,27 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
     let server = strict_server().await;
     let big = vec![b'x'; 2000];
     let fragmented_over_the_limit: Vec<u8> = [
-        frame(0x02, &[b'x'; 1000], false), // binary, more to come
-        frame(0x00, &[b'x'; 1000], false), // continuation
-        frame(0x00, &[b'x'; 1000], false),
-        frame(0x00, &[b'x'; 1000], false),
-        frame(0x80, &[b'x'; 1000], false), // the final continuation: 5000 bytes in all
+        masked_frame(0x02, &[b'x'; 1000]), // binary, more to come
+        masked_frame(0x00, &[b'x'; 1000]), // continuation
+        masked_frame(0x00, &[b'x'; 1000]),
+        masked_frame(0x00, &[b'x'; 1000]),
+        masked_frame(0x80, &[b'x'; 1000]), // the final continuation: 5000 bytes in all
     ]
     .concat();
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "invalid UTF-8 in a text frame",
-            frame(0x81, &[0xC3, 0x28], false),
+            masked_frame(0x81, &[0xC3, 0x28]),
             1007,
         ),
         (
             "an unmasked client frame",
-            frame(0x81, b"hello", true),
+            unmasked_frame(0x81, b"hello"),
             1002,
         ),
         (
             "a frame over the 1 KiB frame limit",
-            frame(0x82, &big, false),
+            masked_frame(0x82, &big),
             1009,
         ),
         (
@@ -155,28 +96,28 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
             fragmented_over_the_limit,
             1009,
         ),
-        ("a reserved opcode", frame(0x83, b"?", false), 1002),
+        ("a reserved opcode", masked_frame(0x83, b"?"), 1002),
         (
             "a control frame over 125 bytes",
-            frame(0x89, &[0; 126], false),
+            masked_frame(0x89, &[0; 126]),
             1002,
         ),
-        ("a fragmented ping", frame(0x09, b"ping", false), 1002),
-        ("RSV bits set", frame(0xC1, b"hi", false), 1002),
+        ("a fragmented ping", masked_frame(0x09, b"ping"), 1002),
+        ("RSV bits set", masked_frame(0xC1, b"hi"), 1002),
         (
             "a continuation with nothing to continue",
-            frame(0x80, b"x", false),
+            masked_frame(0x80, b"x"),
             1002,
         ),
         (
             "an invalid close code",
-            frame(0x88, &999u16.to_be_bytes(), false),
+            masked_frame(0x88, &999u16.to_be_bytes()),
             1002,
         ),
     ];
     for (case, bytes, expected) in table {
-        let (tcp, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "{case}: {head}");
+        let (tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+        assert_eq!(response.status, 101, "{case}: {response}");
         assert_eq!(
             close_code_after(tcp, &bytes).await,
             Some(expected),
@@ -193,52 +134,50 @@ type Headers = Vec<(&'static str, String)>;
 async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
     let server = strict_server().await;
     let own_origin = format!("http://{}", server.addr);
-    let table: Vec<(&str, Headers, &str)> = vec![
+    let table: Vec<(&str, Headers, u16)> = vec![
         (
             "a cross-site Origin",
             vec![
                 ("Authorization", bearer()),
                 ("Origin", "https://evil.example".into()),
             ],
-            "HTTP/1.1 403",
+            403,
         ),
-        (
-            "no token",
-            vec![("Origin", own_origin.clone())],
-            "HTTP/1.1 401",
-        ),
+        ("no token", vec![("Origin", own_origin.clone())], 401),
         (
             "a wrong token",
             vec![("Authorization", "Bearer guess".into())],
-            "HTTP/1.1 401",
+            401,
         ),
         (
             "a wrong session cookie",
             vec![("Cookie", "session=guess".into())],
-            "HTTP/1.1 401",
+            401,
         ),
         (
             "the right token, same origin",
             vec![("Authorization", bearer()), ("Origin", own_origin.clone())],
-            "HTTP/1.1 101",
+            101,
         ),
         (
             "the right session cookie",
             vec![("Cookie", format!("theme=dark; session={TOKEN}"))],
-            "HTTP/1.1 101",
+            101,
         ),
     ];
     for (case, headers, expected) in table {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let (_, head) = raw_upgrade_with(server.addr, &headers).await;
-        assert!(head.starts_with(expected), "{case}: {head}");
+        let (_, response) = raw_upgrade_with(server.addr, &headers).await;
+        assert_eq!(response.status, expected, "{case}: {response}");
         still_serves(&server).await;
     }
     // A plain GET on /ws is told what the URL wants.
     let plain = server.get("/ws").await;
-    assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
+    assert_eq!(plain.status, 426, "{plain}");
     assert!(
-        plain.to_ascii_lowercase().contains("upgrade: websocket"),
+        plain
+            .header("upgrade")
+            .is_some_and(|value| value.eq_ignore_ascii_case("websocket")),
         "{plain}"
     );
     still_serves(&server).await;
@@ -255,9 +194,7 @@ async fn a_message_flood_is_closed_with_1008() {
             break; // closed already
         }
     }
-    let frame = common::expect_close(&mut client)
-        .await
-        .expect("a Close frame");
+    let frame = expect_close(&mut client).await.expect("a Close frame");
     assert_eq!(u16::from(frame.code), 1008);
     assert_eq!(frame.reason.as_str(), "rate limit exceeded");
     still_serves(&server).await;
@@ -277,14 +214,14 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
     let server = Server::start(EXAMPLE, &args).await;
     let auth = ("Authorization", bearer());
     for (origin, expected) in [
-        (Some("https://dash.example"), "HTTP/1.1 101"),
-        (Some("https://other.example"), "HTTP/1.1 403"),
-        (None, "HTTP/1.1 403"),
+        (Some("https://dash.example"), 101),
+        (Some("https://other.example"), 403),
+        (None, 403),
     ] {
         let mut headers = vec![(auth.0, auth.1.as_str())];
         headers.extend(origin.map(|o| ("Origin", o)));
-        let (_, head) = raw_upgrade_with(server.addr, &headers).await;
-        assert!(head.starts_with(expected), "{origin:?}: {head}");
+        let (_, response) = raw_upgrade_with(server.addr, &headers).await;
+        assert_eq!(response.status, expected, "{origin:?}: {response}");
     }
 }
 
@@ -292,36 +229,24 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
 #[tokio::test]
 async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
     let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let post = |token: &str| {
-        let body = format!("token={token}");
-        format!(
-            "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            server.addr,
-            body.len()
-        )
-    };
-    let refused = common::raw_exchange(server.addr, post("guess").as_bytes()).await;
-    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let refused = http_post_form(server.addr, "/login", "token=guess").await;
+    assert_eq!(refused.status, 401, "{refused}");
 
-    let signed_in = common::raw_exchange(server.addr, post(TOKEN).as_bytes()).await;
-    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
-    let cookie = signed_in
-        .lines()
-        .find_map(|line| line.strip_prefix("set-cookie: "))
-        .expect("a session cookie");
+    let signed_in = http_post_form(server.addr, "/login", &format!("token={TOKEN}")).await;
+    assert_eq!(signed_in.status, 303, "{signed_in}");
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
     let session = cookie.split(';').next().expect("name=value");
     let origin = format!("http://{}", server.addr);
-    let (_, head) =
+    let (_, response) =
         raw_upgrade_with(server.addr, &[("Cookie", session), ("Origin", &origin)]).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(response.status, 101, "{response}");
 
     // Nothing the server logged, on any of these paths, contains the token.
-    for line in server.process.stderr_so_far() {
+    for line in server.log_so_far() {
         assert!(!line.contains(TOKEN), "the token reached the log: {line}");
     }
 }
@@ -332,26 +257,20 @@ async fn the_connection_limit_answers_503() {
     let server = Server::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"]).await;
     let _first = connect(&server).await;
     let _second = connect(&server).await;
-    let (_, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    assert_eq!(response.status, 503, "{response}");
     drop(_first);
     server
         .wait_for_stats("a slot is free again", |s| s["connections"] == 1)
         .await;
-    let (_, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    assert_eq!(response.status, 101, "{response}");
 }
 
 #[tokio::test]
 async fn fifty_clients_that_vanish_leave_the_gauge_at_zero_within_a_second() {
     let server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let mut clients = Vec::new();
-    for _ in 0..50 {
-        clients.push(connect(&server).await);
-    }
-    server
-        .wait_for_stats("fifty are connected", |s| s["connections"] == 50)
-        .await;
+    let clients = connect_many(&server, 50).await;
     drop(clients); // no Close frames: the TCP connections just go away
     server
         .wait_for_stats_within(Duration::from_secs(1), "all fifty are gone", |s| {
@@ -371,13 +290,9 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
         "200ms",
     ];
     let server = Server::start(EXAMPLE, &args).await;
-    let (mut tcp, head) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
-    assert!(head.starts_with("HTTP/1.1 101"));
-    let started = Instant::now();
-    let mut received = Vec::new();
-    let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received)).await;
-    assert!(read.expect("the server hangs up").is_ok());
-    let elapsed = started.elapsed();
+    let elapsed = silent_peer(server.addr, &[("Authorization", &bearer())])
+        .await
+        .dropped_after;
     assert!(
         elapsed >= Duration::from_millis(400),
         "dropped early, after {elapsed:?}"
@@ -391,13 +306,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
 #[tokio::test]
 async fn twenty_clients_all_get_1001_on_shutdown() {
     let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
-    let mut clients = Vec::new();
-    for _ in 0..20 {
-        clients.push(connect(&server).await);
-    }
-    server
-        .wait_for_stats("twenty are connected", |s| s["connections"] == 20)
-        .await;
+    let mut clients = connect_many(&server, 20).await;
     server.shut_down_with(Signal::SIGTERM, &mut clients).await;
 }
 
@@ -416,8 +325,5 @@ async fn echo_mode_echoes() {
     let server = Server::start(EXAMPLE, &["--no-auth", "--echo"]).await;
     let mut client = server.connect().await;
     client.send(Message::text("hello")).await.unwrap();
-    assert_eq!(
-        client.next().await.unwrap().unwrap(),
-        Message::text("hello")
-    );
+    assert_eq!(next(&mut client).await, Some(Message::text("hello")));
 }

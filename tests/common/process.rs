@@ -1,0 +1,189 @@
+//! An example's binary as a child process: built by cargo, spawned, its output read line by
+//! line, signalled, and waited for.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::WAIT;
+
+// ANCHOR: example_binary
+/// The path of an example's binary, built by cargo so that it is never stale: `cargo test
+/// --test NAME` alone does not rebuild examples. Each test binary asks once per example.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|n| n == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "--example", name]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        // The same features as this test, so that cargo does not rebuild for nothing.
+        if cfg!(feature = "browser") {
+            build.args(["--features", "browser"]);
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
+    }
+    profile_dir.join("examples").join(name)
+}
+// ANCHOR_END: example_binary
+
+/// A running example process, with its stdout and stderr collected line by line so that a
+/// test can wait for a line. Dropping it kills the process.
+pub struct Process {
+    child: Child,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
+}
+
+// ANCHOR: wait_for_log
+/// Forwards each line of `output` to a channel.
+fn lines_of(
+    output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> mpsc::UnboundedReceiver<String> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(output).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Waits for a line that contains `needle`, and returns it.
+async fn wait_for_line(lines: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> String {
+    let found = timeout(WAIT, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(line)) => line,
+        Ok(None) => panic!("the process exited before printing {needle:?}"),
+        Err(_) => panic!("no line with {needle:?} in time"),
+    }
+}
+
+// ANCHOR_END: wait_for_log
+
+impl Process {
+    /// Starts `examples/<name>.rs` with `args`.
+    pub fn spawn(name: &str, args: &[&str]) -> Process {
+        let mut child = Command::new(example_binary(name))
+            .args(args)
+            // Debug logs from the example itself and the support library; info from the rest.
+            .env("RUST_LOG", format!("info,ws_lessons=debug,{name}=debug"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the example starts");
+        let stdout = lines_of(child.stdout.take().expect("stdout is piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        Process {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for a line on stdout that contains `needle`, and returns it.
+    pub async fn wait_for_stdout(&mut self, needle: &str) -> String {
+        wait_for_line(&mut self.stdout, needle).await
+    }
+
+    /// Waits for a line on stderr (the log) that contains `needle`, and returns it.
+    pub async fn wait_for_stderr(&mut self, needle: &str) -> String {
+        wait_for_line(&mut self.stderr, needle).await
+    }
+
+    /// Every line written to stderr so far, without waiting for more.
+    pub fn stderr_so_far(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.try_recv() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// The next line on stdout.
+    pub async fn next_stdout(&mut self) -> String {
+        match timeout(WAIT, self.stdout.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("stdout ended"),
+            Err(_) => panic!("no line on stdout in time"),
+        }
+    }
+
+    /// Sends a signal to the process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("the process is running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+    }
+
+    /// Waits at most `bound` for the process to exit.
+    pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        timeout(bound, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the process did not exit within {bound:?}"))
+            .expect("the exit status is readable")
+    }
+
+    /// The process's resident memory, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+}
+
+/// Runs an example to completion with `args` (no address added) and returns its exit
+/// status, stdout and stderr.
+pub async fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let output = timeout(
+        WAIT,
+        Command::new(example_binary(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the example exits in time")
+    .expect("the example runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

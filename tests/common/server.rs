@@ -1,0 +1,188 @@
+//! A started server example: its address, its WebSocket, its `/stats`, its log, and the
+//! shutdown contract every server example keeps.
+
+use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use tokio::time::timeout;
+use tokio_tungstenite::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderName;
+
+use super::WAIT;
+use super::client::{Client, expect_close};
+use super::http::{HttpResponse, http_get};
+use super::process::Process;
+
+/// A running server example, and the address it printed in its start-up line. Its process is
+/// reached through the methods below only.
+pub struct Server {
+    process: Process,
+    pub addr: SocketAddr,
+    pub startup_line: String,
+}
+
+impl Server {
+    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
+    /// start-up line to learn its port.
+    pub async fn start(name: &str, args: &[&str]) -> Server {
+        Server::start_on(name, "127.0.0.1:0", args).await
+    }
+
+    // ANCHOR: start
+    /// Starts `examples/<name>.rs` on `addr` and reads the address from its start-up line.
+    pub async fn start_on(name: &str, addr: &str, args: &[&str]) -> Server {
+        let mut process = Process::spawn(name, &[&[addr], args].concat());
+        let startup_line = process.next_stdout().await;
+        let addr = startup_line
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("no ws://HOST:PORT/ or http://HOST:PORT/ in {startup_line:?}")
+            });
+        Server {
+            process,
+            addr,
+            startup_line,
+        }
+    }
+    // ANCHOR_END: start
+
+    /// The URL of the server's WebSocket, `ws://ADDR/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Opens a WebSocket to `/ws`.
+    pub async fn connect(&self) -> Client {
+        self.connect_with(&[]).await
+    }
+
+    /// Opens a WebSocket to `/ws` with extra request headers, such as a token.
+    pub async fn connect_with(&self, headers: &[(&str, &str)]) -> Client {
+        let mut request = self.ws_url().into_client_request().expect("a request");
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            let value = value.parse().expect("a header value");
+            request.headers_mut().insert(name, value);
+        }
+        let (client, response) = timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("the handshake completes in time")
+            .expect("the handshake succeeds");
+        assert_eq!(response.status(), 101);
+        client
+    }
+
+    /// A client with a 4 KiB receive buffer, so that it stalls the server's writes soon after
+    /// it stops reading instead of soaking up megabytes in the kernel first.
+    pub async fn connect_small_buffer(&self) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = timeout(WAIT, socket.connect(self.addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (client, _) = timeout(
+            WAIT,
+            tokio_tungstenite::client_async(self.ws_url(), MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("the handshake completes in time")
+        .expect("the handshake succeeds");
+        client
+    }
+
+    /// `GET path` over a fresh connection.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.addr, path).await
+    }
+
+    /// The server's `GET /stats`.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.get("/stats").await.json()
+    }
+
+    /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
+    pub async fn wait_for_stats(
+        &self,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        self.wait_for_stats_within(WAIT, what, ready).await
+    }
+
+    /// Polls `/stats` until `ready` holds, for at most `bound`; returns the last reading.
+    // ANCHOR: wait_for_stats
+    pub async fn wait_for_stats_within(
+        &self,
+        bound: Duration,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            every.tick().await;
+            let stats = self.stats().await;
+            if ready(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: /stats still reads {stats}"
+            );
+        }
+    }
+    // ANCHOR_END: wait_for_stats
+
+    /// Waits for a log line (stderr) that contains `needle`, and returns it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        self.process.wait_for_stderr(needle).await
+    }
+
+    /// Every log line (stderr) so far, without waiting for more.
+    pub fn log_so_far(&mut self) -> Vec<String> {
+        self.process.stderr_so_far()
+    }
+
+    /// Sends a signal to the server, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        self.process.signal(signal);
+    }
+
+    // ANCHOR: shutdown_contract
+    /// Sends `signal` and checks the shutdown contract of every server example: each open
+    /// client receives Close 1001, and the process exits with status 0 within 2 seconds.
+    pub async fn shut_down_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        clients: &mut [Client],
+    ) {
+        self.signal(signal);
+        let frames = futures::future::join_all(clients.iter_mut().map(expect_close)).await;
+        for frame in frames {
+            assert_eq!(
+                frame.map(|f| u16::from(f.code)),
+                Some(1001),
+                "a Close 1001 for everyone"
+            );
+        }
+        let status = self.wait_exit(Duration::from_secs(2)).await;
+        assert!(status.success(), "exit status {status}");
+    }
+    // ANCHOR_END: shutdown_contract
+
+    /// Waits at most `bound` for the server to exit.
+    pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        self.process.wait_exit(bound).await
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.process.rss_kib()
+    }
+}
