@@ -26,6 +26,13 @@ fn files(dir: &str, extension: &str) -> Vec<PathBuf> {
     found
 }
 
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .expect("a name")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Every chapter: the Markdown files of book/src, except SUMMARY.md.
 fn chapters() -> Vec<PathBuf> {
     files("book/src", "md")
@@ -203,11 +210,13 @@ fn included_files() -> BTreeSet<PathBuf> {
 #[test]
 fn every_example_and_every_compile_fail_lesson_is_in_the_book() {
     let included = included_files();
-    // An example is a file (examples/NN_name.rs) or a folder (examples/NN_name/main.rs).
+    // An example is a file (examples/NN_name.rs) or a folder (examples/NN_name/), and every
+    // Rust file of a folder is part of the lesson, so each one must be in the book.
     let folders = std::fs::read_dir(root().join("examples"))
         .expect("examples/")
-        .map(|entry| entry.expect("a directory entry").path().join("main.rs"))
-        .filter(|main| main.is_file());
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.is_dir())
+        .flat_map(|folder| files(&format!("examples/{}", name_of(&folder)), "rs"));
     let expected = files("examples", "rs")
         .into_iter()
         .chain(folders)

@@ -115,6 +115,14 @@ async fn text_of(browser: &Client, xpath: &str) -> String {
 #[tokio::test]
 async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
     let mut server = Server::start("05_dashboard", &["--sensors", "3", "--rate", "30"]).await;
+    // Let the server record a history before the page opens: readings go round
+    // the three sensors, so by change 36 sensor-1 has had 12.
+    let mut watcher = server.connect().await;
+    for _ in 0..1_000 {
+        if next_of(&mut watcher, "reading").await["seq"].as_u64() >= Some(36) {
+            break;
+        }
+    }
     let driver = start_driver().await;
     let browser = open_browser(&driver).await;
     browser
@@ -122,15 +130,27 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         .await
         .expect("the page loads");
 
-    // Connected, and the values move.
+    // Connected, and the charts drawn at once from the snapshot's history.
     wait_for(&browser, "//span[@id='status' and text()='live']").await;
+    let card = "//section[@data-sensor='sensor-1' and @data-snapshot-points]";
+    wait_for(&browser, card).await;
+    let points = browser
+        .find(Locator::XPath(card))
+        .await
+        .expect("the card")
+        .attr("data-snapshot-points")
+        .await
+        .expect("the attribute");
+    let points: usize = points.and_then(|p| p.parse().ok()).unwrap_or(0);
+    assert!(points >= 12, "the chart began with {points} points");
+
+    // The values move.
     let value = "//section[@data-sensor='sensor-1']//div[@class='value']";
     wait_for(&browser, &format!("{value}[text()!='–']")).await;
     let first = text_of(&browser, value).await;
     wait_for(&browser, &format!("{value}[text()!='{first}']")).await;
 
     // A command from the page reaches the server, and through it every client.
-    let mut watcher = server.connect().await;
     let input = "//section[@data-sensor='sensor-2']//input";
     browser
         .find(Locator::XPath(input))

@@ -220,7 +220,8 @@ async fn the_wire_format_of_every_message() {
     let server = Server::start(EXAMPLE, &["--sensors", "2", "--rate", "50"]).await;
     let (mut client, snapshot) = connect(&server).await;
     insta::assert_json_snapshot!("snapshot", snapshot, {
-        ".seq" => "[seq]", ".sensors[].value" => "[value]"
+        ".seq" => "[seq]", ".sensors[].value" => "[value]",
+        ".sensors[].recent" => "[recent]"
     });
     insta::assert_json_snapshot!("reading", next_of(&mut client, "reading").await, {
         ".seq" => "[seq]", ".sensor" => "[sensor]", ".value" => "[value]",

@@ -1,4 +1,4 @@
-//! Lesson 03, `examples/03_heartbeat.rs`: pings on an interval, a deadline for the pong.
+//! Lesson 03, `examples/03_heartbeat/`: pings on an interval, a deadline for the pong.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Lesson 07, `examples/07_long_polling.rs`: the feed over HTTP long polling.
+//! Lesson 07, `examples/07_long_polling/`: the feed over HTTP long polling.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Lesson 08, `examples/08_production.rs`: every defence, tested from outside.
+//! Lesson 08, `examples/08_production/`: every defence, tested from outside.
 
 mod common;
 
