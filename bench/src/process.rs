@@ -83,6 +83,14 @@ impl Server {
     }
 }
 
+/// Many connections need many file descriptors, in this process and in the servers it starts.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 /// The release binaries: the examples of ws-lessons and the peers of this crate, built by
 /// cargo at the start of the run.
 pub struct Binaries {
