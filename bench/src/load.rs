@@ -2,6 +2,7 @@
 //! subscribers that time the readings a server pushes. Several scenarios share them.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,18 +16,15 @@ use crate::stats::{histogram, now_ms};
 use crate::wire::{Conn, json_number, masked_frame};
 
 /// Opens `n` connections to `addr`, one after another.
-pub async fn open(addr: SocketAddr, n: usize) -> Vec<Conn> {
+pub async fn open(addr: SocketAddr, n: usize) -> io::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
-    for _ in 0..n {
-        match Conn::open(addr).await {
-            Ok(conn) => conns.push(conn),
-            Err(e) => panic!(
-                "connection {} of {n} to {addr} failed: {e}",
-                conns.len() + 1
-            ),
-        }
+    for i in 1..=n {
+        let conn = Conn::open(addr)
+            .await
+            .map_err(|e| io::Error::other(format!("connection {i} of {n} to {addr}: {e}")))?;
+        conns.push(conn);
     }
-    conns
+    Ok(conns)
 }
 
 /// A server's resident memory with idle connections open.
@@ -38,17 +36,17 @@ pub struct IdleMemory {
 }
 
 /// Opens `n` connections to `server` that send and read nothing, and measures its memory.
-pub async fn idle(server: &Server, n: usize) -> IdleMemory {
+pub async fn idle(server: &Server, n: usize) -> io::Result<IdleMemory> {
     let before = server.rss_kib();
-    let conns = open(server.addr, n).await;
+    let conns = open(server.addr, n).await?;
     // Let the server finish setting up the last connections.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = server.rss_kib();
     drop(conns);
-    IdleMemory {
+    Ok(IdleMemory {
         per_connection_bytes: after.saturating_sub(before) as f64 * 1024.0 / n as f64,
         resident_mib: after as f64 / 1024.0,
-    }
+    })
 }
 
 /// What one closed-loop echo run measured.
@@ -65,10 +63,15 @@ pub struct EchoRun {
 /// The echo load, after the `load_test` tools of fastwebsockets and uWebSockets:
 /// `connections` connections, one message of `size` bytes in flight on each, closed loop;
 /// `plan.warm_up`, then `plan.measure` counted.
-pub async fn echo(server: &Server, connections: usize, size: usize, plan: &Plan) -> EchoRun {
+pub async fn echo(
+    server: &Server,
+    connections: usize,
+    size: usize,
+    plan: &Plan,
+) -> io::Result<EchoRun> {
     let frame = Arc::new(masked_frame(0x2, &vec![0x5a; size]));
     // Connect everyone first: the clock starts when the load does.
-    let conns = open(server.addr, connections).await;
+    let conns = open(server.addr, connections).await?;
     let measure_from = Instant::now() + plan.warm_up;
     let measure_until = measure_from + plan.measure;
     let done = Arc::new(AtomicBool::new(false));
@@ -107,12 +110,12 @@ pub async fn echo(server: &Server, connections: usize, size: usize, plan: &Plan)
         }
     }
     let messages = count.load(Ordering::Relaxed) as f64;
-    EchoRun {
+    Ok(EchoRun {
         per_second: messages / plan.measure.as_secs_f64(),
         p50_us: histogram.value_at_quantile(0.5) as f64,
         p99_us: histogram.value_at_quantile(0.99) as f64,
         cpu_us_per_message: (cpu_after - cpu_before) * 1e6 / messages.max(1.0),
-    }
+    })
 }
 
 /// What subscribers measured of the readings a server pushed to them all.

@@ -15,6 +15,8 @@ mod scenario;
 mod stats;
 mod wire;
 
+use std::io;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
@@ -78,29 +80,42 @@ impl Plan {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     // The slow-consumer scenario runs this program again as a client that reads until it is
     // stopped: a process of its own, so that SIGSTOP freezes it whole.
     if let Ok(address) = std::env::var("WS_BENCH_IDLE_CLIENT") {
-        return idle_client(&address).await;
+        idle_client(&address).await;
+        return ExitCode::SUCCESS;
     }
-    let args = Args::parse();
-    let plan = Plan::new(&args);
+    match run(&Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the programs, runs every scenario, prints the report and writes it.
+async fn run(args: &Args) -> io::Result<()> {
+    let plan = Plan::new(args);
     process::raise_open_file_limit();
     eprintln!("building the examples and the peers (release)...");
-    let binaries = Binaries::build();
+    let binaries = Binaries::build()?;
 
     let mut report = report::header(&plan);
     for scenario in Scenario::ALL {
-        report += &scenario.run(&binaries, &plan).await;
+        report += &scenario.run(&binaries, &plan).await?;
     }
 
     println!("{report}");
     if let Some(dir) = args.output.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::write(&args.output, &report).expect("write the report");
+    std::fs::write(&args.output, &report)
+        .map_err(|e| io::Error::other(format!("cannot write {}: {e}", args.output.display())))?;
     eprintln!("written to {}", args.output.display());
+    Ok(())
 }
 
 async fn idle_client(address: &str) {

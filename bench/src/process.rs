@@ -1,5 +1,6 @@
 //! Starting the servers under test, and reading their CPU time and memory from /proc.
 
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,7 +19,8 @@ pub struct Server {
 impl Server {
     /// Starts `binary ADDR args...` on 127.0.0.1:0 and reads the address from the first line
     /// it prints (`... ws://HOST:PORT/...` or `... http://HOST:PORT/...`).
-    pub async fn start(binary: &Path, args: &[&str]) -> Server {
+    pub async fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
+        let name = binary.display();
         let mut child = Command::new(binary)
             .arg("127.0.0.1:0")
             .args(args)
@@ -28,22 +30,26 @@ impl Server {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let stdout = child.stdout.take().expect("stdout is piped");
+            .map_err(|e| io::Error::other(format!("cannot start {name}: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
-            .expect("a start-up line in time")
-            .expect("stdout is readable")
-            .expect("a start-up line");
+            .map_err(|_| io::Error::other(format!("{name} printed nothing in 30 s")))??
+            .ok_or_else(|| io::Error::other(format!("{name} exited before printing a line")))?;
         let addr = line
             .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        let pid = child.id().expect("a pid");
-        Server { child, addr, pid }
+            .ok_or_else(|| io::Error::other(format!("{name}: no address in {line:?}")))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other(format!("{name} exited at once")))?;
+        Ok(Server { child, addr, pid })
     }
 
     /// CPU time (user + system) the process has used, in seconds.
@@ -98,7 +104,7 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    pub fn build() -> Binaries {
+    pub fn build() -> io::Result<Binaries> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         for args in [
             &[
@@ -111,15 +117,15 @@ impl Binaries {
             ][..],
             &["build", "--release", "--quiet", "-p", "ws-bench", "--bins"][..],
         ] {
-            let status = std::process::Command::new(&cargo)
-                .args(args)
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "cargo {} failed", args.join(" "));
+            let status = std::process::Command::new(&cargo).args(args).status()?;
+            if !status.success() {
+                return Err(io::Error::other(format!("cargo {} failed", args.join(" "))));
+            }
         }
-        let exe = std::env::current_exe().expect("the path of this program");
-        let dir = exe.parent().expect("target/release").to_path_buf();
-        Binaries { dir }
+        // This program is in target/release, with the others.
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Ok(Binaries { dir })
     }
 
     pub fn example(&self, name: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! `01_echo`, against the two echo peers, at three loads; then `01_echo`'s ratios to them.
 
 use std::fmt;
+use std::io;
 
 use super::interleaved;
 use crate::Plan;
@@ -25,7 +26,7 @@ impl EchoServer {
     ];
 
     /// Starts the server, with its default settings.
-    pub async fn start(self, binaries: &Binaries) -> Server {
+    pub async fn start(self, binaries: &Binaries) -> io::Result<Server> {
         let binary = match self {
             EchoServer::Lesson => binaries.example("01_echo"),
             EchoServer::Tungstenite => binaries.peer("peer_tungstenite"),
@@ -48,7 +49,7 @@ impl fmt::Display for EchoServer {
 /// (connections, message size in bytes): many small messages, more of them, few large ones.
 const LOADS: [(usize, usize); 3] = [(100, 20), (1000, 20), (10, 16 * 1024)];
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "load",
         "server",
@@ -67,12 +68,12 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         let load = format!("{connections} x {size} B");
         let what = format!("echo {load}");
         let runs = interleaved(plan, &what, &EchoServer::ALL, async |kind| {
-            let server = kind.start(binaries).await;
+            let server = kind.start(binaries).await?;
             let run = load::echo(&server, connections, size, plan).await;
             server.stop().await;
             run
         })
-        .await;
+        .await?;
         for server in EchoServer::ALL {
             table.row(format_args!(
                 "{load} | {server} | {:.0} | {:.0} µs | {:.0} µs | {:.1} µs",
@@ -97,5 +98,5 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         "Ratios of `01_echo` (targets: throughput at least 0.9x fastwebsockets, CPU per message at most 1.15x, throughput at least 1.8x tokio-tungstenite):",
     );
     section.table(ratios);
-    section.into()
+    Ok(section.into())
 }

@@ -2,6 +2,7 @@
 //! server that serializes each reading once and writes the same buffer to every client.
 
 use std::fmt;
+use std::io;
 
 use super::interleaved;
 use crate::Plan;
@@ -20,7 +21,7 @@ impl FanOutServer {
     const ALL: [FanOutServer; 2] = [FanOutServer::Dashboard, FanOutServer::FastWebSockets];
 
     /// Starts the server producing `rate` readings per second.
-    async fn start(self, binaries: &Binaries, rate: u32) -> Server {
+    async fn start(self, binaries: &Binaries, rate: u32) -> io::Result<Server> {
         let rate = rate.to_string();
         match self {
             FanOutServer::Dashboard => {
@@ -43,7 +44,7 @@ impl fmt::Display for FanOutServer {
     }
 }
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "subscribers",
         "readings/s",
@@ -56,13 +57,13 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
     for (n, rate) in [(fewer, 10), (more, 10), (more, 100)] {
         let what = format!("fan-out to {n} at {rate}/s");
         let runs = interleaved(plan, &what, &FanOutServer::ALL, async |kind| {
-            let server = kind.start(binaries, rate).await;
-            let subscribers = load::open(server.addr, n).await;
+            let server = kind.start(binaries, rate).await?;
+            let subscribers = load::open(server.addr, n).await?;
             let run = load::follow(subscribers, plan.warm_up * 2, plan.measure).await;
             server.stop().await;
-            run
+            Ok(run)
         })
-        .await;
+        .await?;
         for server in FanOutServer::ALL {
             table.row(format_args!(
                 "{n} | {rate} | {server} | {:.0} ms | {:.0} ms | {:.0}",
@@ -80,5 +81,5 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
     section.paragraph(
         "Targets: to 1,000 clients at 10 readings/s, p99 under 20 ms; to 10,000, at least 0.8x the deliveries per second of the fastwebsockets server. Each reading is serialized once: `src/dashboard.rs` has a unit test that every client's copy of a change shares one buffer.",
     );
-    section.into()
+    Ok(section.into())
 }

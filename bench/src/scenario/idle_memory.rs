@@ -3,21 +3,23 @@
 
 use super::echo::EchoServer;
 use super::interleaved;
+use std::io;
+
 use crate::Plan;
 use crate::load;
 use crate::process::Binaries;
 use crate::report::{Section, Table};
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let n = plan.idle_connections;
     let what = format!("idle memory, {n} connections");
     let runs = interleaved(plan, &what, &EchoServer::ALL, async |kind| {
-        let server = kind.start(binaries).await;
+        let server = kind.start(binaries).await?;
         let memory = load::idle(&server, n).await;
         server.stop().await;
         memory
     })
-    .await;
+    .await?;
     let mut table = Table::new(&[
         "server",
         "resident memory per connection",
@@ -35,5 +37,5 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         "{n} idle connections (target for `01_echo`: at most 8 KB each, under 100 MB resident in all):"
     ));
     section.table(table);
-    section.into()
+    Ok(section.into())
 }

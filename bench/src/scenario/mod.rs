@@ -8,6 +8,7 @@ mod read_buffer;
 mod slow_consumer;
 
 use std::fmt::Display;
+use std::io;
 
 use crate::Plan;
 use crate::process::Binaries;
@@ -36,7 +37,7 @@ impl Scenario {
     ];
 
     /// Runs the scenario; returns its section of the report.
-    pub async fn run(self, binaries: &Binaries, plan: &Plan) -> String {
+    pub async fn run(self, binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         match self {
             Scenario::Echo => echo::run(binaries, plan).await,
             Scenario::IdleMemory => idle_memory::run(binaries, plan).await,
@@ -54,8 +55,8 @@ async fn interleaved<S, R>(
     plan: &Plan,
     what: &str,
     servers: &[S],
-    mut measure: impl AsyncFnMut(S) -> R,
-) -> Runs<S, R>
+    mut measure: impl AsyncFnMut(S) -> io::Result<R>,
+) -> io::Result<Runs<S, R>>
 where
     S: Copy + Ord + Display,
 {
@@ -63,8 +64,8 @@ where
     for round in 1..=plan.rounds {
         for &server in servers {
             eprintln!("{what}, round {round}: {server}");
-            runs.push(server, measure(server).await);
+            runs.push(server, measure(server).await?);
         }
     }
-    runs
+    Ok(runs)
 }

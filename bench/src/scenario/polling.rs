@@ -2,6 +2,7 @@
 //! what it costs on the wire and in delay.
 
 use std::fmt;
+use std::io;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -54,7 +55,7 @@ struct PollingRun {
     delays: Histogram<u64>,
 }
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "transport",
         "readings delivered",
@@ -64,9 +65,9 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
     ]);
     for transport in Transport::ALL {
         let run = match transport {
-            Transport::WebSocket => websocket(binaries, plan).await,
-            Transport::Polling => poll(binaries, plan, false).await,
-            Transport::LongPolling => poll(binaries, plan, true).await,
+            Transport::WebSocket => websocket(binaries, plan).await?,
+            Transport::Polling => poll(binaries, plan, false).await?,
+            Transport::LongPolling => poll(binaries, plan, true).await?,
         };
         table.row(format_args!(
             "{transport} | {} | {:.0} | {} ms | {} ms",
@@ -82,13 +83,13 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         plan.polling.as_secs()
     ));
     section.table(table);
-    section.into()
+    Ok(section.into())
 }
 
 /// A WebSocket client of `05_dashboard`, reading what it pushes.
-async fn websocket(binaries: &Binaries, plan: &Plan) -> PollingRun {
-    let server = Server::start(&binaries.example("05_dashboard"), &["--rate", RATE]).await;
-    let mut conn = Conn::open(server.addr).await.expect("connect");
+async fn websocket(binaries: &Binaries, plan: &Plan) -> io::Result<PollingRun> {
+    let server = Server::start(&binaries.example("05_dashboard"), &["--rate", RATE]).await?;
+    let mut conn = Conn::open(server.addr).await?;
     let until = Instant::now() + plan.polling;
     let (mut delivered, mut delays) = (0, histogram());
     while let Ok(Ok(_)) = tokio::time::timeout_at(until.into(), conn.read_frame()).await {
@@ -98,20 +99,20 @@ async fn websocket(binaries: &Binaries, plan: &Plan) -> PollingRun {
         }
     }
     server.stop().await;
-    PollingRun {
+    Ok(PollingRun {
         delivered,
         bytes: conn.bytes_in + conn.bytes_out,
         delays,
-    }
+    })
 }
 
 /// An HTTP client of `07_long_polling`: asking once a second for what is new, or (`long`)
 /// asking again as soon as the server answers.
-async fn poll(binaries: &Binaries, plan: &Plan, long: bool) -> PollingRun {
-    let server = Server::start(&binaries.example("07_long_polling"), &["--rate", RATE]).await;
-    let mut http = Http::open(server.addr).await.expect("connect");
+async fn poll(binaries: &Binaries, plan: &Plan, long: bool) -> io::Result<PollingRun> {
+    let server = Server::start(&binaries.example("07_long_polling"), &["--rate", RATE]).await?;
+    let mut http = Http::open(server.addr).await?;
     // Start from the newest reading, as a client that has just loaded the page.
-    let first = http.get("/poll?after=0&wait=false").await.expect("poll");
+    let first = http.get("/poll?after=0&wait=false").await?;
     let mut after = json_number(&first, "next").unwrap_or(0);
     http.bytes_in = 0;
     http.bytes_out = 0;
@@ -141,9 +142,9 @@ async fn poll(binaries: &Binaries, plan: &Plan, long: bool) -> PollingRun {
         after = json_number(&body, "next").unwrap_or(after);
     }
     server.stop().await;
-    PollingRun {
+    Ok(PollingRun {
         delivered,
         bytes: http.bytes_in + http.bytes_out,
         delays,
-    }
+    })
 }

@@ -2,6 +2,8 @@
 //! connection costs against the echo throughput of large messages, which a small buffer
 //! reads in more pieces.
 
+use std::io;
+
 use crate::Plan;
 use crate::load;
 use crate::process::{Binaries, Server};
@@ -11,7 +13,7 @@ use crate::stats::median;
 /// The sizes given to `--read-buffer`, as the report shows them.
 const SIZES: [&str; 3] = ["4KiB", "16KiB", "128KiB"];
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let n = plan.idle_connections.min(2_000);
     let mut table = Table::new(&[
         "read buffer",
@@ -36,9 +38,9 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         let (mut memory, mut rates) = (Vec::new(), Vec::new());
         for round in 1..=plan.rounds {
             eprintln!("read buffer {size}, round {round}");
-            let server = Server::start(&binaries.example("08_production"), &args).await;
-            memory.push(load::idle(&server, n).await.per_connection_bytes);
-            rates.push(load::echo(&server, 10, 16 * 1024, plan).await.per_second);
+            let server = Server::start(&binaries.example("08_production"), &args).await?;
+            memory.push(load::idle(&server, n).await?.per_connection_bytes);
+            rates.push(load::echo(&server, 10, 16 * 1024, plan).await?.per_second);
             server.stop().await;
         }
         table.row(format_args!(
@@ -52,5 +54,5 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         "`08_production --echo` with three read buffer sizes (`--read-buffer`): resident memory per idle connection, and echo throughput with 10 connections of 16 KiB messages.",
     );
     section.table(table);
-    section.into()
+    Ok(section.into())
 }

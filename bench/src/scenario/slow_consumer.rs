@@ -3,6 +3,7 @@
 //! it whole, socket and all.
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -40,14 +41,14 @@ struct SlowConsumerRun {
 /// Clients that read, besides the stopped one.
 const READING_CLIENTS: usize = 999;
 
-pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
+pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "run",
         "resident memory growth",
         "healthy clients' delay p99",
     ]);
-    let without = measure(binaries, plan, Run::Without).await;
-    let with_stopped = measure(binaries, plan, Run::WithStoppedClient).await;
+    let without = measure(binaries, plan, Run::Without).await?;
+    let with_stopped = measure(binaries, plan, Run::WithStoppedClient).await?;
     for (run, result) in [
         (Run::Without, &without),
         (Run::WithStoppedClient, &with_stopped),
@@ -67,25 +68,27 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> String {
         "Healthy clients' p99 with the stopped client: {:.2}x of the run without (target: within 1.2x; memory growth under 2 MB).",
         with_stopped.p99_ms / without.p99_ms.max(1.0)
     ));
-    section.into()
+    Ok(section.into())
 }
 
-async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> SlowConsumerRun {
+async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowConsumerRun> {
     let server = Server::start(
         &binaries.example("05_dashboard"),
         &["--rate", "100", "--sensors", "4"],
     )
-    .await;
-    let conns = load::open(server.addr, READING_CLIENTS).await;
+    .await?;
+    let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
         let url = format!("ws://{}/ws", server.addr);
-        let child = tokio::process::Command::new(std::env::current_exe().expect("this program"))
+        let child = tokio::process::Command::new(std::env::current_exe()?)
             .env("WS_BENCH_IDLE_CLIENT", url)
             .kill_on_drop(true)
-            .spawn()
-            .expect("the stopped client starts");
+            .spawn()?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let pid = Pid::from_raw(child.id().expect("a pid") as i32);
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the idle client exited"))?;
+        let pid = Pid::from_raw(pid as i32);
         let _ = kill(pid, Signal::SIGSTOP);
         Some((child, pid))
     } else {
@@ -100,8 +103,8 @@ async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> SlowConsumerRun 
         let _ = child.kill().await;
     }
     server.stop().await;
-    SlowConsumerRun {
+    Ok(SlowConsumerRun {
         growth_mib,
         p99_ms: followed.p99_ms,
-    }
+    })
 }
