@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use crate::Plan;
 use crate::process::Server;
 use crate::stats::{histogram, now_ms};
-use crate::wire::{Conn, json_number, masked_frame};
+use ws_bench::wire::{Conn, json_number, masked_frame};
 
 /// Opens `n` connections to `addr`, one after another.
 pub async fn open(addr: SocketAddr, n: usize) -> io::Result<Vec<Conn>> {

@@ -13,7 +13,6 @@ mod process;
 mod report;
 mod scenario;
 mod stats;
-mod wire;
 
 use std::io;
 use std::process::ExitCode;
@@ -22,7 +21,6 @@ use std::time::Duration;
 use clap::Parser;
 use process::Binaries;
 use scenario::Scenario;
-use wire::Conn;
 
 #[derive(Parser)]
 struct Args {
@@ -81,12 +79,6 @@ impl Plan {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // The slow-consumer scenario runs this program again as a client that reads until it is
-    // stopped: a process of its own, so that SIGSTOP freezes it whole.
-    if let Ok(address) = std::env::var("WS_BENCH_IDLE_CLIENT") {
-        idle_client(&address).await;
-        return ExitCode::SUCCESS;
-    }
     match run(&Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,19 +108,4 @@ async fn run(args: &Args) -> io::Result<()> {
         .map_err(|e| io::Error::other(format!("cannot write {}: {e}", args.output.display())))?;
     eprintln!("written to {}", args.output.display());
     Ok(())
-}
-
-async fn idle_client(address: &str) {
-    let Ok(addr) = address
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .parse()
-    else {
-        eprintln!("error: not a ws://HOST:PORT/ws address: {address}");
-        return;
-    };
-    let Ok(mut conn) = Conn::open(addr).await else {
-        return;
-    };
-    while conn.read_frame().await.is_ok() {}
 }

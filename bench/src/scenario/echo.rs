@@ -29,8 +29,8 @@ impl EchoServer {
     pub async fn start(self, binaries: &Binaries) -> io::Result<Server> {
         let binary = match self {
             EchoServer::Lesson => binaries.example("01_echo"),
-            EchoServer::Tungstenite => binaries.peer("peer_tungstenite"),
-            EchoServer::FastWebSockets => binaries.peer("peer_fastwebsockets"),
+            EchoServer::Tungstenite => binaries.bin("peer_tungstenite"),
+            EchoServer::FastWebSockets => binaries.bin("peer_fastwebsockets"),
         };
         Server::start(&binary, &[]).await
     }

@@ -29,7 +29,7 @@ impl FanOutServer {
                 Server::start(&binaries.example("05_dashboard"), &args).await
             }
             FanOutServer::FastWebSockets => {
-                Server::start(&binaries.peer("peer_fanout"), &[&rate]).await
+                Server::start(&binaries.bin("peer_fanout"), &[&rate]).await
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::Plan;
 use crate::process::{Binaries, Server};
 use crate::report::{Section, Table};
 use crate::stats::{histogram, now_ms};
-use crate::wire::{Conn, Http, json_number};
+use ws_bench::wire::{Conn, Http, json_number};
 
 /// How the client learns of new readings.
 #[derive(Clone, Copy)]

@@ -1,17 +1,16 @@
 //! Slow consumer: whether one client that stops reading costs the dashboard memory, or the
-//! other clients delay. The stopped client is a process of its own, so that SIGSTOP freezes
-//! it whole, socket and all.
+//! other clients delay. The stopped client is a program of its own (src/bin/idle_client.rs),
+//! so that SIGSTOP freezes it whole, and its socket is no longer read.
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Server};
+use crate::process::{Binaries, Process, Server};
 use crate::report::{Section, Table};
 
 /// The two runs: every client reading, and the same with one more whose process is stopped.
@@ -79,18 +78,12 @@ async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowC
     .await?;
     let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
-        let url = format!("ws://{}/ws", server.addr);
-        let child = tokio::process::Command::new(std::env::current_exe()?)
-            .env("WS_BENCH_IDLE_CLIENT", url)
-            .kill_on_drop(true)
-            .spawn()?;
+        let addr = server.addr.to_string();
+        let (client, _) = Process::start(&binaries.bin("idle_client"), &[&addr]).await?;
+        // Let it read for a while first, as a client that stops reading at some point.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let pid = child
-            .id()
-            .ok_or_else(|| io::Error::other("the idle client exited"))?;
-        let pid = Pid::from_raw(pid as i32);
-        let _ = kill(pid, Signal::SIGSTOP);
-        Some((child, pid))
+        client.signal(Signal::SIGSTOP);
+        Some(client)
     } else {
         None
     };
@@ -98,9 +91,9 @@ async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowC
     let before = server.rss_kib();
     let followed = load::follow(conns, plan.warm_up, plan.slow_consumer).await;
     let growth_mib = server.rss_kib().saturating_sub(before) as f64 / 1024.0;
-    if let Some((mut child, pid)) = stopped {
-        let _ = kill(pid, Signal::SIGCONT);
-        let _ = child.kill().await;
+    if let Some(client) = stopped {
+        client.signal(Signal::SIGCONT);
+        client.stop().await;
     }
     server.stop().await;
     Ok(SlowConsumerRun {
