@@ -33,6 +33,9 @@ struct Args {
     /// Where to write the report
     #[arg(long, default_value = "bench/results/latest.md")]
     output: std::path::PathBuf,
+    /// Run only these scenarios (comma-separated); the report then has only their sections
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
 }
 
 /// How many rounds, how long and how many connections: the full run's, or the quick run's.
@@ -88,7 +91,7 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Builds the programs, runs every scenario, prints the report and writes it.
+/// Builds the programs, runs the chosen scenarios, prints the report and writes it.
 async fn run(args: &Args) -> io::Result<()> {
     let plan = Plan::new(args);
     process::raise_open_file_limit();
@@ -96,7 +99,10 @@ async fn run(args: &Args) -> io::Result<()> {
     let binaries = Binaries::build()?;
 
     let mut report = report::header(&plan);
-    for scenario in Scenario::ALL {
+    let chosen = Scenario::ALL
+        .into_iter()
+        .filter(|scenario| args.only.is_empty() || args.only.contains(scenario));
+    for scenario in chosen {
         report += &scenario.run(&binaries, &plan).await?;
     }
 

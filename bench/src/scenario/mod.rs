@@ -14,8 +14,8 @@ use crate::Plan;
 use crate::process::Binaries;
 use crate::stats::Runs;
 
-/// A scenario of the report.
-#[derive(Clone, Copy)]
+/// A scenario of the report (`--only` names them: echo, idle-memory, ...).
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 pub enum Scenario {
     Echo,
     IdleMemory,
