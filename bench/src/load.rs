@@ -52,6 +52,7 @@ pub async fn idle(server: &Server, n: usize) -> io::Result<IdleMemory> {
 /// What one closed-loop echo run measured.
 #[derive(Clone, Copy)]
 pub struct EchoRun {
+    /// Messages echoed per second, all connections together.
     pub per_second: f64,
     /// The round trip's median and 99th percentile, in µs.
     pub p50_us: f64,

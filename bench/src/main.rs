@@ -22,6 +22,7 @@ use clap::Parser;
 use process::Binaries;
 use scenario::Scenario;
 
+/// Benchmarks of the ws-lessons examples beside peer servers; writes a Markdown report.
 #[derive(Parser)]
 struct Args {
     /// Short measurements and few rounds: a smoke test of the benchmark, not a result
@@ -40,11 +41,13 @@ struct Args {
 
 /// How many rounds, how long and how many connections: the full run's, or the quick run's.
 pub struct Plan {
+    /// Rounds per scenario; the report gives medians over them.
     pub rounds: usize,
     /// Load before the measurement starts, not counted.
     pub warm_up: Duration,
     /// How long each echo and fan-out run is measured.
     pub measure: Duration,
+    /// Idle connections per server (the read-buffer sweep opens 2,000 at most).
     pub idle_connections: usize,
     /// Subscribers: the fewer and the more.
     pub fan_out: [usize; 2],
@@ -55,6 +58,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The quick run's plan with `--quick`, else the full run's; `--rounds` overrides either.
     fn new(args: &Args) -> Plan {
         if args.quick {
             Plan {

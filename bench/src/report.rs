@@ -59,10 +59,12 @@ impl Section {
         }
     }
 
+    /// A paragraph, written on one line as the committed reports have them.
     pub fn paragraph(&mut self, text: impl Display) {
         self.text += &format!("{text}\n\n");
     }
 
+    /// A table, finished.
     pub fn table(&mut self, table: Table) {
         self.text += &table.text;
         self.text += "\n";
@@ -81,6 +83,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with these column headings and no rows yet.
     pub fn new(columns: &[&str]) -> Table {
         Table {
             text: format!(

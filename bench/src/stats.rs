@@ -25,6 +25,7 @@ impl<K: Ord, R> Runs<K, R> {
         }
     }
 
+    /// Adds one round's run of `key`.
     pub fn push(&mut self, key: K, run: R) {
         self.by_key.entry(key).or_default().push(run);
     }

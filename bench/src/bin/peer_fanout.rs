@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use tokio::sync::broadcast;
 
+/// Writes every reading to one client; one that falls behind skips what it missed.
 async fn feed(
     fut: upgrade::UpgradeFut,
     mut readings: broadcast::Receiver<Bytes>,

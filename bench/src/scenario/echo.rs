@@ -19,6 +19,7 @@ pub enum EchoServer {
 }
 
 impl EchoServer {
+    /// In the order of the report's rows.
     pub const ALL: [EchoServer; 3] = [
         EchoServer::Lesson,
         EchoServer::Tungstenite,
@@ -49,6 +50,7 @@ impl fmt::Display for EchoServer {
 /// (connections, message size in bytes): many small messages, more of them, few large ones.
 const LOADS: [(usize, usize); 3] = [(100, 20), (1000, 20), (10, 16 * 1024)];
 
+/// Runs each load on every echo server; returns the section with the table and the ratios.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "load",

@@ -18,6 +18,7 @@ enum FanOutServer {
 }
 
 impl FanOutServer {
+    /// In the order of the report's rows.
     const ALL: [FanOutServer; 2] = [FanOutServer::Dashboard, FanOutServer::FastWebSockets];
 
     /// Starts the server producing `rate` readings per second.
@@ -44,6 +45,7 @@ impl fmt::Display for FanOutServer {
     }
 }
 
+/// Runs both servers at three sizes (subscribers, readings per second); returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "subscribers",

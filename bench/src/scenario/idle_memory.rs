@@ -10,6 +10,7 @@ use crate::load;
 use crate::process::Binaries;
 use crate::report::{Section, Table};
 
+/// Opens `plan.idle_connections` to each echo server; returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let n = plan.idle_connections;
     let what = format!("idle memory, {n} connections");

@@ -55,6 +55,7 @@ struct PollingRun {
     delays: Histogram<u64>,
 }
 
+/// Follows the readings each way in turn; returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "transport",

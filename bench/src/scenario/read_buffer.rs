@@ -13,6 +13,7 @@ use crate::stats::median;
 /// The sizes given to `--read-buffer`, as the report shows them.
 const SIZES: [&str; 3] = ["4KiB", "16KiB", "128KiB"];
 
+/// Measures `08_production` with each read buffer size in turn; returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let n = plan.idle_connections.min(2_000);
     let mut table = Table::new(&[

@@ -40,6 +40,7 @@ struct SlowConsumerRun {
 /// Clients that read, besides the stopped one.
 const READING_CLIENTS: usize = 999;
 
+/// Runs the dashboard without, then with, the stopped client; returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "run",
@@ -70,6 +71,8 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     Ok(section.into())
 }
 
+/// One run: the dashboard, its reading clients and, in `Run::WithStoppedClient`, the
+/// stopped one, for `plan.slow_consumer`.
 async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowConsumerRun> {
     let server = Server::start(
         &binaries.example("05_dashboard"),
