@@ -41,6 +41,7 @@ impl Conn {
         })
     }
 
+    /// Writes a frame made by `masked_frame`.
     pub async fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
         self.bytes_out += frame.len() as u64;
         self.tcp.write_all(frame).await
@@ -71,6 +72,7 @@ impl Conn {
         Ok(head[0] & 0x0F)
     }
 
+    /// The payload of the frame `read_frame` read last.
     pub fn payload(&self) -> &[u8] {
         &self.payload
     }
@@ -117,6 +119,7 @@ pub struct Http {
 }
 
 impl Http {
+    /// Connects to `addr`, which the following requests reuse.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Http> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
@@ -128,6 +131,7 @@ impl Http {
         })
     }
 
+    /// `GET path`; the response must have a Content-Length (no chunked bodies).
     pub async fn get(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
         self.tcp.write_all(request.as_bytes()).await?;

@@ -10,9 +10,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+/// Writes every reading to one client; one that falls behind skips what it missed.
 async fn feed(
     fut: upgrade::UpgradeFut,
     mut readings: broadcast::Receiver<Bytes>,
@@ -32,9 +32,10 @@ async fn feed(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
-    let rate: f64 = args.next().and_then(|r| r.parse().ok()).unwrap_or(10.0);
+    let rate: f64 = std::env::args()
+        .nth(2)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10.0);
     let (sender, _) = broadcast::channel::<Bytes>(1024);
     let producer = sender.clone();
     tokio::spawn(async move {
@@ -52,8 +53,7 @@ async fn main() -> std::io::Result<()> {
             let _ = producer.send(Bytes::from(json));
         }
     });
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on ws://{}/ws", listener.local_addr()?);
+    let listener = ws_bench::listen().await?;
     loop {
         let (tcp, _) = listener.accept().await?;
         let _ = tcp.set_nodelay(true);

@@ -8,8 +8,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use tokio::net::TcpListener;
 
+/// Echoes text and binary messages until the client closes.
 async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     let mut ws = FragmentCollector::new(fut.await?);
     loop {
@@ -23,6 +23,7 @@ async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     Ok(())
 }
 
+/// Answers the HTTP upgrade, and echoes on the connection in a task of its own.
 async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut request)?;
     tokio::spawn(async move {
@@ -33,11 +34,7 @@ async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on ws://{}/ws", listener.local_addr()?);
+    let listener = ws_bench::listen().await?;
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {

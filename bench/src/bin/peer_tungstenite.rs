@@ -2,16 +2,11 @@
 //! Usage: peer_tungstenite [ADDR]; prints `listening on ws://ADDR/ws`.
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on ws://{}/ws", listener.local_addr()?);
+    let listener = ws_bench::listen().await?;
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {

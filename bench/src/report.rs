@@ -1,0 +1,101 @@
+//! The report: Markdown, a heading and a sentence about the machine, then a section a
+//! scenario, each of paragraphs and tables.
+
+use std::fmt::Display;
+
+use crate::Plan;
+
+/// The report's opening: its title, the machine it ran on and how many rounds it took.
+pub fn header(plan: &Plan) -> String {
+    format!(
+        "# Benchmark results\n\n{}\n\nMedians over {} rounds; servers interleaved in each round.\n\n",
+        machine(),
+        plan.rounds
+    )
+}
+
+/// One line on the CPU, cores, memory, kernel and compiler: ratios from one machine are only
+/// comparable with ratios from a like one.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "Machine: {cpu}, {cores} cores, {memory} GiB; Linux {}; {rustc}.",
+        kernel.trim()
+    )
+}
+
+/// One scenario's section: `## title`, then paragraphs and tables, a blank line after each.
+pub struct Section {
+    text: String,
+}
+
+impl Section {
+    pub fn new(title: &str) -> Section {
+        Section {
+            text: format!("## {title}\n\n"),
+        }
+    }
+
+    /// A paragraph, written on one line as the committed reports have them.
+    pub fn paragraph(&mut self, text: impl Display) {
+        self.text += &format!("{text}\n\n");
+    }
+
+    /// A table, finished.
+    pub fn table(&mut self, table: Table) {
+        self.text += &table.text;
+        self.text += "\n";
+    }
+}
+
+impl From<Section> for String {
+    fn from(section: Section) -> String {
+        section.text
+    }
+}
+
+/// A Markdown table, written row by row.
+pub struct Table {
+    text: String,
+}
+
+impl Table {
+    /// A table with these column headings and no rows yet.
+    pub fn new(columns: &[&str]) -> Table {
+        Table {
+            text: format!(
+                "| {} |\n|{}\n",
+                columns.join(" | "),
+                "---|".repeat(columns.len())
+            ),
+        }
+    }
+
+    /// Adds a row; `cells` are the row's cells, written as `a | b | c`.
+    pub fn row(&mut self, cells: std::fmt::Arguments) {
+        self.text += &format!("| {cells} |\n");
+    }
+}
