@@ -81,7 +81,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     );
     section.table(table);
     section.paragraph(
-        "Targets: to 1,000 clients at 10 readings/s, p99 under 20 ms; to 10,000, at least 0.8x the deliveries per second of the fastwebsockets server. Each reading is serialized once: `src/dashboard.rs` has a unit test that every client's copy of a change shares one buffer.",
+        "Targets: to 1,000 clients at 10 readings/s, p99 under 20 ms; to 10,000, at least 0.8x the deliveries per second of the fastwebsockets server. Each reading is serialized once: `examples/05_dashboard/state.rs` has a unit test that every client's copy of a change shares one buffer.",
     );
     Ok(section.into())
 }
