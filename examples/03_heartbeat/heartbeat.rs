@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::Message;
+use futures::SinkExt;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
 
 // ANCHOR: heartbeat
@@ -24,6 +26,11 @@ pub struct Heartbeat {
     pong_deadline: Pin<Box<Sleep>>,
     sent: u64,
 }
+
+/// A send did not complete: the connection broke, or the peer stopped reading
+/// and the send outlived the heartbeat's deadline. Either way the peer is gone.
+#[derive(Debug)]
+pub struct Gone;
 
 /// What the heartbeat asks the connection to do.
 pub enum Beat {
@@ -81,6 +88,33 @@ impl Heartbeat {
         }
     }
     // ANCHOR_END: beat
+
+    // ANCHOR: send
+    /// Sends `message`, waiting no longer than the heartbeat allows: until the pong
+    /// deadline while a ping is outstanding, else one `--pong-timeout`.
+    ///
+    /// A peer that stopped reading lets the socket's buffers fill, and then a send
+    /// never finishes. A loop waiting in that send polls nothing else, so without
+    /// this deadline the pong deadline would never fire, and the dead peer would
+    /// hold its connection until TCP gives up, some 15 minutes later on Linux.
+    pub async fn send(&self, socket: &mut impl Socket, message: Message) -> Result<(), Gone> {
+        let deadline = match self.outstanding {
+            Some(_) => self.pong_deadline.deadline(),
+            None => Instant::now() + self.timeout,
+        };
+        match tokio::time::timeout_at(deadline, socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::debug!("a send failed: {e}");
+                Err(Gone)
+            }
+            Err(_) => {
+                tracing::info!("gave up on a send for a peer that does not read; disconnecting");
+                Err(Gone)
+            }
+        }
+    }
+    // ANCHOR_END: send
 
     /// Takes a pong from the peer. Only the pong that carries our payload answers
     /// our ping: a peer may also send unsolicited pongs as its own heartbeat.

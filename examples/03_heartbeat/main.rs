@@ -79,8 +79,10 @@ async fn handle(mut socket: WebSocket, state: AppState) {
         tokio::select! {
             message = socket.recv() => match message {
                 Some(Ok(Message::Pong(payload))) => heartbeat.pong(&payload),
+                // Sends go through the heartbeat, which bounds how long one may
+                // wait: a peer that stops reading would otherwise block it forever.
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if socket.send(message).await.is_err() {
+                    if heartbeat.send(&mut socket, message).await.is_err() {
                         return;
                     }
                 }
@@ -97,7 +99,7 @@ async fn handle(mut socket: WebSocket, state: AppState) {
 
             beat = heartbeat.beat() => match beat {
                 Beat::Ping(ping) => {
-                    if socket.send(ping).await.is_err() {
+                    if heartbeat.send(&mut socket, ping).await.is_err() {
                         return;
                     }
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::extract::ws::Message;
 use axum::response::Html;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::protocol::ServerMessage;
@@ -98,12 +98,16 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
         seq: mut last_seq,
         snapshot,
     } = feed.dashboard.subscribe();
-    if socket.send(Message::Text(snapshot)).await.is_err() {
+    let mut heartbeat = Heartbeat::new(feed.heartbeat);
+    if heartbeat
+        .send(socket, Message::Text(snapshot))
+        .await
+        .is_err()
+    {
         return Ended::Gone;
     }
     // A new client follows every sensor until it says otherwise.
     let mut following = vec![true; feed.dashboard.sensor_count()];
-    let mut heartbeat = Heartbeat::new(feed.heartbeat);
 
     loop {
         let outgoing = tokio::select! {
@@ -156,7 +160,10 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
 
             () = feed.connections.shutting_down() => return Ended::ShuttingDown,
         };
-        if socket.send(outgoing).await.is_err() {
+        // Not `socket.send`: a send to a peer that stopped reading never finishes,
+        // and while the loop waits here nothing else, not even the pong deadline,
+        // is polled. The heartbeat's send gives up in time (lesson 03).
+        if heartbeat.send(socket, outgoing).await.is_err() {
             return Ended::Gone;
         }
     }

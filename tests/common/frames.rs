@@ -44,8 +44,20 @@ pub async fn raw_upgrade_with(
     addr: SocketAddr,
     headers: &[(&str, &str)],
 ) -> (TcpStream, HttpResponse) {
+    let tcp = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    upgrade_on(tcp, addr, headers).await
+}
+
+/// The opening handshake on a connected `tcp`, reading no byte past the response head.
+async fn upgrade_on(
+    mut tcp: TcpStream,
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> (TcpStream, HttpResponse) {
     let handshake = async {
-        let mut tcp = TcpStream::connect(addr).await.expect("connect");
         let request = upgrade_request_with(&addr.to_string(), headers);
         tcp.write_all(request.as_bytes()).await.expect("write");
         // Read the response head byte by byte, so no frame after it is consumed.
@@ -137,6 +149,23 @@ pub async fn silent_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> SilentPe
     }
 }
 // ANCHOR_END: silent_peer
+
+// ANCHOR: stuck_peer
+/// A peer that stopped reading, like a laptop whose lid closed: a 4 KiB receive buffer, the
+/// handshake, and not one byte read after it. Whatever the server sends piles up in the
+/// buffers until they are full, and then the server's next send cannot finish.
+pub async fn stuck_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let (tcp, response) = upgrade_on(tcp, addr, headers).await;
+    assert_eq!(response.status, 101, "{response}");
+    tcp
+}
+// ANCHOR_END: stuck_peer
 
 /// Sends `bytes` on an upgraded stream, then reads the server's frames until the connection
 /// ends; returns the code of its Close frame, if it sent one.

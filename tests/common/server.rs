@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::http::HeaderName;
 
 use super::WAIT;
 use super::client::{Client, expect_close};
+use super::frames::stuck_peer;
 use super::http::{HttpResponse, http_get};
 use super::process::Process;
 
@@ -148,6 +149,24 @@ impl Server {
     pub fn log_so_far(&mut self) -> Vec<String> {
         self.process.stderr_so_far()
     }
+
+    // ANCHOR: stuck_peer_dropped
+    /// Connects a [`stuck_peer`] (with extra header lines) while the server pushes, and
+    /// checks that the server gives up on it within `bound`, and that it did so in a send
+    /// that the full buffers had blocked: the trap this test is about.
+    pub async fn drops_a_stuck_peer_within(&mut self, headers: &[(&str, &str)], bound: Duration) {
+        let _peer = stuck_peer(self.addr, headers).await;
+        let what = "the stuck peer is dropped in time";
+        self.wait_for_stats_within(bound, what, |s| s["connections"] == 0)
+            .await;
+        let log = self.log_so_far();
+        assert!(
+            log.iter()
+                .any(|line| line.contains("for a peer that does not read")),
+            "the peer was dropped, but not from a blocked send: {log:#?}"
+        );
+    }
+    // ANCHOR_END: stuck_peer_dropped
 
     /// Sends a signal to the server, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
