@@ -50,7 +50,8 @@ struct Args {
     /// Readings produced per second, across all sensors
     #[arg(long, default_value_t = 100.0, value_parser = ws_lessons::cli::rate)]
     rate: f64,
-    /// How many readings a client may fall behind (drop-oldest and disconnect)
+    /// How many readings a client may fall behind (drop-oldest and disconnect), rounded up
+    /// to a power of two as tokio's broadcast channel does
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue: u32,
     /// How long one write may take before a client counts as too slow (disconnect)
@@ -124,7 +125,7 @@ async fn main() -> ExitCode {
 
     // The two ways to hand readings to clients, fed by one producer: a bounded ring buffer
     // (drop-oldest, disconnect) and a single slot that always holds the newest (latest).
-    let (queue, _) = broadcast::channel(args.queue as usize);
+    let (queue, _) = broadcast::channel(ws_lessons::cli::broadcast_capacity(args.queue));
     let (newest, latest) = watch::channel(Published::default());
     tokio::spawn(produce(
         args.rate,

@@ -37,6 +37,18 @@ pub struct SensorArgs {
     pub rate: f64,
 }
 
+/// The capacity a `tokio::sync::broadcast` channel really has when a lesson's
+/// `--queue` asks for `queue`: tokio rounds it up to a power of two, so
+/// `--queue 1000` lets a client fall 1024 behind. Logged at start-up when the
+/// two differ, so that the flag and the channel agree.
+pub fn broadcast_capacity(queue: u32) -> usize {
+    let capacity = (queue.max(1) as usize).next_power_of_two();
+    if capacity != queue as usize {
+        tracing::info!("--queue {queue} holds {capacity}: tokio's broadcast channel rounds up");
+    }
+    capacity
+}
+
 /// Parses a human-friendly duration such as `200ms`, `30s` or `1m 30s` (for clap).
 ///
 /// Zero is rejected: every duration an example takes is a period or a deadline, and a zero
@@ -61,6 +73,22 @@ pub fn rate(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broadcast_channel_holds_the_capacity_rounded_up_to_a_power_of_two() {
+        assert_eq!(broadcast_capacity(1000), 1024);
+        assert_eq!(broadcast_capacity(256), 256);
+        // What tokio does with 1000: 1024 fit without a lag, the 1025th overwrites one.
+        let (sender, mut receiver) = tokio::sync::broadcast::channel(1000);
+        for n in 0..1024 {
+            sender.send(n).unwrap();
+        }
+        assert_eq!(receiver.try_recv(), Ok(0));
+        sender.send(1024).unwrap();
+        sender.send(1025).unwrap();
+        let lagged = tokio::sync::broadcast::error::TryRecvError::Lagged(1);
+        assert_eq!(receiver.try_recv(), Err(lagged));
+    }
 
     #[test]
     fn durations_parse_as_the_flags_document() {

@@ -24,7 +24,8 @@ use crate::state::{Dashboard, Resync, Subscription};
 pub struct DashboardArgs {
     #[command(flatten)]
     pub sensors: SensorArgs,
-    /// How many changes a client may fall behind before it is resynchronised
+    /// How many changes a client may fall behind before it is resynchronised, rounded up
+    /// to a power of two as tokio's broadcast channel does
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub queue: u32,
     #[command(flatten)]
@@ -46,7 +47,8 @@ impl Feed {
     /// for as long as the server runs.
     pub fn start(args: &DashboardArgs, connections: Connections) -> Self {
         let simulator = Simulator::new(args.sensors.sensors.into());
-        let dashboard = Dashboard::new(simulator.sensors(), args.queue as usize);
+        let queue = ws_lessons::cli::broadcast_capacity(args.queue);
+        let dashboard = Dashboard::new(simulator.sensors(), queue);
         let dashboard = Arc::new(dashboard);
         let recorder = dashboard.clone();
         tokio::spawn(simulator.run(args.sensors.rate, move |sample| {

@@ -122,8 +122,9 @@ impl Sensor {
 }
 
 impl Dashboard {
-    /// A dashboard of the sensors called `names`, whose clients may fall about
-    /// `queue` changes behind before they are resynchronised.
+    /// A dashboard of the sensors called `names`, whose clients may fall `queue`
+    /// changes behind (rounded up to a power of two by tokio) before they are
+    /// resynchronised.
     pub fn new(names: &[String], queue: usize) -> Self {
         let sensors = names
             .iter()
