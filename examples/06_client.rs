@@ -149,6 +149,8 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
             Some(Err(e)) => return Ended::Lost(format!("the connection failed: {e}")),
             None => return Ended::Lost("the connection ended".into()),
         };
+        // ANCHOR_END: follow
+        // ANCHOR: messages
         match serde_json::from_str::<ServerMessage>(&text) {
             Ok(ServerMessage::Snapshot {
                 seq,
@@ -217,6 +219,9 @@ fn wanted(args: &Args, sensor: &str) -> bool {
     args.sensors.is_empty() || args.sensors.iter().any(|s| s == sensor)
 }
 
+// ANCHOR_END: messages
+
+// ANCHOR: close
 /// Sends Close 1000 and reads until the server's reply, for at most a second.
 async fn close(socket: &mut Socket) {
     let frame = CloseFrame {
@@ -228,4 +233,4 @@ async fn close(socket: &mut Socket) {
         let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
     }
 }
-// ANCHOR_END: follow
+// ANCHOR_END: close

@@ -134,7 +134,8 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
                 }
                 Err(RecvError::Closed) => return Ended::Gone,
             },
-
+            // ANCHOR_END: run
+            // ANCHOR: requests
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let reply = feed.dashboard.answer(&text, &mut following);
@@ -170,4 +171,4 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
         }
     }
 }
-// ANCHOR_END: run
+// ANCHOR_END: requests
