@@ -196,6 +196,8 @@ pub async fn serve_with_startup_line(
     let _ = stdout.flush();
     drop(stdout);
 
+    // ANCHOR_END: serve
+    // ANCHOR: shutdown
     // Serve until the shutdown signal. axum's graceful shutdown then stops accepting and lets
     // HTTP requests in flight finish; it does not wait for upgraded sockets.
     let token = connections.shutdown.clone();
@@ -230,7 +232,7 @@ pub async fn serve_with_startup_line(
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }
-// ANCHOR_END: serve
+// ANCHOR_END: shutdown
 
 /// Cancels `token` on the first Ctrl-C (SIGINT) or SIGTERM.
 ///

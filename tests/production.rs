@@ -115,6 +115,8 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
             1002,
         ),
     ];
+    // ANCHOR_END: table
+    // ANCHOR: table_check
     for (case, bytes, expected) in table {
         let (tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
         assert_eq!(response.status, 101, "{case}: {response}");
@@ -126,10 +128,12 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
         still_serves(&server).await;
     }
 }
+// ANCHOR_END: table_check
 
 /// Header lines for a hand-made upgrade request.
 type Headers = Vec<(&'static str, String)>;
 
+// ANCHOR: refusals
 #[tokio::test]
 async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
     let server = strict_server().await;
@@ -182,7 +186,9 @@ async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
     );
     still_serves(&server).await;
 }
+// ANCHOR_END: refusals
 
+// ANCHOR: flood
 #[tokio::test]
 async fn a_message_flood_is_closed_with_1008() {
     let server = strict_server().await;
@@ -199,7 +205,7 @@ async fn a_message_flood_is_closed_with_1008() {
     assert_eq!(frame.reason.as_str(), "rate limit exceeded");
     still_serves(&server).await;
 }
-// ANCHOR_END: table
+// ANCHOR_END: flood
 
 #[tokio::test]
 async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
