@@ -193,6 +193,8 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                     }
                 }
             }
+            // ANCHOR_END: messages
+            // ANCHOR: updates
             Ok(ServerMessage::Reading(Reading {
                 sensor,
                 value,
@@ -214,12 +216,11 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
         }
     }
 }
+// ANCHOR_END: updates
 
 fn wanted(args: &Args, sensor: &str) -> bool {
     args.sensors.is_empty() || args.sensors.iter().any(|s| s == sensor)
 }
-
-// ANCHOR_END: messages
 
 // ANCHOR: close
 /// Sends Close 1000 and reads until the server's reply, for at most a second.

@@ -67,6 +67,9 @@ pub enum ServerMessage {
     },
 }
 
+// ANCHOR_END: server
+
+// ANCHOR: reading
 /// One reading of one sensor: a `reading` message on the WebSocket, and an item
 /// of a long-polling answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,7 +101,7 @@ pub struct SensorState {
     #[serde(default)]
     pub recent: Vec<f64>,
 }
-// ANCHOR_END: server
+// ANCHOR_END: reading
 
 /// How many recent values a snapshot carries for each sensor.
 pub const RECENT: usize = 60;

@@ -70,6 +70,8 @@ impl Tally {
         }
     }
 
+    // ANCHOR_END: tally
+
     /// How far the feed has advanced for this client: readings received or announced missed.
     fn covered(&self) -> u64 {
         self.readings + self.missed
@@ -87,7 +89,6 @@ impl Tally {
         }
     }
 }
-// ANCHOR_END: tally
 
 /// Starts the server, stalls one client, and lets another read `STALL` readings.
 async fn stall_one_client(policy: &str, extra: &[&str]) -> (Server, Client, Client, Tally) {

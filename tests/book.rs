@@ -44,6 +44,8 @@ fn chapters() -> Vec<PathBuf> {
 /// One `{{#include path[:anchor | :start:end]}}` directive.
 struct Include {
     chapter: PathBuf,
+    /// The directive's argument as written, `path[:selector]`.
+    argument: String,
     target: PathBuf,
     selector: Option<String>,
 }
@@ -69,6 +71,7 @@ fn includes(chapter: &Path) -> Vec<Include> {
         let dir = chapter.parent().expect("a chapter is in a folder");
         found.push(Include {
             chapter: chapter.to_owned(),
+            argument: argument.to_owned(),
             target: dir.join(path),
             selector,
         });
@@ -168,6 +171,55 @@ fn every_include_resolves_to_something() {
     }
     assert!(count > 0, "the book includes nothing");
 }
+
+// ANCHOR: captions
+/// The longest piece of a file an anchor may pull into the book: a listing
+/// longer than this is a listing a reader cannot take in at once.
+const MAX_LISTING_LINES: usize = 60;
+
+#[test]
+fn every_listing_has_a_caption_that_names_its_file_and_fits_on_a_page() {
+    let root = root();
+    for chapter in chapters() {
+        let text = read(&chapter);
+        let lines: Vec<&str> = text.lines().collect();
+        for include in includes(&chapter) {
+            let file = include.target.canonicalize().expect("the file exists");
+            let file = file.strip_prefix(&root).expect("under the root");
+            let name = file.display().to_string();
+            let here = format!("{}: the listing of {name}", chapter.display());
+            if include
+                .selector
+                .as_deref()
+                .is_some_and(|s| !s.starts_with(char::is_numeric))
+            {
+                let length = resolve(&include).lines().count();
+                assert!(length <= MAX_LISTING_LINES, "{here} is {length} lines long");
+            }
+            // A code block's caption starts on the second line after its closing fence.
+            let Some(at) = lines.iter().position(|line| {
+                line.contains("{{#include") && line.contains(&format!("{} ", include.argument))
+                    || line.ends_with(&format!("{}}}}}", include.argument))
+            }) else {
+                continue;
+            };
+            if !lines[at.saturating_sub(1)].starts_with("```") {
+                continue; // included as Markdown, not as a listing
+            }
+            let caption: String = lines[at + 3..]
+                .iter()
+                .take_while(|line| !line.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(caption.starts_with("*Listing "), "{here} has no caption");
+            let names_it = caption.contains(&format!("`{name}`"))
+                || (name.ends_with(".stderr") && caption.contains("rustc"));
+            assert!(names_it, "{here}: its caption does not name it: {caption}");
+        }
+    }
+}
+// ANCHOR_END: captions
 
 #[test]
 fn rust_blocks_hold_only_includes() {

@@ -150,6 +150,8 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
     let first = text_of(&browser, value).await;
     wait_for(&browser, &format!("{value}[text()!='{first}']")).await;
 
+    // ANCHOR_END: browser
+    // ANCHOR: browser_command
     // A command from the page reaches the server, and through it every client.
     let input = "//section[@data-sensor='sensor-2']//input";
     browser
@@ -185,6 +187,8 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         );
     }
 
+    // ANCHOR_END: browser_command
+    // ANCHOR: browser_reconnect
     // The server goes away: the page says so, and comes back by itself when the server does.
     let addr = server.addr.to_string();
     server.signal(Signal::SIGINT);
@@ -204,4 +208,4 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
 
     browser.close().await.expect("the session closes");
 }
-// ANCHOR_END: browser
+// ANCHOR_END: browser_reconnect
