@@ -1,16 +1,17 @@
 //! Lesson 01: a minimal echo server.
 //!
 //! What it teaches:
-//! - the upgrade: an ordinary HTTP GET on `/ws` becomes a WebSocket through axum's
-//!   `WebSocketUpgrade` extractor and `on_upgrade`;
+//! - the upgrade: an ordinary HTTP GET on `/ws` becomes a WebSocket through
+//!   axum's `WebSocketUpgrade` extractor and `on_upgrade`;
 //! - `recv` and `send` on the upgraded `WebSocket`;
-//! - which frames to echo (Text and Binary) and which to leave to the library (Ping, Pong);
-//! - a clean close: keep polling after the peer's Close until the stream ends, so that the
-//!   library's Close reply is actually sent.
+//! - which frames to echo (Text and Binary) and which to leave to the library
+//!   (Ping, Pong);
+//! - a clean close: keep polling after the peer's Close until the stream ends, so
+//!   that the library's Close reply is actually sent.
 //!
 //! Try it:
 //!     cargo run --example 01_echo            # then open http://127.0.0.1:3000/
-//!     cargo run --example 01_echo -- 127.0.0.1:0   # any free port; the start-up line says which
+//!     cargo run --example 01_echo -- 127.0.0.1:0   # any free port
 
 use std::process::ExitCode;
 
@@ -48,14 +49,20 @@ async fn main() -> ExitCode {
 // ANCHOR_END: main
 
 // ANCHOR: upgrade
-/// The HTTP half: accept the upgrade and hand the socket to `echo` in a task of its own.
-async fn upgrade(ws: WebSocketUpgrade, State(connections): State<Connections>) -> Response {
-    // The default read buffer is 128 KiB, zero-filled and kept for the connection's life:
-    // about 130 KB per idle client, and a cost on every read. 3 KiB keeps an idle client under
-    // 8 KB and serves small messages as well; a large message is still read whole, in more
-    // reads, which is the price (the book's performance chapter measures both sides).
-    ws.read_buffer_size(3 * 1024)
-        .on_upgrade(move |socket| connections.track(echo(socket, connections.clone())))
+/// The HTTP half: accept the upgrade and hand the socket to `echo` in a task of
+/// its own.
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(connections): State<Connections>,
+) -> Response {
+    // The default read buffer is 128 KiB, zero-filled and kept for the
+    // connection's life: about 130 KB per idle client, and a cost on every read.
+    // 3 KiB keeps an idle client under 8 KB and serves small messages as well; a
+    // large message is still read whole, in more reads, which is the price (the
+    // book's performance chapter measures both sides).
+    ws.read_buffer_size(3 * 1024).on_upgrade(move |socket| {
+        connections.track(echo(socket, connections.clone()))
+    })
 }
 // ANCHOR_END: upgrade
 
@@ -63,11 +70,14 @@ async fn upgrade(ws: WebSocketUpgrade, State(connections): State<Connections>) -
 /// The WebSocket half: one loop, one message at a time.
 async fn echo(mut socket: WebSocket, connections: Connections) {
     loop {
-        // Wait for the next message, or for the server to shut down, whichever comes first.
-        // (Lesson 03 is all about `select!`; here it only adds the shutdown signal.)
+        // Wait for the next message, or for the server to shut down, whichever
+        // comes first. (Lesson 03 is all about `select!`; here it only adds the
+        // shutdown signal.)
         let message = tokio::select! {
             message = socket.recv() => message,
-            () = connections.shutting_down() => return ws_lessons::going_away(socket).await,
+            () = connections.shutting_down() => {
+                return ws_lessons::going_away(socket).await;
+            }
         };
 
         match message {
@@ -77,19 +87,23 @@ async fn echo(mut socket: WebSocket, connections: Connections) {
                     return; // the peer is gone; there is no one left to tell
                 }
             }
-            // tungstenite has already queued the Pong for this Ping. Echoing the frame would
-            // send the peer an unsolicited Ping (or Pong) of its own.
+            // tungstenite has already queued the Pong for this Ping. Echoing the
+            // frame would send the peer an unsolicited Ping (or Pong) of its own.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            // The peer started the closing handshake. The library queued our Close reply; it
-            // goes out on the next `recv`, which then returns `None`. Returning here instead
-            // would drop the socket with the reply unsent, and the peer would see 1006.
-            Some(Ok(Message::Close(frame))) => tracing::debug!(?frame, "peer is closing"),
+            // The peer started the closing handshake. The library queued our
+            // Close reply; it goes out on the next `recv`, which then returns
+            // `None`. Returning here instead would drop the socket with the reply
+            // unsent, and the peer would see 1006.
+            Some(Ok(Message::Close(frame))) => {
+                tracing::debug!(?frame, "peer is closing")
+            }
             // A protocol error or a broken connection: nothing more can be read.
             Some(Err(e)) => {
                 tracing::debug!("connection error: {e}");
                 return;
             }
-            // The stream has ended: the close handshake is complete (or the TCP stream is gone).
+            // The stream has ended: the close handshake is complete (or the TCP
+            // stream is gone).
             None => return,
         }
     }

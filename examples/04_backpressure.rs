@@ -1,22 +1,27 @@
 //! Lesson 04: backpressure, or what to do with a client slower than the data.
 //!
 //! What it teaches:
-//! - a producer (simulated sensors, `--rate` readings per second) must never wait for a
-//!   consumer: one stalled browser tab would stall every client;
-//! - so each client's backlog needs a bound and an explicit policy, chosen with `--policy`:
-//!   - `drop-oldest`: a bounded queue per client (`--queue` readings); when it overflows the
-//!     oldest readings go. A `tokio::sync::broadcast` channel is exactly this: one shared ring
-//!     buffer, and a receiver that falls behind gets `RecvError::Lagged(n)`.
-//!   - `latest`: only the newest reading is kept, the right choice for a gauge on a dashboard.
-//!     A `tokio::sync::watch` channel holds one value; a slow client skips to the newest.
-//!   - `disconnect`: every client gets every reading, or is sent Close 1008 with a reason,
-//!     and dropped if even the Close cannot be written within `--deadline`.
+//! - a producer (simulated sensors, `--rate` readings per second) must never wait
+//!   for a consumer: one stalled browser tab would stall every client;
+//! - so each client's backlog needs a bound and an explicit policy, chosen with
+//!   `--policy`:
+//!   - `drop-oldest`: a bounded queue per client (`--queue` readings); when it
+//!     overflows the oldest readings go. A `tokio::sync::broadcast` channel is
+//!     exactly this: one shared ring buffer, and a receiver that falls behind
+//!     gets `RecvError::Lagged(n)`.
+//!   - `latest`: only the newest reading is kept, the right choice for a gauge
+//!     on a dashboard. A `tokio::sync::watch` channel holds one value; a slow
+//!     client skips to the newest.
+//!   - `disconnect`: every client gets every reading, or is sent Close 1008 with
+//!     a reason, and dropped if even the Close cannot be written within
+//!     `--deadline`.
 //! - nothing is lost silently: a client is told how many readings it missed.
-//! - each reading is serialized once and the same bytes are shared by every client.
+//! - each reading is serialized once and the same bytes are shared by every
+//!   client.
 //!
-//! Pausing the producer is the fourth policy, and the right one when there is a single
-//! consumer (a file upload, a database cursor). With many clients it lets the slowest set
-//! everyone's pace, so this server does not offer it.
+//! Pausing the producer is the fourth policy, and the right one when there is a
+//! single consumer (a file upload, a database cursor). With many clients it lets
+//! the slowest set everyone's pace, so this server does not offer it.
 //!
 //! Try it:
 //!     cargo run --example 04_backpressure -- --rate 20 --policy latest
@@ -26,7 +31,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code,
+};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use axum::routing::{any, get};
@@ -39,7 +46,8 @@ use ws_lessons::sensor::{Pacer, Sample, Simulator};
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
-/// Streams simulated sensor readings to every client, with an explicit policy for slow ones.
+/// Streams simulated sensor readings to every client, with an explicit policy for
+/// slow ones.
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
@@ -50,21 +58,31 @@ struct Args {
     /// Readings produced per second, across all sensors
     #[arg(long, default_value_t = 100.0, value_parser = ws_lessons::cli::rate)]
     rate: f64,
-    /// How many readings a client may fall behind (drop-oldest and disconnect), rounded up
-    /// to a power of two as tokio's broadcast channel does
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// How many readings a client may fall behind (drop-oldest and disconnect),
+    /// rounded up to a power of two as tokio's broadcast channel does
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     queue: u32,
-    /// How long one write may take before a client counts as too slow (disconnect)
+    /// How long one write may take before a client counts as too slow
+    /// (disconnect)
     #[arg(long, default_value = "1s", value_parser = ws_lessons::cli::duration)]
     deadline: Duration,
     /// Number of simulated sensors
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
     sensors: u16,
 }
 // ANCHOR_END: args
 
 // ANCHOR: policy
-/// How a connection treats a client that reads more slowly than the sensors produce.
+/// How a connection treats a client that reads more slowly than the sensors
+/// produce.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Policy {
     /// Keep the newest `--queue` readings per client; drop the oldest
@@ -83,12 +101,13 @@ enum Policy {
 enum ToClient<'a> {
     /// `{"type":"reading","seq":7,"sensor":"sensor-3","value":30.9}`
     Reading(&'a Sample),
-    /// `{"type":"missed","count":42}`: this many readings were not delivered to you.
+    /// `{"type":"missed","count":42}`: this many readings were not delivered to
+    /// you.
     Missed { count: u64 },
 }
 
-/// A reading serialized once. Cloning it clones a reference-counted buffer, not the text,
-/// so sending it to a thousand clients costs one serialization.
+/// A reading serialized once. Cloning it clones a reference-counted buffer, not
+/// the text, so sending it to a thousand clients costs one serialization.
 #[derive(Clone, Default)]
 struct Published {
     seq: u64,
@@ -123,9 +142,11 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     ws_lessons::init_tracing();
 
-    // The two ways to hand readings to clients, fed by one producer: a bounded ring buffer
-    // (drop-oldest, disconnect) and a single slot that always holds the newest (latest).
-    let (queue, _) = broadcast::channel(ws_lessons::cli::broadcast_capacity(args.queue));
+    // The two ways to hand readings to clients, fed by one producer: a bounded
+    // ring buffer (drop-oldest, disconnect) and a single slot that always holds
+    // the newest (latest).
+    let (queue, _) =
+        broadcast::channel(ws_lessons::cli::broadcast_capacity(args.queue));
     let (newest, latest) = watch::channel(Published::default());
     tokio::spawn(produce(
         args.rate,
@@ -170,7 +191,8 @@ async fn produce(
                 seq: reading.seq,
                 json: ToClient::Reading(&reading).to_json(),
             };
-            // `send` fails only when no client is subscribed; the reading is simply not needed.
+            // `send` fails only when no client is subscribed; the reading is
+            // simply not needed.
             let _ = queue.send(published.clone());
             newest.send_replace(published);
         }
@@ -178,15 +200,25 @@ async fn produce(
 }
 // ANCHOR_END: produce
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+) -> Response {
     let connections = state.connections.clone();
     ws.on_upgrade(move |socket| {
         connections.track(async move {
             match state.policy {
                 Policy::DropOldest => {
-                    drop_oldest(socket, state.queue.subscribe(), state.connections).await
+                    drop_oldest(
+                        socket,
+                        state.queue.subscribe(),
+                        state.connections,
+                    )
+                    .await
                 }
-                Policy::Latest => keep_latest(socket, state.latest, state.connections).await,
+                Policy::Latest => {
+                    keep_latest(socket, state.latest, state.connections).await
+                }
                 Policy::Disconnect => {
                     disconnect_when_slow(
                         socket,
@@ -229,20 +261,26 @@ async fn drop_oldest(
         let outgoing = tokio::select! {
             reading = readings.recv() => match reading {
                 Ok(reading) => Message::Text(reading.json),
-                // The ring buffer has moved past this client: its oldest `count` readings are
-                // gone. Say so, then carry on from the oldest reading still in the buffer.
+                // The ring buffer has moved past this client: its oldest `count`
+                // readings are gone. Say so, then carry on from the oldest
+                // reading still in the buffer.
                 Err(RecvError::Lagged(count)) => missed(count),
                 Err(RecvError::Closed) => return,
             },
             message = socket.recv() => match incoming(message) {
                 Incoming::Ignore => continue,
-                Incoming::Closing => return ws_lessons::finish_close(socket).await,
+                Incoming::Closing => {
+                    return ws_lessons::finish_close(socket).await;
+                }
                 Incoming::Gone => return,
             },
-            () = connections.shutting_down() => return ws_lessons::going_away(socket).await,
+            () = connections.shutting_down() => {
+                return ws_lessons::going_away(socket).await;
+            }
         };
-        // While this waits on a client that does not read, nothing else grows: the producer
-        // goes on writing into the fixed-size ring, over the readings this client has not had.
+        // While this waits on a client that does not read, nothing else grows:
+        // the producer goes on writing into the fixed-size ring, over the
+        // readings this client has not had.
         if socket.send(outgoing).await.is_err() {
             return;
         }
@@ -261,17 +299,21 @@ async fn keep_latest(
     loop {
         let reading = tokio::select! {
             changed = latest.changed() => match changed {
-                // `borrow_and_update` marks the value seen; clone it so no borrow of the
-                // channel is held across the `send` below.
+                // `borrow_and_update` marks the value seen; clone it so no borrow
+                // of the channel is held across the `send` below.
                 Ok(()) => latest.borrow_and_update().clone(),
                 Err(_) => return, // the producer has stopped
             },
             message = socket.recv() => match incoming(message) {
                 Incoming::Ignore => continue,
-                Incoming::Closing => return ws_lessons::finish_close(socket).await,
+                Incoming::Closing => {
+                    return ws_lessons::finish_close(socket).await;
+                }
                 Incoming::Gone => return,
             },
-            () = connections.shutting_down() => return ws_lessons::going_away(socket).await,
+            () = connections.shutting_down() => {
+                return ws_lessons::going_away(socket).await;
+            }
         };
         // Every value replaced before this client got to it was skipped.
         let skipped = reading.seq.saturating_sub(last_seq + 1);
@@ -305,10 +347,14 @@ async fn disconnect_when_slow(
             },
             message = socket.recv() => match incoming(message) {
                 Incoming::Ignore => continue,
-                Incoming::Closing => return ws_lessons::finish_close(socket).await,
+                Incoming::Closing => {
+                    return ws_lessons::finish_close(socket).await;
+                }
                 Incoming::Gone => return,
             },
-            () = connections.shutting_down() => return ws_lessons::going_away(socket).await,
+            () = connections.shutting_down() => {
+                return ws_lessons::going_away(socket).await;
+            }
         };
         match timeout(deadline, socket.send(Message::Text(reading.json))).await {
             Ok(Ok(())) => {}
@@ -321,8 +367,9 @@ async fn disconnect_when_slow(
     }
 }
 
-/// Closes with 1008 (policy violation) and a reason. A client that is not reading at all
-/// cannot take even the Close frame; then the deadline drops it without one.
+/// Closes with 1008 (policy violation) and a reason. A client that is not reading
+/// at all cannot take even the Close frame; then the deadline drops it without
+/// one.
 async fn disconnect(mut socket: WebSocket, deadline: Duration, reason: String) {
     tracing::info!("disconnecting a slow client: {reason}");
     let close = Message::Close(Some(CloseFrame {
@@ -332,7 +379,9 @@ async fn disconnect(mut socket: WebSocket, deadline: Duration, reason: String) {
     match timeout(deadline, socket.send(close)).await {
         Ok(Ok(())) => ws_lessons::finish_close(socket).await,
         Ok(Err(_)) => {} // the connection is already broken
-        Err(_) => tracing::info!("the Close could not be written within {deadline:?}; dropping"),
+        Err(_) => tracing::info!(
+            "the Close could not be written within {deadline:?}; dropping"
+        ),
     }
 }
 // ANCHOR_END: disconnect

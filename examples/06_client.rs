@@ -1,16 +1,18 @@
 //! Lesson 06: a standalone dashboard client with tokio-tungstenite.
 //!
 //! What it teaches:
-//! - tokio-tungstenite is the tool for a client outside axum: `connect_async`, then the same
-//!   `Stream` and `Sink` of messages as on the server;
-//! - the dashboard's protocol from the client's side (the types in `src/protocol.rs`);
-//! - reconnecting when the server goes away, with exponential backoff and jitter, so that a
-//!   thousand clients do not come back at the same instant;
-//! - a polite exit: Ctrl-C sends Close 1000 and waits, briefly, for the server's reply.
+//! - tokio-tungstenite is the tool for a client outside axum: `connect_async`,
+//!   then the same `Stream` and `Sink` of messages as on the server;
+//! - the dashboard's protocol from the client's side (the types in
+//!   `src/protocol.rs`);
+//! - reconnecting when the server goes away, with exponential backoff and jitter,
+//!   so that a thousand clients do not come back at the same instant;
+//! - a polite exit: Ctrl-C sends Close 1000 and waits, briefly, for the server's
+//!   reply.
 //!
 //! Try it, with the dashboard running (`cargo run --example 05_dashboard`):
 //!     cargo run --example 06_client
-//!     cargo run --example 06_client -- ws://127.0.0.1:3000/ws --sensor sensor-1 --sensor sensor-2
+//!     cargo run --example 06_client -- ws://127.0.0.1:3000/ws --sensor sensor-1
 //! Stop and restart the dashboard, and watch the client reconnect.
 
 use std::process::ExitCode;
@@ -47,7 +49,9 @@ fn websocket_url(text: &str) -> Result<Uri, String> {
     let uri: Uri = text.parse().map_err(|e| format!("not a URL ({e})"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("ws"), Some(_)) => Ok(uri),
-        (Some("wss"), _) => Err("wss:// needs TLS, and this example is built without it".into()),
+        (Some("wss"), _) => {
+            Err("wss:// needs TLS, and this example is built without it".into())
+        }
         _ => Err("expected a URL such as ws://127.0.0.1:3000/ws".into()),
     }
 }
@@ -98,9 +102,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Exponential backoff with "full jitter": a random wait between zero and 0.5 s × 2^attempt,
-/// capped. Without the randomness, every client that lost the same server would retry in
-/// lockstep, and hit it together each time.
+/// Exponential backoff with "full jitter": a random wait between zero and 0.5 s ×
+/// 2^attempt, capped. Without the randomness, every client that lost the same
+/// server would retry in lockstep, and hit it together each time.
 fn backoff(attempt: u32, max: Duration) -> Duration {
     let ceiling = Duration::from_millis(500)
         .saturating_mul(2u32.saturating_pow(attempt))
@@ -111,7 +115,11 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
 
 // ANCHOR: follow
 /// One connection, from the handshake to its end.
-async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken) -> Ended {
+async fn follow(
+    args: &Args,
+    attempt: &mut u32,
+    interrupted: &CancellationToken,
+) -> Ended {
     let connecting = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(args.url.to_string()),
@@ -119,8 +127,14 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
     let mut socket = tokio::select! {
         connected = connecting => match connected {
             Ok(Ok((socket, _response))) => socket,
-            Ok(Err(e)) => return Ended::Lost(format!("cannot connect to {}: {e}", args.url)),
-            Err(_) => return Ended::Lost(format!("no answer from {} in 10 s", args.url)),
+            Ok(Err(e)) => {
+                let url = &args.url;
+                return Ended::Lost(format!("cannot connect to {url}: {e}"));
+            }
+            Err(_) => {
+                let url = &args.url;
+                return Ended::Lost(format!("no answer from {url} in 10 s"));
+            }
         },
         () = interrupted.cancelled() => return Ended::Interrupted,
     };
@@ -143,10 +157,15 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                     format!("{} {}", f.code, f.reason)
                 });
                 while let Some(Ok(_)) = socket.next().await {}
-                return Ended::Lost(format!("the server closed the connection ({why})"));
+                return Ended::Lost(format!(
+                    "the server closed the connection ({why})"
+                ));
             }
-            Some(Ok(_)) => continue, // pings are answered by tungstenite as we read
-            Some(Err(e)) => return Ended::Lost(format!("the connection failed: {e}")),
+            // Pings are answered by tungstenite as we read.
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                return Ended::Lost(format!("the connection failed: {e}"));
+            }
             None => return Ended::Lost("the connection ended".into()),
         };
         // ANCHOR_END: follow
@@ -157,8 +176,11 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                 missed,
                 sensors,
             }) => {
-                let names: Vec<&str> = sensors.iter().map(|s| s.sensor.as_str()).collect();
-                if let Some(unknown) = args.sensors.iter().find(|s| !names.contains(&s.as_str())) {
+                let names: Vec<&str> =
+                    sensors.iter().map(|s| s.sensor.as_str()).collect();
+                if let Some(unknown) =
+                    args.sensors.iter().find(|s| !names.contains(&s.as_str()))
+                {
                     close(&mut socket).await;
                     let known = names.join(", ");
                     return Ended::Failed(format!(
@@ -169,7 +191,8 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                     println!("resynchronised after missing {missed} changes");
                 }
                 for sensor in sensors.iter().filter(|s| wanted(args, &s.sensor)) {
-                    let value = sensor.value.map_or("-".to_owned(), |v| v.to_string());
+                    let value =
+                        sensor.value.map_or("-".to_owned(), |v| v.to_string());
                     println!(
                         "{} {value} (alert above {}) at seq {seq}",
                         sensor.sensor, sensor.threshold
@@ -186,10 +209,12 @@ async fn follow(args: &Args, attempt: &mut u32, interrupted: &CancellationToken)
                         id: seq,
                         sensors: others,
                     };
-                    let json =
-                        serde_json::to_string(&request).expect("a request always serializes");
+                    let json = serde_json::to_string(&request)
+                        .expect("a request always serializes");
                     if let Err(e) = socket.send(Message::text(json)).await {
-                        return Ended::Lost(format!("the connection failed: {e}"));
+                        return Ended::Lost(format!(
+                            "the connection failed: {e}"
+                        ));
                     }
                 }
             }

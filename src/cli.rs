@@ -8,7 +8,8 @@ use std::time::Duration;
 /// Flatten it into an example's own arguments with `#[command(flatten)]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListenArgs {
-    /// Address to listen on, as IP:PORT; port 0 lets the system choose a free port
+    /// Address to listen on, as IP:PORT; port 0 lets the system choose a free
+    /// port
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 }
@@ -30,7 +31,11 @@ pub struct HeartbeatArgs {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SensorArgs {
     /// Number of simulated sensors
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=100)
+    )]
     pub sensors: u16,
     /// Readings per second, across all sensors
     #[arg(long, default_value_t = 4.0, value_parser = rate)]
@@ -44,15 +49,19 @@ pub struct SensorArgs {
 pub fn broadcast_capacity(queue: u32) -> usize {
     let capacity = (queue.max(1) as usize).next_power_of_two();
     if capacity != queue as usize {
-        tracing::info!("--queue {queue} holds {capacity}: tokio's broadcast channel rounds up");
+        tracing::info!(
+            "--queue {queue} holds {capacity}: \
+             tokio's broadcast channel rounds up"
+        );
     }
     capacity
 }
 
-/// Parses a human-friendly duration such as `200ms`, `30s` or `1m 30s` (for clap).
+/// Parses a human-friendly duration such as `200ms`, `30s` or `1m 30s` (for
+/// clap).
 ///
-/// Zero is rejected: every duration an example takes is a period or a deadline, and a zero
-/// period would make `tokio::time::interval` panic.
+/// Zero is rejected: every duration an example takes is a period or a deadline,
+/// and a zero period would make `tokio::time::interval` panic.
 pub fn duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
@@ -61,11 +70,17 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses a rate in events per second (for clap): a number above 0, at most a million.
+/// Parses a rate in events per second (for clap): a number above 0, at most a
+/// million.
 pub fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
-        Ok(_) => Err("must be a number of events per second above 0 and at most 1000000".into()),
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => {
+            Ok(rate)
+        }
+        Ok(_) => Err(
+            "must be a number of events per second above 0 and at most 1000000"
+                .into(),
+        ),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -78,7 +93,8 @@ mod tests {
     fn a_broadcast_channel_holds_the_capacity_rounded_up_to_a_power_of_two() {
         assert_eq!(broadcast_capacity(1000), 1024);
         assert_eq!(broadcast_capacity(256), 256);
-        // What tokio does with 1000: 1024 fit without a lag, the 1025th overwrites one.
+        // What tokio does with 1000: 1024 fit without a lag, the 1025th
+        // overwrites one.
         let (sender, mut receiver) = tokio::sync::broadcast::channel(1000);
         for n in 0..1024 {
             sender.send(n).unwrap();

@@ -1,10 +1,11 @@
 //! Support code for the ws-lessons examples.
 //!
-//! Two kinds of thing live here. What would distract every lesson: serving and shutting
-//! down ([`server`]), the command-line pieces ([`cli`]), the sensor simulator ([`sensor`])
-//! and the try-it page ([`page`]). And what several programs must agree on: the dashboard's
-//! wire protocol ([`protocol`]). What a lesson teaches (how to receive, send, split, ping,
-//! push back, fan out) always stays in its own files in `examples/`.
+//! Two kinds of thing live here. What would distract every lesson: serving and
+//! shutting down ([`server`]), the command-line pieces ([`cli`]), the sensor
+//! simulator ([`sensor`]) and the try-it page ([`page`]). And what several
+//! programs must agree on: the dashboard's wire protocol ([`protocol`]). What a
+//! lesson teaches (how to receive, send, split, ping, push back, fan out) always
+//! stays in its own files in `examples/`.
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -18,11 +19,13 @@ pub use server::{Connections, Socket, finish_close, going_away, serve};
 
 /// Logs go to stderr, so that stdout carries only the start-up line.
 ///
-/// The level comes from `RUST_LOG` (for example `RUST_LOG=debug`) and defaults to `info`.
+/// The level comes from `RUST_LOG` (for example `RUST_LOG=debug`) and defaults to
+/// `info`.
 pub fn init_tracing() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

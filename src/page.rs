@@ -1,7 +1,8 @@
-//! The small page that `GET /` serves, so that every example can be tried from a browser.
+//! The small page that `GET /` serves, so that every example can be tried from a
+//! browser.
 //!
-//! It connects to `/ws` on the same host, shows what arrives, and sends what you type. It
-//! loads nothing from elsewhere.
+//! It connects to `/ws` on the same host, shows what arrives, and sends what you
+//! type. It loads nothing from elsewhere.
 
 use axum::response::Html;
 

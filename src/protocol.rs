@@ -1,22 +1,23 @@
-//! The live dashboard's wire protocol, defined once for the server (`05_dashboard`, and
-//! `08_production`, which hardens it), the Rust client (`06_client`), the long-polling feed
-//! (`07_long_polling`) and the tests.
+//! The live dashboard's wire protocol, defined once for the server
+//! (`05_dashboard`, and `08_production`, which hardens it), the Rust client
+//! (`06_client`), the long-polling feed (`07_long_polling`) and the tests.
 //!
-//! Every message is a JSON object in a text frame, with a `"type"` field that names it:
+//! Every message is a JSON object in a text frame, with a `"type"` field that
+//! names it:
 //!
 //! | direction | `type` | when |
 //! | --- | --- | --- |
-//! | server → client | `snapshot` | on connect, and to resynchronise a client that fell behind |
-//! | server → client | `reading` | a new reading of a sensor the client follows |
-//! | server → client | `threshold` | a sensor's alert threshold changed (every client gets it) |
+//! | server → client | `snapshot` | on connect, and after falling behind |
+//! | server → client | `reading` | a new reading of a followed sensor |
+//! | server → client | `threshold` | a threshold changed (sent to all) |
 //! | server → client | `ack` | a request was carried out |
-//! | server → client | `error` | a message was not understood; the connection stays open |
+//! | server → client | `error` | a request failed; the connection stays |
 //! | client → server | `subscribe` | follow these sensors too |
 //! | client → server | `unsubscribe` | stop following these sensors |
-//! | client → server | `set_threshold` | change a sensor's alert threshold, for everyone |
+//! | client → server | `set_threshold` | change a threshold, for everyone |
 //!
-//! Sequence numbers (`seq`) count every change on the server, readings and thresholds alike,
-//! so a client can tell whether it missed one.
+//! Sequence numbers (`seq`) count every change on the server, readings and
+//! thresholds alike, so a client can tell whether it missed one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,8 +32,8 @@ pub const THRESHOLD_RANGE: std::ops::RangeInclusive<f64> = -1000.0..=1000.0;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Every sensor's state as of change `seq`. `missed` counts the changes this
-    /// client did not receive before this snapshot: zero on connect, more after it
-    /// fell behind.
+    /// client did not receive before this snapshot: zero on connect, more after
+    /// it fell behind.
     Snapshot {
         /// The number of the last change this snapshot includes.
         seq: u64,
@@ -153,7 +154,9 @@ impl ClientMessage {
         serde_json::from_str(text).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => format!("invalid JSON: {e}"),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    format!("invalid JSON: {e}")
+                }
                 Category::Data => format!("invalid message: {e}"),
             }
         })
@@ -163,7 +166,8 @@ impl ClientMessage {
 impl ServerMessage {
     /// The JSON text of this message.
     pub fn to_json(&self) -> String {
-        // Strings, numbers, booleans and lists always serialize (a NaN becomes null).
+        // Strings, numbers, booleans and lists always serialize (a NaN becomes
+        // null).
         serde_json::to_string(self).expect("a ServerMessage always serializes")
     }
 }
@@ -204,7 +208,10 @@ mod tagged_readings {
 
     use super::Reading;
 
-    pub fn serialize<S: Serializer>(readings: &[Reading], to: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        readings: &[Reading],
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
         enum Tagged<'a> {
@@ -213,7 +220,9 @@ mod tagged_readings {
         to.collect_seq(readings.iter().map(Tagged::Reading))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<Reading>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        from: D,
+    ) -> Result<Vec<Reading>, D::Error> {
         #[derive(Deserialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
         enum Tagged {
@@ -260,9 +269,11 @@ mod tests {
     fn client_errors_say_what_was_wrong() {
         let invalid = ClientMessage::parse("{not json").unwrap_err();
         assert!(invalid.starts_with("invalid JSON: "), "{invalid}");
-        let unknown = ClientMessage::parse(r#"{"type":"dance","id":1}"#).unwrap_err();
+        let unknown =
+            ClientMessage::parse(r#"{"type":"dance","id":1}"#).unwrap_err();
         assert!(unknown.contains("unknown variant `dance`"), "{unknown}");
-        let missing = ClientMessage::parse(r#"{"type":"set_threshold","id":1}"#).unwrap_err();
+        let missing = ClientMessage::parse(r#"{"type":"set_threshold","id":1}"#)
+            .unwrap_err();
         assert!(missing.contains("missing field"), "{missing}");
     }
 }

@@ -1,7 +1,7 @@
 //! A simulated set of sensors, and a pacer that produces samples at a set rate.
 //!
-//! The values follow slow sine waves, so they look alive on a chart and are the same on every
-//! run: tests can rely on them without a random seed.
+//! The values follow slow sine waves, so they look alive on a chart and are the
+//! same on every run: tests can rely on them without a random seed.
 
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// A simulator for `count` sensors named `sensor-1`, `sensor-2`, …; at least one.
+    /// A simulator for `count` sensors named `sensor-1`, `sensor-2`, and so on;
+    /// at least one.
     pub fn new(count: usize) -> Self {
         let names = (1..=count.max(1)).map(|i| format!("sensor-{i}")).collect();
         Self { names, seq: 0 }
@@ -42,7 +43,8 @@ impl Simulator {
         &self.names
     }
 
-    /// The value sensor `index` (from 0) swings around: its readings stay within 3 of it.
+    /// The value sensor `index` (from 0) swings around: its readings stay within
+    /// 3 of it.
     pub fn baseline(index: usize) -> f64 {
         20.0 + 5.0 * index as f64
     }
@@ -58,7 +60,8 @@ impl Simulator {
         self.seq += 1;
         let index = (self.seq - 1) as usize % self.names.len();
         let round = ((self.seq - 1) / self.names.len() as u64) as f64;
-        // Each sensor has its own base value and phase; two decimals, like a real device.
+        // Each sensor has its own base value and phase; two decimals, like a real
+        // device.
         let phase = index as f64 * 0.7;
         let raw = Self::baseline(index) + 3.0 * (round / 25.0 + phase).sin();
         Sample {
@@ -82,9 +85,10 @@ impl Simulator {
 
 /// Paces a producer at `rate` items per second.
 ///
-/// Timers tick at most about once a millisecond, so a fast producer works in batches:
-/// [`Pacer::due`] waits for the next tick and says how many items are due by then. Over time
-/// the count matches the rate exactly, whatever the tick granularity.
+/// Timers tick at most about once a millisecond, so a fast producer works in
+/// batches: [`Pacer::due`] waits for the next tick and says how many items are
+/// due by then. Over time the count matches the rate exactly, whatever the tick
+/// granularity.
 #[derive(Debug)]
 pub struct Pacer {
     rate: f64,
@@ -97,9 +101,11 @@ impl Pacer {
     /// `rate` must be positive and finite.
     pub fn new(rate: f64) -> Self {
         assert!(rate.is_finite() && rate > 0.0, "rate must be positive");
-        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_millis(1));
+        let period =
+            Duration::from_secs_f64(1.0 / rate).max(Duration::from_millis(1));
         let mut ticks = tokio::time::interval(period);
-        // A producer that fell behind (a busy machine) catches up in one larger batch.
+        // A producer that fell behind (a busy machine) catches up in one larger
+        // batch.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             rate,
@@ -109,7 +115,8 @@ impl Pacer {
         }
     }
 
-    /// Waits for the next tick and returns how many items are due (possibly zero).
+    /// Waits for the next tick and returns how many items are due (possibly
+    /// zero).
     pub async fn due(&mut self) -> u64 {
         self.ticks.tick().await;
         let target = (self.start.elapsed().as_secs_f64() * self.rate) as u64;

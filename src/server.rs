@@ -1,11 +1,13 @@
-//! Serving an example: the start-up line, the shutdown signal, and the live-connection gauge.
+//! Serving an example: the start-up line, the shutdown signal, and the
+//! live-connection gauge.
 //!
-//! `axum::serve(..).with_graceful_shutdown(..)` stops accepting and waits for plain HTTP
-//! requests, but the tasks that `WebSocketUpgrade::on_upgrade` spawns are detached: it returns
-//! while sockets are still open. [`Connections`] is what closes that gap. Every handler runs
-//! inside [`Connections::track`], watches [`Connections::shutting_down`], and answers it by
-//! sending Close 1001 ([`going_away`]); [`serve`] then waits, for a bounded time, until the
-//! gauge reads zero.
+//! `axum::serve(..).with_graceful_shutdown(..)` stops accepting and waits for
+//! plain HTTP requests, but the tasks that `WebSocketUpgrade::on_upgrade` spawns
+//! are detached: it returns while sockets are still open. [`Connections`] is what
+//! closes that gap. Every handler runs inside [`Connections::track`], watches
+//! [`Connections::shutting_down`], and answers it by sending Close 1001
+//! ([`going_away`]); [`serve`] then waits, for a bounded time, until the gauge
+//! reads zero.
 
 use std::future::{Future, IntoFuture};
 use std::io::Write;
@@ -23,11 +25,13 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TrackedFuture;
 
-/// How long [`serve`] waits for open sockets after a shutdown signal. The contract is an
-/// exit within 2 seconds, so this leaves room for the rest of the process to wind down.
+/// How long [`serve`] waits for open sockets after a shutdown signal. The
+/// contract is an exit within 2 seconds, so this leaves room for the rest of the
+/// process to wind down.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1250);
 
-/// How long a socket that has sent its Close frame waits for the peer's Close in reply.
+/// How long a socket that has sent its Close frame waits for the peer's Close in
+/// reply.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 // ANCHOR: socket
@@ -37,7 +41,10 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A `WebSocket` is a `Stream` of the messages it receives and a `Sink` for the
 /// ones it sends: `next()` is `recv()`, and `SinkExt::send` is `send()`.
 pub trait Socket:
-    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+    Stream<Item = Result<Message, axum::Error>>
+    + Sink<Message, Error = axum::Error>
+    + Unpin
+    + Send
 {
 }
 
@@ -51,7 +58,8 @@ impl<S> Socket for S where
 // ANCHOR_END: socket
 
 // ANCHOR: connections
-/// The shutdown signal and the gauge of live connections, shared by every handler.
+/// The shutdown signal and the gauge of live connections, shared by every
+/// handler.
 ///
 /// Cloning is cheap: clones share the same signal and the same count.
 #[derive(Clone, Debug, Default)]
@@ -61,13 +69,15 @@ pub struct Connections {
 }
 // ANCHOR_END: connections
 
-/// What `GET /stats` reports: enough for a test or an operator to see that nothing leaks.
+/// What `GET /stats` reports: enough for a test or an operator to see that
+/// nothing leaks.
 #[derive(Debug, Serialize)]
 pub struct Stats {
     /// WebSocket connections whose handler is still running.
     pub connections: usize,
-    /// Tasks alive in the tokio runtime: the accept loop, HTTP connections, and whatever the
-    /// handlers spawned. It returns to its idle value once every connection has ended.
+    /// Tasks alive in the tokio runtime: the accept loop, HTTP connections, and
+    /// whatever the handlers spawned. It returns to its idle value once every
+    /// connection has ended.
     pub tasks: usize,
 }
 
@@ -82,8 +92,8 @@ impl Connections {
         self.tracker.track_future(handler)
     }
 
-    /// Completes when the server starts shutting down. A handler selects on it and answers
-    /// with [`going_away`].
+    /// Completes when the server starts shutting down. A handler selects on it
+    /// and answers with [`going_away`].
     pub fn shutting_down(&self) -> WaitForCancellationFuture<'_> {
         self.shutdown.cancelled()
     }
@@ -118,7 +128,8 @@ pub fn going_away_frame() -> Message {
 }
 
 // ANCHOR: going_away
-/// Says goodbye with Close 1001, then finishes the closing handshake with [`finish_close`].
+/// Says goodbye with Close 1001, then finishes the closing handshake with
+/// [`finish_close`].
 pub async fn going_away(mut socket: impl Socket) {
     if socket.send(going_away_frame()).await.is_ok() {
         finish_close(socket).await;
@@ -127,14 +138,15 @@ pub async fn going_away(mut socket: impl Socket) {
 // ANCHOR_END: going_away
 
 // ANCHOR: finish_close
-/// Finishes a closing handshake, whoever started it, by reading until the stream ends (for at
-/// most [`CLOSE_TIMEOUT`]).
+/// Finishes a closing handshake, whoever started it, by reading until the stream
+/// ends (for at most [`CLOSE_TIMEOUT`]).
 ///
-/// Reading on is what completes it. When the peer closed first, tungstenite has queued the
-/// Close reply and sends it on the next read; when we closed first, the peer's reply arrives
-/// on a read. Dropping the socket instead leaves the peer with 1006 (abnormal closure). And
-/// once a Close has been received, sending anything but reading fails, so a handler that has
-/// more to send must stop sending and come here.
+/// Reading on is what completes it. When the peer closed first, tungstenite has
+/// queued the Close reply and sends it on the next read; when we closed first,
+/// the peer's reply arrives on a read. Dropping the socket instead leaves the
+/// peer with 1006 (abnormal closure). And once a Close has been received, sending
+/// anything but reading fails, so a handler that has more to send must stop
+/// sending and come here.
 pub async fn finish_close(mut socket: impl Socket) {
     let drain = async { while let Some(Ok(_)) = socket.next().await {} };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
@@ -142,23 +154,35 @@ pub async fn finish_close(mut socket: impl Socket) {
 // ANCHOR_END: finish_close
 
 // ANCHOR: serve
-/// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or SIGTERM.
+/// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or
+/// SIGTERM.
 ///
-/// The start-up line is printed to stdout (and flushed) once the socket is bound, so it
-/// shows the real port when `addr` asks for port 0. On a shutdown signal every handler is
-/// told through `connections`, and the process waits up to [`SHUTDOWN_GRACE`] for them.
+/// The start-up line is printed to stdout (and flushed) once the socket is bound,
+/// so it shows the real port when `addr` asks for port 0. On a shutdown signal
+/// every handler is told through `connections`, and the process waits up to
+/// [`SHUTDOWN_GRACE`] for them.
 ///
-/// Returns the exit code for `main`: failure, with a message on stderr, when the address
-/// cannot be bound.
-pub async fn serve(addr: SocketAddr, app: Router, connections: Connections) -> ExitCode {
+/// Returns the exit code for `main`: failure, with a message on stderr, when the
+/// address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    connections: Connections,
+) -> ExitCode {
     let startup = |local: SocketAddr| {
-        format!("listening on ws://{local}/ws (open http://{local}/ in a browser; Ctrl-C to stop)")
+        format!(
+            "listening on ws://{local}/ws \
+             (open http://{local}/ in a browser; Ctrl-C to stop)"
+        )
     };
     serve_with_startup_line(addr, app, connections, startup).await
 }
 
-/// [`serve`], for a server whose start-up line names something else than a WebSocket at
-/// `/ws`: `startup` makes the line from the address actually bound.
+// ANCHOR_END: serve
+
+// ANCHOR: bind
+/// [`serve`], for a server whose start-up line names something else than a
+/// WebSocket at `/ws`: `startup` makes the line from the address actually bound.
 pub async fn serve_with_startup_line(
     addr: SocketAddr,
     app: Router,
@@ -179,7 +203,8 @@ pub async fn serve_with_startup_line(
             return ExitCode::FAILURE;
         }
     };
-    // Small frames should leave at once rather than wait for Nagle's algorithm to batch them.
+    // Small frames should leave at once rather than wait for Nagle's algorithm to
+    // batch them.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
@@ -196,13 +221,14 @@ pub async fn serve_with_startup_line(
     let _ = stdout.flush();
     drop(stdout);
 
-    // ANCHOR_END: serve
+    // ANCHOR_END: bind
     // ANCHOR: shutdown
-    // Serve until the shutdown signal. axum's graceful shutdown then stops accepting and lets
-    // HTTP requests in flight finish; it does not wait for upgraded sockets.
+    // Serve until the shutdown signal. axum's graceful shutdown then stops
+    // accepting and lets HTTP requests in flight finish; it does not wait for
+    // upgraded sockets.
     let token = connections.shutdown.clone();
-    let serving =
-        axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(token.clone().cancelled_owned());
     let mut serving = std::pin::pin!(serving.into_future());
     let finished = tokio::select! {
         result = &mut serving => Some(result),
@@ -213,8 +239,8 @@ pub async fn serve_with_startup_line(
         return ExitCode::FAILURE;
     }
 
-    // From the signal on, everything shares one deadline: HTTP requests still in flight, and
-    // the upgraded sockets, which the handlers are closing with 1001.
+    // From the signal on, everything shares one deadline: HTTP requests still in
+    // flight, and the upgraded sockets, which the handlers are closing with 1001.
     connections.tracker.close();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         if finished.is_none() {
@@ -236,9 +262,9 @@ pub async fn serve_with_startup_line(
 
 /// Cancels `token` on the first Ctrl-C (SIGINT) or SIGTERM.
 ///
-/// The handlers are registered before this returns, synchronously: a signal sent right after
-/// (say, by a test that has read the start-up line) must not meet the default action, which
-/// kills the process without a Close frame for anyone.
+/// The handlers are registered before this returns, synchronously: a signal sent
+/// right after (say, by a test that has read the start-up line) must not meet the
+/// default action, which kills the process without a Close frame for anyone.
 #[cfg(unix)]
 pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};

@@ -1,11 +1,12 @@
-//! The Autobahn|Testsuite conformance cases against `01_echo` and `08_production --echo`,
-//! run by `kosoku` (a native runner of the Autobahn case files, from PyPI).
+//! The Autobahn|Testsuite conformance cases against `01_echo` and `08_production
+//! --echo`, run by `kosoku` (a native runner of the Autobahn case files, from
+//! PyPI).
 //!
-//! Needs `kosoku` on the PATH (or its path in `KOSOKU`), so it runs only with the `autobahn`
-//! feature: `cargo test --features autobahn --test autobahn`. CI installs kosoku and always
-//! runs it. Every case must end OK, NON-STRICT or INFORMATIONAL, and the results must match
-//! the ones committed in `autobahn/`; after a deliberate change, rerun with
-//! `AUTOBAHN_UPDATE=1` and review the diff.
+//! Needs `kosoku` on the PATH (or its path in `KOSOKU`), so it runs only with the
+//! `autobahn` feature: `cargo test --features autobahn --test autobahn`. CI
+//! installs kosoku and always runs it. Every case must end OK, NON-STRICT or
+//! INFORMATIONAL, and the results must match the ones committed in `autobahn/`;
+//! after a deliberate change, rerun with `AUTOBAHN_UPDATE=1` and review the diff.
 #![cfg(feature = "autobahn")]
 
 mod common;
@@ -42,10 +43,13 @@ async fn conformance(example: &str, args: &[&str]) -> Results {
     let output = tokio::time::timeout(Duration::from_secs(600), run)
         .await
         .expect("the suite finishes within 10 minutes")
-        .unwrap_or_else(|e| panic!("cannot run {kosoku} (pip install kosoku==0.1.0): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {kosoku} (pip install kosoku==0.1.0): {e}")
+        });
     println!("{}", String::from_utf8_lossy(&output.stdout));
 
-    let index = std::fs::read_to_string(reports.join("index.json")).expect("index.json");
+    let index =
+        std::fs::read_to_string(reports.join("index.json")).expect("index.json");
     let index: Value = serde_json::from_str(&index).expect("index.json is JSON");
     let (_agent, cases) = index
         .as_object()
@@ -69,26 +73,33 @@ fn check(example: &str, results: &Results) {
     let acceptable = ["OK", "NON-STRICT", "INFORMATIONAL"];
     let failed: Vec<_> = results
         .iter()
-        .filter(|(_, outcome)| !outcome.split(" / ").all(|o| acceptable.contains(&o)))
+        .filter(|(_, outcome)| {
+            !outcome.split(" / ").all(|o| acceptable.contains(&o))
+        })
         .collect();
     assert!(
         failed.is_empty(),
         "{example}: cases that failed: {failed:?}"
     );
 
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("autobahn/{example}.json"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("autobahn/{example}.json"));
     let actual = serde_json::to_string_pretty(results).expect("JSON") + "\n";
     if std::env::var_os("AUTOBAHN_UPDATE").is_some() {
         std::fs::write(&path, &actual).expect("write the expected results");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no {}: run with AUTOBAHN_UPDATE=1", path.display()));
-    let expected: Results = serde_json::from_str(&expected).expect("the expected results");
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("no {}: run with AUTOBAHN_UPDATE=1", path.display())
+    });
+    let expected: Results =
+        serde_json::from_str(&expected).expect("the expected results");
     let changed: Vec<_> = expected
         .iter()
         .filter(|(case, outcome)| results.get(*case) != Some(outcome))
-        .map(|(case, outcome)| format!("{case}: expected {outcome}, got {:?}", results.get(case)))
+        .map(|(case, outcome)| {
+            format!("{case}: expected {outcome}, got {:?}", results.get(case))
+        })
         .chain(
             results
                 .keys()
@@ -111,7 +122,8 @@ async fn the_echo_server_of_lesson_01_conforms() {
 
 #[tokio::test]
 async fn the_production_server_conforms_in_echo_mode() {
-    // Limits raised to take the 16 MiB messages of section 9; no rate limit for the suite.
+    // Limits raised to take the 16 MiB messages of section 9; no rate limit for
+    // the suite.
     let args = [
         "--no-auth",
         "--echo",

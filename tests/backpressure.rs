@@ -1,9 +1,11 @@
-//! Lesson 04, `examples/04_backpressure.rs`: one client stops reading, another keeps up.
+//! Lesson 04, `examples/04_backpressure.rs`: one client stops reading, another
+//! keeps up.
 //!
-//! Each test stalls one client (it never reads, and has a 4 KiB receive buffer) while a second
-//! client reads a fixed number of readings at full speed. Then it checks, per policy, that
-//! the server's memory stayed bounded, that the fast client was not held back, and that every
-//! reading a client did not get was announced to it.
+//! Each test stalls one client (it never reads, and has a 4 KiB receive buffer)
+//! while a second client reads a fixed number of readings at full speed. Then it
+//! checks, per policy, that the server's memory stayed bounded, that the fast
+//! client was not held back, and that every reading a client did not get was
+//! announced to it.
 
 mod common;
 
@@ -12,21 +14,24 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Readings per second: fast enough that a stalled client falls far behind within the test.
+/// Readings per second: fast enough that a stalled client falls far behind within
+/// the test.
 const RATE: &str = "20000";
-/// Readings the fast client follows before the memory baseline: enough to fill the ring buffer.
+/// Readings the fast client follows before the memory baseline: enough to fill
+/// the ring buffer.
 const WARM_UP: u64 = 8_192;
 /// Readings the fast client follows while the slow one is stalled.
 const STALL: u64 = 60_000;
 /// How many readings a client may fall behind: 100 ms at `RATE`.
 const QUEUE: &str = "2048";
-/// Growth allowed in the server's resident memory during the stall. The bounded queue takes
-/// a few hundred KiB; queueing all the stalled client's readings grows the server by 4 MiB.
+/// Growth allowed in the server's resident memory during the stall. The bounded
+/// queue takes a few hundred KiB; queueing all the stalled client's readings
+/// grows the server by 4 MiB.
 const MAX_GROWTH_KIB: u64 = 2 * 1024;
 
 // ANCHOR: tally
-/// A client's view of the feed. Each reading must follow the one before it, unless a
-/// `missed` message announced the gap, and then exactly that gap.
+/// A client's view of the feed. Each reading must follow the one before it,
+/// unless a `missed` message announced the gap, and then exactly that gap.
 #[derive(Debug, Default)]
 struct Tally {
     last_seq: Option<u64>,
@@ -72,12 +77,14 @@ impl Tally {
 
     // ANCHOR_END: tally
 
-    /// How far the feed has advanced for this client: readings received or announced missed.
+    /// How far the feed has advanced for this client: readings received or
+    /// announced missed.
     fn covered(&self) -> u64 {
         self.readings + self.missed
     }
 
-    /// Reads until the feed has advanced by `readings` readings (received or missed).
+    /// Reads until the feed has advanced by `readings` readings (received or
+    /// missed).
     async fn read(&mut self, client: &mut Client, readings: u64) {
         let target = self.covered() + readings;
         while self.covered() < target {
@@ -91,10 +98,14 @@ impl Tally {
 }
 
 /// Starts the server, stalls one client, and lets another read `STALL` readings.
-async fn stall_one_client(policy: &str, extra: &[&str]) -> (Server, Client, Client, Tally) {
-    // One stalled scenario at a time: three servers at full rate on two cores would measure
-    // the machine, not the policy.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+async fn stall_one_client(
+    policy: &str,
+    extra: &[&str],
+) -> (Server, Client, Client, Tally) {
+    // One stalled scenario at a time: three servers at full rate on two cores
+    // would measure the machine, not the policy.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> =
+        tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
 
     let mut args = vec!["--policy", policy, "--rate", RATE, "--queue", QUEUE];
@@ -120,11 +131,12 @@ async fn stall_one_client(policy: &str, extra: &[&str]) -> (Server, Client, Clie
 // ANCHOR: drop_oldest_test
 #[tokio::test]
 async fn drop_oldest_bounds_memory_and_tells_the_slow_client_what_it_missed() {
-    let (_server, mut slow, _fast, fast) = stall_one_client("drop-oldest", &[]).await;
+    let (_server, mut slow, _fast, fast) =
+        stall_one_client("drop-oldest", &[]).await;
     assert_eq!(fast.missed, 0, "the fast client kept up and lost nothing");
 
-    // Now the slow client reads: what the buffers held, then the news of what it missed,
-    // then the feed again, with every gap accounted for by the tally.
+    // Now the slow client reads: what the buffers held, then the news of what it
+    // missed, then the feed again, with every gap accounted for by the tally.
     let mut slow_tally = Tally::default();
     let mut after_gap = 0;
     for _ in 0..1_000_000 {
@@ -146,22 +158,28 @@ async fn drop_oldest_bounds_memory_and_tells_the_slow_client_what_it_missed() {
     insta::assert_json_snapshot!("reading", slow_tally.first_reading, {
         ".seq" => "[seq]", ".sensor" => "[sensor]", ".value" => "[value]"
     });
-    insta::assert_json_snapshot!("missed", slow_tally.first_missed, { ".count" => "[count]" });
+    insta::assert_json_snapshot!("missed", slow_tally.first_missed, {
+        ".count" => "[count]"
+    });
 }
 // ANCHOR_END: drop_oldest_test
 
 #[tokio::test]
 async fn latest_bounds_memory_and_skips_the_slow_client_to_the_newest() {
-    let (server, mut slow, mut fast, mut fast_tally) = stall_one_client("latest", &[]).await;
+    let (server, mut slow, mut fast, mut fast_tally) =
+        stall_one_client("latest", &[]).await;
 
-    // The slow client skips ahead: a `missed` message, then a reading at least as new as
-    // the one the fast client has now. The tally checks that the skip is exactly announced.
+    // The slow client skips ahead: a `missed` message, then a reading at least as
+    // new as the one the fast client has now. The tally checks that the skip is
+    // exactly announced.
     let newest = fast_tally.last_seq.expect("the fast client has readings");
     let mut slow_tally = Tally::default();
     for _ in 0..1_000_000 {
         let message = next(&mut slow).await.expect("the feed goes on");
         slow_tally.take(&message);
-        if slow_tally.missed > 0 && slow_tally.announced == 0 && slow_tally.last_seq >= Some(newest)
+        if slow_tally.missed > 0
+            && slow_tally.announced == 0
+            && slow_tally.last_seq >= Some(newest)
         {
             break;
         }
@@ -177,8 +195,8 @@ async fn latest_bounds_memory_and_skips_the_slow_client_to_the_newest() {
     drop(server);
 }
 
-/// The `disconnect` policy with a stalled client: returns the slow client's tally and the
-/// code of the Close frame it found after its readings, if any.
+/// The `disconnect` policy with a stalled client: returns the slow client's tally
+/// and the code of the Close frame it found after its readings, if any.
 async fn disconnect_a_stalled_client(
     deadline: &str,
     log_before_reading: &str,
@@ -194,14 +212,18 @@ async fn disconnect_a_stalled_client(
     fast_tally.read(&mut fast, 1_000).await;
     assert_eq!(fast_tally.missed, 0);
 
-    // The slow client gets what the buffers held, never a `missed` message, and then the end.
+    // The slow client gets what the buffers held, never a `missed` message, and
+    // then the end.
     let mut slow_tally = Tally::default();
     let mut close_code = None;
     for _ in 0..1_000_000 {
         match tokio::time::timeout(common::WAIT, slow.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => close_code = frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                close_code = frame.map(|f| u16::from(f.code))
+            }
             Ok(Some(Ok(message))) => slow_tally.take(&message),
-            Ok(Some(Err(_)) | None) => break, // reset or closed: the server dropped it
+            // Reset or closed: the server dropped it.
+            Ok(Some(Err(_)) | None) => break,
             Err(_) => panic!("the slow client was never disconnected"),
         }
     }
@@ -211,26 +233,33 @@ async fn disconnect_a_stalled_client(
 
 #[tokio::test]
 async fn disconnect_sends_1008_to_a_slow_client_that_reads_again_in_time() {
-    // The stalled write times out after 5 s, and the server then waits up to 5 s more to
-    // write its Close. The client reads again as soon as it is disconnected, in time for it.
-    let (tally, close_code) =
-        disconnect_a_stalled_client("5s", "disconnecting a slow client: too slow").await;
+    // The stalled write times out after 5 s, and the server then waits up to 5 s
+    // more to write its Close. The client reads again as soon as it is
+    // disconnected, in time for it.
+    let (tally, close_code) = disconnect_a_stalled_client(
+        "5s",
+        "disconnecting a slow client: too slow",
+    )
+    .await;
     assert!(tally.readings > 0);
     assert_eq!(close_code, Some(1008));
 }
 
 #[tokio::test]
 async fn disconnect_drops_a_client_that_cannot_even_take_the_close() {
-    // The client is still stalled when the 200 ms for the Close run out: no Close frame.
+    // The client is still stalled when the 200 ms for the Close run out: no Close
+    // frame.
     let (tally, close_code) =
-        disconnect_a_stalled_client("200ms", "could not be written within 200ms").await;
+        disconnect_a_stalled_client("200ms", "could not be written within 200ms")
+            .await;
     assert!(tally.readings > 0);
     assert_eq!(close_code, None);
 }
 
 #[tokio::test]
 async fn bad_flags_are_refused_with_clear_messages() {
-    let (status, _, stderr) = common::run_to_exit("04_backpressure", &["--policy", "pause"]).await;
+    let (status, _, stderr) =
+        common::run_to_exit("04_backpressure", &["--policy", "pause"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(
         stderr.contains("[possible values: drop-oldest, latest, disconnect]"),
@@ -238,7 +267,8 @@ async fn bad_flags_are_refused_with_clear_messages() {
     );
     for rate in ["0", "-5", "fast", "NaN"] {
         let (status, _, stderr) =
-            common::run_to_exit("04_backpressure", &[&format!("--rate={rate}")]).await;
+            common::run_to_exit("04_backpressure", &[&format!("--rate={rate}")])
+                .await;
         assert_eq!(status.code(), Some(2), "--rate {rate}");
         assert!(stderr.contains("--rate"), "{stderr}");
     }

@@ -1,8 +1,10 @@
-//! The dashboard page in a real headless Chromium, driven through chromedriver (WebDriver) by
-//! fantoccini: live values, a command sent from the page, and reconnection.
+//! The dashboard page in a real headless Chromium, driven through chromedriver
+//! (WebDriver) by fantoccini: live values, a command sent from the page, and
+//! reconnection.
 //!
-//! Needs `chromium` and `chromedriver` on the machine, so it runs only with the `browser`
-//! feature: `cargo test --features browser --test browser`. CI always runs it.
+//! Needs `chromium` and `chromedriver` on the machine, so it runs only with the
+//! `browser` feature: `cargo test --features browser --test browser`. CI always
+//! runs it.
 #![cfg(feature = "browser")]
 
 mod common;
@@ -17,7 +19,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// chromedriver on a free loopback port, and the directory of the browser's profile.
+/// chromedriver on a free loopback port, and the directory of the browser's
+/// profile.
 struct Driver {
     _process: Child,
     url: String,
@@ -42,7 +45,9 @@ async fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("chromedriver runs (Debian: apt-get install chromium chromium-driver)");
+        .expect(
+            "chromedriver (Debian: apt-get install chromium chromium-driver)",
+        );
     let stdout = process.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(WAIT, async {
@@ -54,8 +59,8 @@ async fn start_driver() -> Driver {
         false
     });
     assert!(ready.await.unwrap_or(false), "chromedriver did not start");
-    let profile =
-        std::env::temp_dir().join(format!("ws-lessons-chromium-{}-{port}", std::process::id()));
+    let profile = std::env::temp_dir()
+        .join(format!("ws-lessons-chromium-{}-{port}", std::process::id()));
     Driver {
         _process: process,
         url: format!("http://127.0.0.1:{port}"),
@@ -91,7 +96,8 @@ async fn open_browser(driver: &Driver) -> Client {
     .expect("a browser session")
 }
 
-/// Waits until an element matches `xpath`: the page's state, observed without sleeping.
+/// Waits until an element matches `xpath`: the page's state, observed without
+/// sleeping.
 async fn wait_for(browser: &Client, xpath: &str) {
     browser
         .wait()
@@ -111,10 +117,17 @@ async fn text_of(browser: &Client, xpath: &str) -> String {
         .expect("its text")
 }
 
+/// An XPath that matches a sensor's card when its threshold reads `value`.
+fn threshold_of(sensor: &str, value: &str) -> String {
+    let card = format!("//section[@data-sensor='{sensor}']");
+    format!("{card}//span[@class='threshold' and text()='{value}']")
+}
+
 // ANCHOR: browser
 #[tokio::test]
 async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
-    let mut server = Server::start("05_dashboard", &["--sensors", "3", "--rate", "30"]).await;
+    let mut server =
+        Server::start("05_dashboard", &["--sensors", "3", "--rate", "30"]).await;
     // Let the server record a history before the page opens: readings go round
     // the three sensors, so by change 36 sensor-1 has had 12.
     let mut watcher = server.connect().await;
@@ -168,11 +181,7 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         .click()
         .await
         .unwrap();
-    wait_for(
-        &browser,
-        "//section[@data-sensor='sensor-2']//span[@class='threshold' and text()='42.50']",
-    )
-    .await;
+    wait_for(&browser, &threshold_of("sensor-2", "42.50")).await;
     let change = next_of(&mut watcher, "threshold").await;
     assert_eq!(
         (&change["sensor"], &change["threshold"]),
@@ -189,7 +198,8 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
 
     // ANCHOR_END: browser_command
     // ANCHOR: browser_reconnect
-    // The server goes away: the page says so, and comes back by itself when the server does.
+    // The server goes away: the page says so, and comes back by itself when the
+    // server does.
     let addr = server.addr.to_string();
     server.signal(Signal::SIGINT);
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());
@@ -198,13 +208,14 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         "//span[@id='status' and starts-with(text(), 'reconnecting')]",
     )
     .await;
-    let _again = Server::start_on("05_dashboard", &addr, &["--sensors", "3", "--rate", "30"]).await;
-    wait_for(&browser, "//span[@id='status' and text()='live']").await;
-    wait_for(
-        &browser,
-        "//section[@data-sensor='sensor-2']//span[@class='threshold' and text()='27.50']",
+    let _again = Server::start_on(
+        "05_dashboard",
+        &addr,
+        &["--sensors", "3", "--rate", "30"],
     )
     .await;
+    wait_for(&browser, "//span[@id='status' and text()='live']").await;
+    wait_for(&browser, &threshold_of("sensor-2", "27.50")).await;
 
     browser.close().await.expect("the session closes");
 }

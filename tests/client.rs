@@ -1,4 +1,5 @@
-//! Lesson 06, `examples/06_client.rs`: the standalone client, against the real dashboard.
+//! Lesson 06, `examples/06_client.rs`: the standalone client, against the real
+//! dashboard.
 
 mod common;
 
@@ -12,7 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 const CLIENT: &str = "06_client";
 const DASHBOARD: &str = "05_dashboard";
 
-/// True for a line the client prints for a reading: `sensor-N VALUE` (and maybe ` ALERT`).
+/// True for a line the client prints for a reading: `sensor-N VALUE` (and maybe `
+/// ALERT`).
 fn is_reading(line: &str) -> bool {
     let mut words = line.split(' ');
     let sensor = words.next().unwrap_or_default();
@@ -61,7 +63,8 @@ async fn prints_readings_and_reconnects_when_the_server_comes_back() {
 
 #[tokio::test]
 async fn follows_only_the_sensors_it_is_given() {
-    let server = Server::start(DASHBOARD, &["--sensors", "4", "--rate", "100"]).await;
+    let server =
+        Server::start(DASHBOARD, &["--sensors", "4", "--rate", "100"]).await;
     let url = server.ws_url();
     let mut client = Process::spawn(
         CLIENT,
@@ -105,8 +108,8 @@ async fn bad_urls_are_refused_with_a_clear_message() {
 // ANCHOR: ctrl_c
 #[tokio::test]
 async fn ctrl_c_closes_with_1000() {
-    // A stand-in server on port 0: it greets the client with a snapshot and reports the
-    // Close frame it gets back.
+    // A stand-in server on port 0: it greets the client with a snapshot and
+    // reports the Close frame it gets back.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {

@@ -1,9 +1,10 @@
-//! The compile-fail lessons: every program in `tests/ui/fail` must fail to compile with exactly
-//! the diagnostics in its `.stderr` file, and its fixed twin in `tests/ui/fixed` must compile
-//! and run.
+//! The compile-fail lessons: every program in `tests/ui/fail` must fail to
+//! compile with exactly the diagnostics in its `.stderr` file, and its fixed twin
+//! in `tests/ui/fixed` must compile and run.
 //!
 //! When a newer compiler words a message differently, regenerate the files with
-//! `TRYBUILD=overwrite cargo test --test compile_fail`, then read the diff before committing.
+//! `TRYBUILD=overwrite cargo test --test compile_fail`, then read the diff before
+//! committing.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -39,7 +40,8 @@ fn every_mistake_has_a_fixed_twin_and_recorded_output() {
     assert_eq!(
         mistakes.symmetric_difference(&fixes).collect::<Vec<_>>(),
         Vec::<&String>::new(),
-        "every tests/ui/fail/NAME.rs needs tests/ui/fixed/NAME.rs, and the other way round"
+        "every tests/ui/fail/NAME.rs needs tests/ui/fixed/NAME.rs, and the other \
+         way round"
     );
     assert_eq!(
         mistakes.symmetric_difference(&outputs).collect::<Vec<_>>(),
@@ -51,8 +53,8 @@ fn every_mistake_has_a_fixed_twin_and_recorded_output() {
 #[test]
 fn each_lesson_is_named_after_the_code_it_teaches() {
     for name in names("tests/ui/fail", "rs") {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/ui/fail/{name}.stderr"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/ui/fail/{name}.stderr"));
         let Ok(stderr) = std::fs::read_to_string(&path) else {
             continue;
         };

@@ -1,10 +1,13 @@
-//! Lesson 05, `examples/05_dashboard`: the live dashboard, driven by tokio-tungstenite clients.
+//! Lesson 05, `examples/05_dashboard`: the live dashboard, driven by
+//! tokio-tungstenite clients.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, next_json, next_of, next_text, send_json, silent_peer};
+use common::{
+    Client, Server, next_json, next_of, next_text, send_json, silent_peer,
+};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -26,7 +29,8 @@ async fn connect(server: &Server) -> (Client, Value) {
 // ANCHOR: snapshot_on_connect
 #[tokio::test]
 async fn a_client_gets_a_snapshot_first_then_readings() {
-    let server = Server::start(EXAMPLE, &["--sensors", "3", "--rate", "200"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--sensors", "3", "--rate", "200"]).await;
     let (mut client, snapshot) = connect(&server).await;
     assert_eq!(snapshot["missed"], 0);
     let names: Vec<&str> = snapshot["sensors"]
@@ -73,8 +77,9 @@ async fn a_threshold_set_by_one_client_reaches_every_client() {
     let (mut operator, _) = connect(&server).await;
     let (mut watcher, _) = connect(&server).await;
 
-    let request =
-        json!({"type": "set_threshold", "id": 7, "sensor": "sensor-2", "threshold": 30.5});
+    let request = json!({
+        "type": "set_threshold", "id": 7, "sensor": "sensor-2", "threshold": 30.5
+    });
     send_json(&mut operator, request).await;
 
     assert_eq!(
@@ -112,15 +117,23 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
             "missing field",
         ),
         (
-            Message::text(r#"{"type":"set_threshold","id":3,"sensor":"sensor-99","threshold":1}"#),
+            Message::text(concat!(
+                r#"{"type":"set_threshold","id":3,"#,
+                r#""sensor":"sensor-99","threshold":1}"#
+            )),
             "unknown sensor \"sensor-99\"",
         ),
         (
-            Message::text(r#"{"type":"set_threshold","id":4,"sensor":"sensor-1","threshold":1e9}"#),
+            Message::text(concat!(
+                r#"{"type":"set_threshold","id":4,"#,
+                r#""sensor":"sensor-1","threshold":1e9}"#
+            )),
             "threshold 1000000000 is out of range (-1000 to 1000)",
         ),
         (
-            Message::text(r#"{"type":"subscribe","id":5,"sensors":["sensor-1","nope"]}"#),
+            Message::text(
+                r#"{"type":"subscribe","id":5,"sensors":["sensor-1","nope"]}"#,
+            ),
             "unknown sensor \"nope\"",
         ),
         (
@@ -149,9 +162,11 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
 
 #[tokio::test]
 async fn unsubscribed_sensors_are_not_sent() {
-    let server = Server::start(EXAMPLE, &["--sensors", "3", "--rate", "300"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--sensors", "3", "--rate", "300"]).await;
     let (mut client, _) = connect(&server).await;
-    let request = json!({"type": "unsubscribe", "id": 1, "sensors": ["sensor-1", "sensor-3"]});
+    let sensors = ["sensor-1", "sensor-3"];
+    let request = json!({"type": "unsubscribe", "id": 1, "sensors": sensors});
     send_json(&mut client, request).await;
     next_of(&mut client, "ack").await;
     for _ in 0..30 {
@@ -174,19 +189,21 @@ async fn unsubscribed_sensors_are_not_sent() {
 // ANCHOR: resync
 #[tokio::test]
 async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
-    let server = Server::start(EXAMPLE, &["--rate", "20000", "--queue", "2048"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--rate", "20000", "--queue", "2048"]).await;
     let slow = server.connect_small_buffer().await;
     let (mut fast, snapshot) = connect(&server).await;
 
-    // The fast client follows 60,000 changes, gap-free, while the slow one reads nothing.
+    // The fast client follows 60,000 changes, gap-free, while the slow one reads
+    // nothing.
     let after = snapshot["seq"].as_u64().expect("a seq");
     for seq in after + 1..=after + 60_000 {
         let change = next_json(&mut fast).await;
         assert_eq!(change["seq"], seq, "the fast client missed a change");
     }
 
-    // The slow client reads what the buffers held, then a snapshot that accounts exactly for
-    // what it missed, then the changes that follow it.
+    // The slow client reads what the buffers held, then a snapshot that accounts
+    // exactly for what it missed, then the changes that follow it.
     let mut slow = slow;
     let first = next_json(&mut slow).await;
     assert_eq!(first["type"], "snapshot");
@@ -220,21 +237,25 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
 // ANCHOR: frames
 #[tokio::test]
 async fn the_frames_as_they_are_sent() {
-    let server = Server::start(EXAMPLE, &["--sensors", "1", "--rate", "50"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--sensors", "1", "--rate", "50"]).await;
     let mut client = server.connect().await;
     let mut frames = vec![next_frame(&mut client, "snapshot").await];
     frames.push(next_frame(&mut client, "reading").await);
-    let threshold =
-        json!({"type": "set_threshold", "id": 1, "sensor": "sensor-1", "threshold": 21});
+    let threshold = json!(
+        {"type": "set_threshold", "id": 1, "sensor": "sensor-1", "threshold": 21}
+    );
     send_json(&mut client, threshold).await;
     frames.push(next_frame(&mut client, "ack").await);
     frames.push(next_frame(&mut client, "threshold").await);
-    let unknown = json!({"type": "unsubscribe", "id": 2, "sensors": ["sensor-9"]});
+    let unknown =
+        json!({"type": "unsubscribe", "id": 2, "sensors": ["sensor-9"]});
     send_json(&mut client, unknown).await;
     frames.push(next_frame(&mut client, "error").await);
     // What changes from run to run is replaced by its name, in capitals.
     let changing = ["seq", "value", "recent", "alert", "at_ms"];
-    let frames: Vec<String> = frames.iter().map(|f| redact(f, &changing)).collect();
+    let frames: Vec<String> =
+        frames.iter().map(|f| redact(f, &changing)).collect();
     insta::assert_snapshot!("frames", frames.join("\n"));
 }
 // ANCHOR_END: frames
@@ -323,7 +344,8 @@ async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
         "1s",
     ];
     let mut server = Server::start(EXAMPLE, &args).await;
-    // Dropped within interval + timeout, and a second of margin for a busy machine.
+    // Dropped within interval + timeout, and a second of margin for a busy
+    // machine.
     let bound = Duration::from_secs(2 + 1 + 1);
     server.drops_a_stuck_peer_within(&[], bound).await;
 }

@@ -27,7 +27,8 @@ async fn echoes_text_and_binary_and_closes_with_1000() {
         Message::binary(vec![0, 1, 2, 255])
     );
 
-    // The server keeps reading after our Close, so its reply reaches us: 1000, not 1006.
+    // The server keeps reading after our Close, so its reply reaches us: 1000,
+    // not 1006.
     let reply = close(&mut client, 1000, "bye")
         .await
         .expect("a Close frame");
@@ -49,8 +50,8 @@ async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
         Some(Message::Pong("are you there".into()))
     );
 
-    // An unsolicited Pong must not come back either. Send it, then a text: the very next frame
-    // must be the text's echo, not a Pong or a Ping.
+    // An unsolicited Pong must not come back either. Send it, then a text: the
+    // very next frame must be the text's echo, not a Pong or a Ping.
     client
         .send(Message::Pong("unsolicited".into()))
         .await
@@ -61,7 +62,8 @@ async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
         Some(Message::text("after the pong"))
     );
 
-    // The Ping's Pong came back once, not twice: the next frame is the Close reply.
+    // The Ping's Pong came back once, not twice: the next frame is the Close
+    // reply.
     let reply = close(&mut client, 1000, "").await.expect("a Close frame");
     assert_eq!(u16::from(reply.code), 1000);
 }
@@ -132,7 +134,8 @@ async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
 
 #[tokio::test]
 async fn bad_command_lines_fail_with_a_clear_message() {
-    let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["not-an-address"]).await;
+    let (status, _, stderr) =
+        common::run_to_exit(EXAMPLE, &["not-an-address"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(
         stderr.contains("invalid value 'not-an-address'"),
@@ -140,7 +143,8 @@ async fn bad_command_lines_fail_with_a_clear_message() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    // A port in use: take one with a running server, then start a second on the same port.
+    // A port in use: take one with a running server, then start a second on the
+    // same port.
     let server = Server::start(EXAMPLE, &[]).await;
     let taken = server.addr.to_string();
     let (status, stdout, stderr) = common::run_to_exit(EXAMPLE, &[&taken]).await;
@@ -163,7 +167,8 @@ async fn help_describes_the_address_argument() {
     );
 }
 
-/// Replaces the port the system chose with `PORT`, so transcripts compare across runs.
+/// Replaces the port the system chose with `PORT`, so transcripts compare across
+/// runs.
 fn without_port(text: &str, server: &Server) -> String {
     text.replace(&server.addr.port().to_string(), "PORT")
 }
@@ -196,8 +201,9 @@ async fn a_session_transcript() {
 // ANCHOR_END: transcript
 
 // ANCHOR: handshake
-/// The opening handshake as it crosses the wire: the request of RFC 6455, section 1.3, and
-/// our server's `101 Switching Protocols`, whose accept value the RFC also gives.
+/// The opening handshake as it crosses the wire: the request of RFC 6455, section
+/// 1.3, and our server's `101 Switching Protocols`, whose accept value the RFC
+/// also gives.
 #[tokio::test]
 async fn the_upgrade_handshake() {
     let server = Server::start(EXAMPLE, &[]).await;
@@ -214,16 +220,21 @@ async fn the_upgrade_handshake() {
 // ANCHOR_END: handshake
 
 // ANCHOR: no_deadlock
-/// An echo that awaits each `send` does not deadlock by itself. While the peer writes without
-/// reading, the echo's `send` waits for room, so it stops reading too, and TCP pushes back on
-/// the peer: the peer's writes stop completing. As soon as the peer reads, everything flows.
+/// An echo that awaits each `send` does not deadlock by itself. While the peer
+/// writes without reading, the echo's `send` waits for room, so it stops reading
+/// too, and TCP pushes back on the peer: the peer's writes stop completing. As
+/// soon as the peer reads, everything flows.
 #[tokio::test]
-async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_does() {
+async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_does()
+ {
     use futures::StreamExt;
     use std::time::Duration;
+    use tokio::time::timeout;
 
-    const MESSAGES: usize = 768; // 48 MiB each way, more than every buffer between us holds
-    let payload = vec![7u8; 64 * 1024];
+    // 48 MiB each way, more than every buffer between us holds.
+    const MESSAGES: usize = 768;
+    const SIZE: usize = 64 * 1024;
+    let payload = vec![7u8; SIZE];
     let server = Server::start(EXAMPLE, &[]).await;
     let (mut sink, mut stream) = server.connect().await.split();
 
@@ -231,9 +242,10 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_d
     let mut sent = 0;
     while sent < MESSAGES {
         let write = sink.send(Message::binary(payload.clone()));
-        match tokio::time::timeout(Duration::from_millis(500), write).await {
+        match timeout(Duration::from_millis(500), write).await {
             Ok(result) => result.expect("the write succeeds"),
-            // The message is queued in our sink, waiting for room; it is sent later.
+            // The message is queued in our sink, waiting for room; it is sent
+            // later.
             Err(_) => break,
         }
         sent += 1;
@@ -248,31 +260,27 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_d
     let reader = tokio::spawn(async move {
         let mut echoed = 0;
         while echoed < MESSAGES {
-            match tokio::time::timeout(common::WAIT, stream.next()).await {
-                Ok(Some(Ok(Message::Binary(data)))) if data.len() == 64 * 1024 => echoed += 1,
+            match timeout(common::WAIT, stream.next()).await {
+                Ok(Some(Ok(Message::Binary(data)))) if data.len() == SIZE => {}
                 other => panic!("expected an echo, got {other:?}"),
             }
+            echoed += 1;
         }
         echoed
     });
     for _ in sent_before_reading..MESSAGES {
         let write = sink.send(Message::binary(payload.clone()));
-        tokio::time::timeout(common::WAIT, write)
-            .await
-            .unwrap()
-            .unwrap();
+        timeout(common::WAIT, write).await.unwrap().unwrap();
     }
-    tokio::time::timeout(common::WAIT, sink.flush())
-        .await
-        .unwrap()
-        .unwrap();
+    timeout(common::WAIT, sink.flush()).await.unwrap().unwrap();
     assert_eq!(reader.await.unwrap(), MESSAGES);
 }
 // ANCHOR_END: no_deadlock
 
 #[tokio::test]
 async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown() {
-    // Whoever reads the start-up line may signal at once: the handlers are already in place.
+    // Whoever reads the start-up line may signal at once: the handlers are
+    // already in place.
     let mut server = Server::start(EXAMPLE, &[]).await;
     server.signal(Signal::SIGINT);
     let status = server.wait_exit(std::time::Duration::from_secs(2)).await;

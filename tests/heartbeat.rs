@@ -1,11 +1,13 @@
-//! Lesson 03, `examples/03_heartbeat/`: pings on an interval, a deadline for the pong.
+//! Lesson 03, `examples/03_heartbeat/`: pings on an interval, a deadline for the
+//! pong.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{
-    Server, WAIT, close, masked_frame, next, next_data, raw_upgrade, read_until_hangup, silent_peer,
+    Server, WAIT, close, masked_frame, next, next_data, raw_upgrade,
+    read_until_hangup, silent_peer,
 };
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,19 +18,22 @@ const EXAMPLE: &str = "03_heartbeat";
 // ANCHOR: silent_peer
 #[tokio::test]
 async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
-    let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(300));
+    let (interval, timeout) =
+        (Duration::from_millis(200), Duration::from_millis(300));
     let mut server = Server::start(
         EXAMPLE,
         &["--ping-interval", "200ms", "--pong-timeout", "300ms"],
     )
     .await;
-    // A hand-made client on a plain TCP stream: it reads raw bytes until the server closes
-    // the TCP connection, but never answers a ping.
+    // A hand-made client on a plain TCP stream: it reads raw bytes until the
+    // server closes the TCP connection, but never answers a ping.
     let peer = silent_peer(server.addr, &[]).await;
 
-    // It got exactly one ping (0x89: FIN + opcode 9), carrying the 8-byte ping number 1...
+    // It got exactly one ping (0x89: FIN + opcode 9), carrying the 8-byte ping
+    // number 1...
     assert_eq!(peer.received, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
-    // ...and was dropped once the pong was overdue: not before, and not long after.
+    // ...and was dropped once the pong was overdue: not before, and not long
+    // after.
     let elapsed = peer.dropped_after;
     assert!(
         elapsed >= interval + timeout,
@@ -51,8 +56,8 @@ async fn a_responsive_peer_stays_connected() {
     .await;
     let mut client = server.connect().await;
 
-    // tokio-tungstenite answers each ping as it reads. Ten pings in, the connection has
-    // outlived the first deadline five times over.
+    // tokio-tungstenite answers each ping as it reads. Ten pings in, the
+    // connection has outlived the first deadline five times over.
     for n in 1..=10u64 {
         assert_eq!(
             next(&mut client).await,
@@ -79,7 +84,8 @@ async fn an_unsolicited_pong_does_not_count_as_the_answer() {
         .expect("a ping in time")
         .unwrap();
     assert_eq!(ping, [0x89, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
-    // Answer with a masked Pong (0x8A: FIN + opcode 10) whose payload is not the ping's.
+    // Answer with a masked Pong (0x8A: FIN + opcode 10) whose payload is not the
+    // ping's.
     tcp.write_all(&masked_frame(0x8A, b"nope")).await.unwrap();
     read_until_hangup(&mut tcp).await;
     server.wait_for_log("no pong within 200ms of ping 1").await;

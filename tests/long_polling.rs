@@ -39,10 +39,12 @@ async fn a_poll_with_nothing_new_waits_for_the_next_reading() {
     // Catch up first: after this, the client has everything the server has.
     let (_, first) = get_json(&server, "/poll?after=0").await;
     let mut after = first["next"].as_u64().expect("next");
-    // An answer that came back empty would be a plain poll, not a long one. Bounded: at
-    // 5 readings a second the next one is never far, but a reading can land between polls.
+    // An answer that came back empty would be a plain poll, not a long one.
+    // Bounded: at 5 readings a second the next one is never far, but a reading
+    // can land between polls.
     for _ in 0..10 {
-        let (status, answer) = get_json(&server, &format!("/poll?after={after}")).await;
+        let (status, answer) =
+            get_json(&server, &format!("/poll?after={after}")).await;
         assert_eq!(status, 200);
         let got = seqs(&answer);
         assert!(
@@ -62,11 +64,14 @@ async fn a_poll_with_nothing_new_waits_for_the_next_reading() {
 #[tokio::test]
 async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
     // One reading every 100 s: the 200 ms poll timeout comes first.
-    let server = Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "200ms"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "200ms"])
+            .await;
     let (_, first) = get_json(&server, "/poll?after=0").await;
     let after = first["next"].as_u64().expect("next");
     let started = Instant::now();
-    let (status, answer) = get_json(&server, &format!("/poll?after={after}")).await;
+    let (status, answer) =
+        get_json(&server, &format!("/poll?after={after}")).await;
     assert_eq!(status, 200);
     assert_eq!(seqs(&answer), Vec::<u64>::new());
     assert_eq!(answer["next"], after);
@@ -79,7 +84,9 @@ async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
 #[tokio::test]
 async fn wait_false_answers_at_once_even_with_nothing_new() {
     // One reading every 100 s: a waiting poll would take the whole 60 s timeout.
-    let server = Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
+            .await;
     let (status, answer) = get_json(&server, "/poll?after=0&wait=false").await;
     assert_eq!(status, 200);
     assert_eq!(seqs(&answer), Vec::<u64>::new());
@@ -93,7 +100,8 @@ async fn following_next_loses_nothing_between_polls() {
     let mut after = 0;
     let mut all = Vec::new();
     for _ in 0..30 {
-        let (status, answer) = get_json(&server, &format!("/poll?after={after}&limit=7")).await;
+        let (status, answer) =
+            get_json(&server, &format!("/poll?after={after}&limit=7")).await;
         assert_eq!(status, 200);
         assert_eq!(answer["missed"], 0);
         let got = seqs(&answer);
@@ -112,11 +120,13 @@ async fn following_next_loses_nothing_between_polls() {
 
 #[tokio::test]
 async fn a_client_that_polls_too_seldom_is_told_what_it_missed() {
-    let server = Server::start(EXAMPLE, &["--rate", "2000", "--history", "10"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--rate", "2000", "--history", "10"]).await;
     // Wait until the feed has moved well past the history.
     let mut after = 0;
     while after < 100 {
-        let (_, answer) = get_json(&server, &format!("/poll?after={after}")).await;
+        let (_, answer) =
+            get_json(&server, &format!("/poll?after={after}")).await;
         after = answer["next"].as_u64().expect("next");
     }
     let (_, answer) = get_json(&server, "/poll?after=0").await;
@@ -156,11 +166,14 @@ async fn bad_parameters_get_400_with_a_json_error() {
 #[tokio::test]
 async fn a_waiting_poll_answers_at_once_on_shutdown() {
     // One reading every 100 s, the first of them 100 s from now: a poll waits.
-    let mut server = Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"]).await;
+    let mut server =
+        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
+            .await;
     let after = 0;
     let addr = server.addr;
-    let waiting =
-        tokio::spawn(async move { http_get(addr, &format!("/poll?after={after}")).await });
+    let waiting = tokio::spawn(async move {
+        http_get(addr, &format!("/poll?after={after}")).await
+    });
     server.wait_for_log("a poll is waiting").await;
     server.signal(Signal::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());

@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Client, Server, close_code_after, expect_close, http_post_form, masked_frame, next, next_of,
-    raw_upgrade_with, silent_peer, unmasked_frame,
+    Client, Server, close_code_after, expect_close, http_post_form, masked_frame,
+    next, next_of, raw_upgrade_with, silent_peer, unmasked_frame,
 };
 use futures::SinkExt;
 use nix::sys::signal::Signal;
@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 const EXAMPLE: &str = "08_production";
 const TOKEN: &str = "test-token-3f9a";
 
-/// The server the bad-input table runs against: small limits, so that they are quick to hit.
+/// The server the bad-input table runs against: small limits, so that they are
+/// quick to hit.
 async fn strict_server() -> Server {
     let args = [
         "--token",
@@ -48,7 +49,9 @@ async fn connect_many(server: &Server, count: u64) -> Vec<Client> {
         clients.push(connect(server).await);
     }
     server
-        .wait_for_stats("every client is connected", |s| s["connections"] == count)
+        .wait_for_stats("every client is connected", |s| {
+            s["connections"] == count
+        })
         .await;
     clients
 }
@@ -72,7 +75,8 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
         masked_frame(0x00, &[b'x'; 1000]), // continuation
         masked_frame(0x00, &[b'x'; 1000]),
         masked_frame(0x00, &[b'x'; 1000]),
-        masked_frame(0x80, &[b'x'; 1000]), // the final continuation: 5000 bytes in all
+        // The final continuation: 5000 bytes in all.
+        masked_frame(0x80, &[b'x'; 1000]),
     ]
     .concat();
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -118,7 +122,8 @@ async fn bad_frames_get_the_right_close_code_and_the_server_carries_on() {
     // ANCHOR_END: table
     // ANCHOR: table_check
     for (case, bytes, expected) in table {
-        let (tcp, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+        let (tcp, response) =
+            raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
         assert_eq!(response.status, 101, "{case}: {response}");
         assert_eq!(
             close_code_after(tcp, &bytes).await,
@@ -170,7 +175,8 @@ async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
         ),
     ];
     for (case, headers, expected) in table {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let (_, response) = raw_upgrade_with(server.addr, &headers).await;
         assert_eq!(response.status, expected, "{case}: {response}");
         still_serves(&server).await;
@@ -193,7 +199,8 @@ async fn refused_upgrades_get_the_right_status_and_the_server_carries_on() {
 async fn a_message_flood_is_closed_with_1008() {
     let server = strict_server().await;
     let mut client = connect(&server).await;
-    // 20 a second with a burst of 20: the 21st message in a row is over the limit.
+    // 20 a second with a burst of 20: the 21st message in a row is over the
+    // limit.
     for id in 0..60 {
         let request = format!(r#"{{"type":"subscribe","id":{id},"sensors":[]}}"#);
         if client.send(Message::text(request)).await.is_err() {
@@ -238,7 +245,8 @@ async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
     let refused = http_post_form(server.addr, "/login", "token=guess").await;
     assert_eq!(refused.status, 401, "{refused}");
 
-    let signed_in = http_post_form(server.addr, "/login", &format!("token={TOKEN}")).await;
+    let signed_in =
+        http_post_form(server.addr, "/login", &format!("token={TOKEN}")).await;
     assert_eq!(signed_in.status, 303, "{signed_in}");
     let cookie = signed_in.header("set-cookie").expect("a session cookie");
     assert!(
@@ -247,8 +255,11 @@ async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
     );
     let session = cookie.split(';').next().expect("name=value");
     let origin = format!("http://{}", server.addr);
-    let (_, response) =
-        raw_upgrade_with(server.addr, &[("Cookie", session), ("Origin", &origin)]).await;
+    let (_, response) = raw_upgrade_with(
+        server.addr,
+        &[("Cookie", session), ("Origin", &origin)],
+    )
+    .await;
     assert_eq!(response.status, 101, "{response}");
 
     // Nothing the server logged, on any of these paths, contains the token.
@@ -260,16 +271,20 @@ async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
 
 #[tokio::test]
 async fn the_connection_limit_answers_503() {
-    let server = Server::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"]).await;
+    let server =
+        Server::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"])
+            .await;
     let _first = connect(&server).await;
     let _second = connect(&server).await;
-    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    let (_, response) =
+        raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
     assert_eq!(response.status, 503, "{response}");
     drop(_first);
     server
         .wait_for_stats("a slot is free again", |s| s["connections"] == 1)
         .await;
-    let (_, response) = raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
+    let (_, response) =
+        raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
     assert_eq!(response.status, 101, "{response}");
 }
 
@@ -279,9 +294,11 @@ async fn fifty_clients_that_vanish_leave_the_gauge_at_zero_within_a_second() {
     let clients = connect_many(&server, 50).await;
     drop(clients); // no Close frames: the TCP connections just go away
     server
-        .wait_for_stats_within(Duration::from_secs(1), "all fifty are gone", |s| {
-            s["connections"] == 0
-        })
+        .wait_for_stats_within(
+            Duration::from_secs(1),
+            "all fifty are gone",
+            |s| s["connections"] == 0,
+        )
         .await;
 }
 
@@ -341,7 +358,8 @@ async fn no_token_and_no_no_auth_is_refused_at_start_up() {
     let (status, _, stderr) = common::run_to_exit(EXAMPLE, &[]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("set WS_LESSONS_TOKEN"), "{stderr}");
-    let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["--max-message", "lots"]).await;
+    let (status, _, stderr) =
+        common::run_to_exit(EXAMPLE, &["--max-message", "lots"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--max-message"), "{stderr}");
 }

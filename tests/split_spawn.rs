@@ -1,4 +1,5 @@
-//! Lesson 02, `examples/02_split_spawn.rs`: a reader task and a writer task per connection.
+//! Lesson 02, `examples/02_split_spawn.rs`: a reader task and a writer task per
+//! connection.
 
 mod common;
 
@@ -95,13 +96,15 @@ async fn ctrl_c_sends_1001_through_the_writer_and_exits_zero() {
 
 #[tokio::test]
 async fn a_bad_tick_is_refused_with_a_clear_message() {
-    let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["--tick", "often"]).await;
+    let (status, _, stderr) =
+        common::run_to_exit(EXAMPLE, &["--tick", "often"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(
         stderr.contains("invalid value 'often' for '--tick"),
         "{stderr}"
     );
-    let (status, _, stderr) = common::run_to_exit(EXAMPLE, &["--tick", "0s"]).await;
+    let (status, _, stderr) =
+        common::run_to_exit(EXAMPLE, &["--tick", "0s"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("greater than zero"), "{stderr}");
 }

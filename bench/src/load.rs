@@ -19,9 +19,9 @@ use ws_bench::wire::{Conn, json_number, masked_frame};
 pub async fn open(addr: SocketAddr, n: usize) -> io::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
     for i in 1..=n {
-        let conn = Conn::open(addr)
-            .await
-            .map_err(|e| io::Error::other(format!("connection {i} of {n} to {addr}: {e}")))?;
+        let conn = Conn::open(addr).await.map_err(|e| {
+            io::Error::other(format!("connection {i} of {n} to {addr}: {e}"))
+        })?;
         conns.push(conn);
     }
     Ok(conns)
@@ -44,7 +44,8 @@ pub async fn idle(server: &Server, n: usize) -> io::Result<IdleMemory> {
     let after = server.rss_kib();
     drop(conns);
     Ok(IdleMemory {
-        per_connection_bytes: after.saturating_sub(before) as f64 * 1024.0 / n as f64,
+        per_connection_bytes: after.saturating_sub(before) as f64 * 1024.0
+            / n as f64,
         resident_mib: after as f64 / 1024.0,
     })
 }
@@ -84,7 +85,9 @@ pub async fn echo(
             let mut histogram = histogram();
             while !done.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                if conn.write(&frame).await.is_err() || conn.read_frame().await.is_err() {
+                if conn.write(&frame).await.is_err()
+                    || conn.read_frame().await.is_err()
+                {
                     break;
                 }
                 let now = Instant::now();
@@ -131,7 +134,11 @@ pub struct FanOutRun {
 
 /// Reads the readings (`{"type":"reading","seq":..,"at_ms":..}`) arriving on `conns`: `warm_up`
 /// ignored, then `measure` timed.
-pub async fn follow(conns: Vec<Conn>, warm_up: Duration, measure: Duration) -> FanOutRun {
+pub async fn follow(
+    conns: Vec<Conn>,
+    warm_up: Duration,
+    measure: Duration,
+) -> FanOutRun {
     // Per reading (its `seq`), the longest delay of any client so far.
     let latest = Arc::new(std::sync::Mutex::new(BTreeMap::<u64, u64>::new()));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -142,7 +149,9 @@ pub async fn follow(conns: Vec<Conn>, warm_up: Duration, measure: Duration) -> F
         let (latest, delivered) = (latest.clone(), delivered.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < until {
-                let Ok(Ok(opcode)) = tokio::time::timeout_at(until.into(), conn.read_frame()).await
+                let Ok(Ok(opcode)) =
+                    tokio::time::timeout_at(until.into(), conn.read_frame())
+                        .await
                 else {
                     break;
                 };
@@ -177,6 +186,7 @@ pub async fn follow(conns: Vec<Conn>, warm_up: Duration, measure: Duration) -> F
     FanOutRun {
         p50_ms: delays.value_at_quantile(0.5) as f64,
         p99_ms: delays.value_at_quantile(0.99) as f64,
-        deliveries_per_s: delivered.load(Ordering::Relaxed) as f64 / measure.as_secs_f64(),
+        deliveries_per_s: delivered.load(Ordering::Relaxed) as f64
+            / measure.as_secs_f64(),
     }
 }

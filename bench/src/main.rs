@@ -114,8 +114,9 @@ async fn run(args: &Args) -> io::Result<()> {
     if let Some(dir) = args.output.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::write(&args.output, &report)
-        .map_err(|e| io::Error::other(format!("cannot write {}: {e}", args.output.display())))?;
+    std::fs::write(&args.output, &report).map_err(|e| {
+        io::Error::other(format!("cannot write {}: {e}", args.output.display()))
+    })?;
     eprintln!("written to {}", args.output.display());
     Ok(())
 }

@@ -21,7 +21,10 @@ pub struct Process {
 impl Process {
     /// Starts `binary args...` and waits, 30 s at most, for the first line it prints: a
     /// server its address, a client that it is connected. Returns the process and the line.
-    pub async fn start(binary: &Path, args: &[&str]) -> io::Result<(Process, String)> {
+    pub async fn start(
+        binary: &Path,
+        args: &[&str],
+    ) -> io::Result<(Process, String)> {
         let name = binary.display();
         let mut child = Command::new(binary)
             .args(args)
@@ -37,10 +40,17 @@ impl Process {
             .take()
             .ok_or_else(|| io::Error::other("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .map_err(|_| io::Error::other(format!("{name} printed nothing in 30 s")))??
-            .ok_or_else(|| io::Error::other(format!("{name} exited before printing a line")))?;
+        let line =
+            tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .map_err(|_| {
+                    io::Error::other(format!("{name} printed nothing in 30 s"))
+                })??
+                .ok_or_else(|| {
+                    io::Error::other(format!(
+                        "{name} exited before printing a line"
+                    ))
+                })?;
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other(format!("{name} exited at once")))?;
@@ -54,7 +64,8 @@ impl Process {
     /// SIGTERM, and up to 5 s to exit (then SIGKILL, on drop).
     pub async fn stop(mut self) {
         self.signal(Signal::SIGTERM);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
 }
 
@@ -68,7 +79,8 @@ impl Server {
     /// Starts `binary 127.0.0.1:0 args...` and reads the address from the first line it
     /// prints (`... ws://HOST:PORT/...` or `... http://HOST:PORT/...`).
     pub async fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
-        let args: Vec<&str> = ["127.0.0.1:0"].iter().chain(args).copied().collect();
+        let args: Vec<&str> =
+            ["127.0.0.1:0"].iter().chain(args).copied().collect();
         let (process, line) = Process::start(binary, &args).await?;
         let addr = line
             .split("://")
@@ -76,7 +88,10 @@ impl Server {
             .and_then(|rest| rest.split('/').next())
             .and_then(|addr| addr.parse().ok())
             .ok_or_else(|| {
-                io::Error::other(format!("{}: no address in {line:?}", binary.display()))
+                io::Error::other(format!(
+                    "{}: no address in {line:?}",
+                    binary.display()
+                ))
             })?;
         Ok(Server { process, addr })
     }
@@ -84,7 +99,8 @@ impl Server {
     /// CPU time (user + system) the process has used, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid)).unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid))
+                .unwrap_or_default();
         // Fields after the command name, which is in parentheses and may contain spaces.
         let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -105,7 +121,9 @@ impl Server {
             .unwrap_or_default()
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .and_then(|rest| {
+                rest.trim().trim_end_matches("kB").trim().parse().ok()
+            })
             .unwrap_or(0)
     }
 
@@ -144,9 +162,13 @@ impl Binaries {
             ][..],
             &["build", "--release", "--quiet", "-p", "ws-bench", "--bins"][..],
         ] {
-            let status = std::process::Command::new(&cargo).args(args).status()?;
+            let status =
+                std::process::Command::new(&cargo).args(args).status()?;
             if !status.success() {
-                return Err(io::Error::other(format!("cargo {} failed", args.join(" "))));
+                return Err(io::Error::other(format!(
+                    "cargo {} failed",
+                    args.join(" ")
+                )));
             }
         }
         // This program is in target/release, with the others.

@@ -35,7 +35,8 @@ fn machine() -> String {
         .nth(1)
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024 / 1024);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let rustc = std::process::Command::new("rustc")
         .arg("--version")
         .output()

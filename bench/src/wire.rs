@@ -133,7 +133,8 @@ impl Http {
 
     /// `GET path`; the response must have a Content-Length (no chunked bodies).
     pub async fn get(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
         self.tcp.write_all(request.as_bytes()).await?;
         self.bytes_out += request.len() as u64;
         let mut head = Vec::with_capacity(256);

@@ -1,9 +1,9 @@
-//! The heartbeat of lesson 03, written once and reused by every lesson that
-//! pings (05 and 08 include this file with `#[path]`).
+//! The heartbeat of lesson 03, written once and reused by every lesson that pings
+//! (05 and 08 include this file with `#[path]`).
 //!
-//! A ping goes out every interval; its pong must come back before the deadline, or
-//! the peer is gone. One ping is outstanding at a time, so a slow peer is not sent a
-//! pile of pings it cannot answer.
+//! A ping goes out every interval; its pong must come back before the deadline,
+//! or the peer is gone. One ping is outstanding at a time, so a slow peer is not
+//! sent a pile of pings it cannot answer.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -82,7 +82,9 @@ impl Heartbeat {
             }
             () = &mut self.pong_deadline, if self.outstanding.is_some() => {
                 let (timeout, sent) = (self.timeout, self.sent);
-                tracing::info!("no pong within {timeout:?} of ping {sent}; disconnecting");
+                tracing::info!(
+                    "no pong within {timeout:?} of ping {sent}; disconnecting"
+                );
                 Beat::Missed
             }
         }
@@ -90,14 +92,19 @@ impl Heartbeat {
     // ANCHOR_END: beat
 
     // ANCHOR: send
-    /// Sends `message`, waiting no longer than the heartbeat allows: until the pong
-    /// deadline while a ping is outstanding, else one `--pong-timeout`.
+    /// Sends `message`, waiting no longer than the heartbeat allows: until the
+    /// pong deadline while a ping is outstanding, else one `--pong-timeout`.
     ///
-    /// A peer that stopped reading lets the socket's buffers fill, and then a send
-    /// never finishes. A loop waiting in that send polls nothing else, so without
-    /// this deadline the pong deadline would never fire, and the dead peer would
-    /// hold its connection until TCP gives up, some 15 minutes later on Linux.
-    pub async fn send(&self, socket: &mut impl Socket, message: Message) -> Result<(), Gone> {
+    /// A peer that stopped reading lets the socket's buffers fill, and then a
+    /// send never finishes. A loop waiting in that send polls nothing else, so
+    /// without this deadline the pong deadline would never fire, and the dead
+    /// peer would hold its connection until TCP gives up, some 15 minutes later
+    /// on Linux.
+    pub async fn send(
+        &self,
+        socket: &mut impl Socket,
+        message: Message,
+    ) -> Result<(), Gone> {
         let deadline = match self.outstanding {
             Some(_) => self.pong_deadline.deadline(),
             None => Instant::now() + self.timeout,
@@ -109,7 +116,10 @@ impl Heartbeat {
                 Err(Gone)
             }
             Err(_) => {
-                tracing::info!("gave up on a send for a peer that does not read; disconnecting");
+                tracing::info!(
+                    "gave up on a send for a peer that does not read; \
+                     disconnecting"
+                );
                 Err(Gone)
             }
         }

@@ -1,21 +1,22 @@
 //! Lesson 03: heartbeats with `tokio::select!`.
 //!
 //! What it teaches:
-//! - one task, one loop, several things to wait for: the next message, the next ping, the
-//!   deadline for the pong, and the shutdown signal; `tokio::select!` takes whichever is first;
-//! - branch guards (`, if ...`) that switch a branch on and off: the pong deadline exists only
-//!   while a ping is outstanding;
-//! - a peer whose pong does not come back within `--pong-timeout` is disconnected, so a
-//!   vanished client (a laptop closed, a network cable pulled) stops holding a connection;
-//!   a responsive peer stays connected indefinitely.
+//! - one task, one loop, several things to wait for: the next message, the next
+//!   ping, the deadline for the pong, and the shutdown signal; `tokio::select!`
+//!   takes whichever is first;
+//! - branch guards (`, if ...`) that switch a branch on and off: the pong
+//!   deadline exists only while a ping is outstanding;
+//! - a peer whose pong does not come back within `--pong-timeout` is
+//!   disconnected, so a vanished client (a laptop closed, a network cable pulled)
+//!   stops holding a connection; a responsive peer stays connected indefinitely.
 //!
-//! The heartbeat itself is in `heartbeat.rs` beside this file, so that lessons 05 and 08
-//! can reuse it; this file is the server that uses it.
+//! The heartbeat itself is in `heartbeat.rs` beside this file, so that lessons 05
+//! and 08 can reuse it; this file is the server that uses it.
 //!
 //! Try it:
 //!     cargo run --example 03_heartbeat -- --ping-interval 2s --pong-timeout 1s
-//! and open http://127.0.0.1:3000/ : browsers answer pings by themselves, so the page stays
-//! connected. `RUST_LOG=debug` shows each ping and pong.
+//! and open http://127.0.0.1:3000/ : browsers answer pings by themselves, so the
+//! page stays connected. `RUST_LOG=debug` shows each ping and pong.
 
 use std::process::ExitCode;
 
@@ -32,7 +33,8 @@ mod heartbeat;
 use heartbeat::{Beat, Heartbeat};
 
 // ANCHOR: args
-/// Echoes messages and pings every client; a client that does not answer in time is dropped.
+/// Echoes messages and pings every client; a client that does not answer in time
+/// is dropped.
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
@@ -67,7 +69,10 @@ async fn main() -> ExitCode {
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+) -> Response {
     let connections = state.connections.clone();
     ws.on_upgrade(move |socket| connections.track(handle(socket, state)))
 }
@@ -80,7 +85,8 @@ async fn handle(mut socket: WebSocket, state: AppState) {
             message = socket.recv() => match message {
                 Some(Ok(Message::Pong(payload))) => heartbeat.pong(&payload),
                 // Sends go through the heartbeat, which bounds how long one may
-                // wait: a peer that stops reading would otherwise block it forever.
+                // wait: a peer that stops reading would otherwise block it
+                // forever.
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                     if heartbeat.send(&mut socket, message).await.is_err() {
                         return;
@@ -103,10 +109,10 @@ async fn handle(mut socket: WebSocket, state: AppState) {
                         return;
                     }
                 }
-                // Like `terminate()` in Node's `ws` heartbeat example: a peer that
-                // cannot answer a ping will not read a Close frame either, and
-                // writing one could block on a full buffer. Dropping the socket
-                // closes the TCP connection.
+                // Like `terminate()` in Node's `ws` heartbeat example: a peer
+                // that cannot answer a ping will not read a Close frame either,
+                // and writing one could block on a full buffer. Dropping the
+                // socket closes the TCP connection.
                 Beat::Missed => return,
             },
 

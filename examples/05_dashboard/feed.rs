@@ -24,9 +24,13 @@ use crate::state::{Dashboard, Resync, Subscription};
 pub struct DashboardArgs {
     #[command(flatten)]
     pub sensors: SensorArgs,
-    /// How many changes a client may fall behind before it is resynchronised, rounded up
-    /// to a power of two as tokio's broadcast channel does
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// How many changes a client may fall behind before it is resynchronised,
+    /// rounded up to a power of two as tokio's broadcast channel does
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
     pub queue: u32,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
@@ -127,7 +131,8 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
                 // This client fell more than the channel holds behind. A fresh
                 // snapshot brings it up to date and says how much it missed.
                 Err(RecvError::Lagged(_)) => {
-                    let Resync { seq, missed, snapshot } = feed.dashboard.resync(last_seq);
+                    let Resync { seq, missed, snapshot } =
+                        feed.dashboard.resync(last_seq);
                     tracing::info!(missed, "resynchronising a slow client");
                     last_seq = seq;
                     Message::Text(snapshot)
@@ -142,7 +147,8 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
                     Message::Text(reply.to_json().into())
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    let message = "send requests as JSON in text frames".to_owned();
+                    let message = "send requests as JSON in text frames";
+                    let message = message.to_owned();
                     let error = ServerMessage::Error { id: None, message };
                     Message::Text(error.to_json().into())
                 }
@@ -163,9 +169,9 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
 
             () = feed.connections.shutting_down() => return Ended::ShuttingDown,
         };
-        // Not `socket.send`: a send to a peer that stopped reading never finishes,
-        // and while the loop waits here nothing else, not even the pong deadline,
-        // is polled. The heartbeat's send gives up in time (lesson 03).
+        // Not `socket.send`: a send to a peer that stopped reading never
+        // finishes, and while the loop waits here nothing else, not even the pong
+        // deadline, is polled. The heartbeat's send gives up in time (lesson 03).
         if heartbeat.send(socket, outgoing).await.is_err() {
             return Ended::Gone;
         }

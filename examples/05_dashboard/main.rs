@@ -1,26 +1,28 @@
 //! Lesson 05: the live sensor dashboard.
 //!
 //! What it teaches, putting lessons 01 to 04 together:
-//! - shared state (the latest reading and alert threshold of every sensor) behind a
-//!   `std::sync::Mutex` that is never held across an `.await`;
-//! - fan-out done right: each change is serialized once, and the same bytes go to every
-//!   client through a `broadcast` channel;
-//! - a consistent start: a client subscribes to the channel and takes its snapshot under the
-//!   same lock, so it neither misses nor repeats a change;
-//! - a client that falls behind is resynchronised with a fresh snapshot that says how many
-//!   changes it missed, never silently dropped;
-//! - requests on the same connection (`subscribe`, `unsubscribe`, `set_threshold`), answered
-//!   with `ack` or `error`; bad input never closes the connection or touches other clients;
+//! - shared state (the latest reading and alert threshold of every sensor) behind
+//!   a `std::sync::Mutex` that is never held across an `.await`;
+//! - fan-out done right: each change is serialized once, and the same bytes go to
+//!   every client through a `broadcast` channel;
+//! - a consistent start: a client subscribes to the channel and takes its
+//!   snapshot under the same lock, so it neither misses nor repeats a change;
+//! - a client that falls behind is resynchronised with a fresh snapshot that says
+//!   how many changes it missed, never silently dropped;
+//! - requests on the same connection (`subscribe`, `unsubscribe`,
+//!   `set_threshold`), answered with `ack` or `error`; bad input never closes the
+//!   connection or touches other clients;
 //! - the heartbeat of lesson 03 and the shutdown of lesson 01.
 //!
-//! The lesson is in three files: `state.rs` holds the shared state (the sensors, the channel
-//! of changes, the answers to requests), `feed.rs` one connection's loop, and this file the
-//! server around them. Lesson 08 reuses the first two as they are. The heartbeat is lesson
-//! 03's (`../03_heartbeat/heartbeat.rs`), and the wire protocol, which the client of lesson
-//! 06 shares, is in `src/protocol.rs`.
+//! The lesson is in three files: `state.rs` holds the shared state (the sensors,
+//! the channel of changes, the answers to requests), `feed.rs` one connection's
+//! loop, and this file the server around them. Lesson 08 reuses the first two as
+//! they are. The heartbeat is lesson 03's (`../03_heartbeat/heartbeat.rs`), and
+//! the wire protocol, which the client of lesson 06 shares, is in
+//! `src/protocol.rs`.
 //!
 //! Try it:
-//!     cargo run --example 05_dashboard                 # then open http://127.0.0.1:3000/
+//!     cargo run --example 05_dashboard   # then open http://127.0.0.1:3000/
 //!     cargo run --example 05_dashboard -- --sensors 8 --rate 20
 
 use std::process::ExitCode;
@@ -40,7 +42,8 @@ mod state;
 
 use feed::{DashboardArgs, Feed};
 
-/// A live dashboard of simulated sensors: every change is pushed to every browser at once.
+/// A live dashboard of simulated sensors: every change is pushed to every browser
+/// at once.
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
@@ -70,8 +73,9 @@ async fn upgrade(ws: WebSocketUpgrade, State(feed): State<Feed>) -> Response {
     let connections = feed.connections.clone();
     // Clients send small requests; refuse anything larger before buffering it.
     ws.max_message_size(64 * 1024)
-        // A 4 KiB read buffer instead of the default 128 KiB, which is zero-filled and
-        // kept for the connection's life: 40 MB for 10,000 dashboards, not 1.3 GB.
+        // A 4 KiB read buffer instead of the default 128 KiB, which is
+        // zero-filled and kept for the connection's life: 40 MB for 10,000
+        // dashboards, not 1.3 GB.
         .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| connections.track(handle(socket, feed)))
 }

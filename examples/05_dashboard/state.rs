@@ -8,7 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use ws_lessons::protocol::{
-    ClientMessage, RECENT, Reading, SensorState, ServerMessage, THRESHOLD_RANGE, unix_ms,
+    ClientMessage, RECENT, Reading, SensorState, ServerMessage, THRESHOLD_RANGE,
+    unix_ms,
 };
 use ws_lessons::sensor::Simulator;
 
@@ -227,10 +228,10 @@ impl Dashboard {
 
 // ANCHOR: answer
 impl Dashboard {
-    /// Carries out one request from a client and says how it went. `following`
-    /// is that client's subscriptions, one flag per sensor. Nothing a client sends
-    /// can panic here or change another client's subscriptions; bad input gets
-    /// an `error`.
+    /// Carries out one request from a client and says how it went. `following` is
+    /// that client's subscriptions, one flag per sensor. Nothing a client sends
+    /// can panic here or change another client's subscriptions; bad input gets an
+    /// `error`.
     pub fn answer(&self, text: &str, following: &mut [bool]) -> ServerMessage {
         let request = match ClientMessage::parse(text) {
             Ok(request) => request,
@@ -238,8 +239,12 @@ impl Dashboard {
         };
         let id = request.id();
         let result = match request {
-            ClientMessage::Subscribe { sensors, .. } => self.follow(&sensors, following, true),
-            ClientMessage::Unsubscribe { sensors, .. } => self.follow(&sensors, following, false),
+            ClientMessage::Subscribe { sensors, .. } => {
+                self.follow(&sensors, following, true)
+            }
+            ClientMessage::Unsubscribe { sensors, .. } => {
+                self.follow(&sensors, following, false)
+            }
             ClientMessage::SetThreshold {
                 sensor, threshold, ..
             } => self.change_threshold(&sensor, threshold),
@@ -254,7 +259,11 @@ impl Dashboard {
     }
     // ANCHOR_END: answer
 
-    fn change_threshold(&self, sensor: &str, threshold: f64) -> Result<(), String> {
+    fn change_threshold(
+        &self,
+        sensor: &str,
+        threshold: f64,
+    ) -> Result<(), String> {
         let index = self
             .find(sensor)
             .ok_or_else(|| format!("unknown sensor {sensor:?}"))?;
@@ -270,7 +279,12 @@ impl Dashboard {
 
     /// Follows or stops following `sensors`: all of them, or none if one is
     /// unknown.
-    fn follow(&self, sensors: &[String], following: &mut [bool], on: bool) -> Result<(), String> {
+    fn follow(
+        &self,
+        sensors: &[String],
+        following: &mut [bool],
+        on: bool,
+    ) -> Result<(), String> {
         let indices = sensors
             .iter()
             .map(|name| {
@@ -337,7 +351,9 @@ mod tests {
             dashboard.record_reading(0, value as f64);
         }
         let snapshot = dashboard.subscribe().snapshot;
-        let Ok(ServerMessage::Snapshot { sensors, .. }) = serde_json::from_str(&snapshot) else {
+        let Ok(ServerMessage::Snapshot { sensors, .. }) =
+            serde_json::from_str(&snapshot)
+        else {
             panic!("not a snapshot: {snapshot}");
         };
         let recent = &sensors[0].recent;

@@ -1,18 +1,25 @@
-//! Lesson 07: the same feed over HTTP long polling, for networks that block WebSockets.
+//! Lesson 07: the same feed over HTTP long polling, for networks that block
+//! WebSockets.
 //!
 //! What it teaches:
-//! - long polling: `GET /poll?after=SEQ` answers at once with the readings after `SEQ`, or,
-//!   when there are none yet, holds the request until the next reading or `--poll-timeout`;
-//! - the `after` bookkeeping that makes it lossless: the client passes back the `next` of
-//!   each answer, and a client that polled too seldom is told how many readings it missed;
-//! - bounded memory again: the server keeps the last `--history` readings, not all of them;
+//! - long polling: `GET /poll?after=SEQ` answers at once with the readings after
+//!   `SEQ`, or, when there are none yet, holds the request until the next reading
+//!   or `--poll-timeout`;
+//! - the `after` bookkeeping that makes it lossless: the client passes back the
+//!   `next` of each answer, and a client that polled too seldom is told how many
+//!   readings it missed;
+//! - bounded memory again: the server keeps the last `--history` readings, not
+//!   all of them;
 //! - `tokio::sync::watch` to wake every waiting request when a reading arrives;
-//! - `wait=false` turns it into plain polling, which the benchmarks compare it with;
-//! - bad parameters get `400 Bad Request` with a JSON body that says what was wrong;
-//! - a pending poll returns at once on shutdown, so the server still exits promptly.
+//! - `wait=false` turns it into plain polling, which the benchmarks compare it
+//!   with;
+//! - bad parameters get `400 Bad Request` with a JSON body that says what was
+//!   wrong;
+//! - a pending poll returns at once on shutdown, so the server still exits
+//!   promptly.
 //!
 //! Try it:
-//!     cargo run --example 07_long_polling          # then open http://127.0.0.1:3000/
+//!     cargo run --example 07_long_polling   # then open http://127.0.0.1:3000/
 //!     curl 'http://127.0.0.1:3000/poll?after=0'
 //!     curl 'http://127.0.0.1:3000/poll?after=999999'    # 400: ahead of the feed
 
@@ -44,7 +51,11 @@ struct Args {
     #[command(flatten)]
     sensors: SensorArgs,
     /// How many recent readings the server keeps for clients that poll late
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     history: u32,
     /// How long a poll waits for a new reading before it answers with none
     #[arg(long, default_value = "25s", value_parser = ws_lessons::cli::duration)]
@@ -52,7 +63,8 @@ struct Args {
 }
 // ANCHOR_END: args
 
-/// The most readings one answer carries; a client that is further behind polls again at once.
+/// The most readings one answer carries; a client that is further behind polls
+/// again at once.
 const MAX_LIMIT: usize = 1000;
 
 // ANCHOR: feed
@@ -91,7 +103,8 @@ impl Feed {
         self.latest.send_replace(seq);
     }
 
-    /// Up to `limit` readings after `after`, and how many the feed no longer holds.
+    /// Up to `limit` readings after `after`, and how many the feed no longer
+    /// holds.
     fn after(&self, after: u64, limit: usize) -> PollResponse {
         let recent = self.lock();
         let oldest = recent.front().map_or(after + 1, |reading| reading.seq);
@@ -133,7 +146,8 @@ async fn main() -> ExitCode {
         recorder.push(reading_of(sample))
     }));
 
-    // No WebSockets here, but the same shutdown signal: a waiting poll answers at once.
+    // No WebSockets here, but the same shutdown signal: a waiting poll answers at
+    // once.
     let connections = Connections::new();
     let state = AppState {
         connections: connections.clone(),
@@ -148,14 +162,21 @@ async fn main() -> ExitCode {
 
     let startup = |local| {
         format!(
-            "listening on http://{local}/poll?after=0 (open http://{local}/ in a browser; Ctrl-C to stop)"
+            "listening on http://{local}/poll?after=0 \
+             (open http://{local}/ in a browser; Ctrl-C to stop)"
         )
     };
-    ws_lessons::server::serve_with_startup_line(args.listen.addr, app, connections, startup).await
+    ws_lessons::server::serve_with_startup_line(
+        args.listen.addr,
+        app,
+        connections,
+        startup,
+    )
+    .await
 }
 
-/// A simulated sample as the feed serves it. There are no thresholds to change here, so
-/// each sensor keeps the dashboard's default one.
+/// A simulated sample as the feed serves it. There are no thresholds to change
+/// here, so each sensor keeps the dashboard's default one.
 fn reading_of(sample: Sample) -> Reading {
     Reading {
         seq: sample.seq,
@@ -169,11 +190,13 @@ fn reading_of(sample: Sample) -> Reading {
 // ANCHOR: poll
 #[derive(Deserialize)]
 struct PollQuery {
-    /// The `seq` of the last reading the client has; 0 for a client that has none.
+    /// The `seq` of the last reading the client has; 0 for a client that has
+    /// none.
     after: u64,
     /// The most readings to return (default 100).
     limit: Option<usize>,
-    /// `false` answers at once even with nothing new: plain polling, for comparison.
+    /// `false` answers at once even with nothing new: plain polling, for
+    /// comparison.
     wait: Option<bool>,
 }
 
@@ -181,14 +204,17 @@ async fn poll(
     State(app): State<AppState>,
     query: Result<Query<PollQuery>, QueryRejection>,
 ) -> Response {
-    // axum's own rejection is plain text; this API answers in JSON, errors included.
+    // axum's own rejection is plain text; this API answers in JSON, errors
+    // included.
     let Query(PollQuery { after, limit, wait }) = match query {
         Ok(query) => query,
         Err(rejection) => return bad_request(rejection.body_text()),
     };
     let limit = limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return bad_request(format!("limit must be from 1 to {MAX_LIMIT}, not {limit}"));
+        return bad_request(format!(
+            "limit must be from 1 to {MAX_LIMIT}, not {limit}"
+        ));
     }
 
     let mut latest = app.feed.latest.subscribe();
@@ -196,16 +222,21 @@ async fn poll(
     if after > newest {
         // A client from before a restart of the server, most likely.
         return bad_request(format!(
-            "after={after} is ahead of the feed, whose latest reading is {newest}; poll with after={newest}"
+            "after={after} is ahead of the feed, whose latest reading is \
+             {newest}; poll with after={newest}"
         ));
     }
     if after == newest && wait.unwrap_or(true) {
         tracing::debug!(after, "a poll is waiting for the next reading");
-        // Nothing new yet: hold the request until a reading arrives, the timeout passes, or
-        // the server shuts down. `wait_for` checks the current value first, so a reading
-        // that arrived since `borrow_and_update` is not missed.
+        // Nothing new yet: hold the request until a reading arrives, the timeout
+        // passes, or the server shuts down. `wait_for` checks the current value
+        // first, so a reading that arrived since `borrow_and_update` is not
+        // missed.
         tokio::select! {
-            _ = tokio::time::timeout(app.poll_timeout, latest.wait_for(|seq| *seq > after)) => {}
+            _ = tokio::time::timeout(
+                app.poll_timeout,
+                latest.wait_for(|seq| *seq > after),
+            ) => {}
             () = app.connections.shutting_down() => {}
         }
     }

@@ -42,10 +42,15 @@ impl<S> RateLimited<S> {
 impl<S: Socket> Stream for RateLimited<S> {
     type Item = Result<Message, axum::Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
         let item = ready!(self.socket.poll_next_unpin(cx));
-        let data = matches!(item, Some(Ok(Message::Text(_) | Message::Binary(_))));
-        let too_fast = |limiter: &DefaultDirectRateLimiter| limiter.check().is_err();
+        let data =
+            matches!(item, Some(Ok(Message::Text(_) | Message::Binary(_))));
+        let too_fast =
+            |limiter: &DefaultDirectRateLimiter| limiter.check().is_err();
         if data && self.limiter.as_ref().is_some_and(too_fast) {
             return Poll::Ready(Some(Err(axum::Error::new(RateLimitExceeded))));
         }
@@ -58,19 +63,31 @@ impl<S: Socket> Stream for RateLimited<S> {
 impl<S: Socket> Sink<Message> for RateLimited<S> {
     type Error = axum::Error;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Self::Error>> {
         self.socket.poll_ready_unpin(cx)
     }
 
-    fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Self::Error> {
+    fn start_send(
+        mut self: Pin<&mut Self>,
+        message: Message,
+    ) -> Result<(), Self::Error> {
         self.socket.start_send_unpin(message)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Self::Error>> {
         self.socket.poll_flush_unpin(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Self::Error>> {
         self.socket.poll_close_unpin(cx)
     }
 }
@@ -108,7 +125,8 @@ pub fn close_for(error: &axum::Error) -> Option<CloseFrame> {
 /// Sends `frame` and gives up on the connection, without waiting long for a
 /// peer that has already misbehaved.
 pub async fn close_with(mut socket: impl Socket, frame: CloseFrame) {
-    tracing::info!(code = frame.code, reason = %frame.reason, "closing a connection");
+    let (code, reason) = (frame.code, &frame.reason);
+    tracing::info!(code, %reason, "closing a connection");
     let send = socket.send(Message::Close(Some(frame)));
     if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), send).await {
         ws_lessons::finish_close(socket).await;

@@ -28,7 +28,10 @@ pub struct Login {
 // ANCHOR: login
 /// `POST /login`: checks the token once and hands the browser an HttpOnly,
 /// SameSite=Strict cookie, which it sends with the WebSocket upgrade.
-pub async fn sign_in(State(policy): State<Arc<Policy>>, Form(login): Form<Login>) -> Response {
+pub async fn sign_in(
+    State(policy): State<Arc<Policy>>,
+    Form(login): Form<Login>,
+) -> Response {
     let Some(expected) = &policy.token else {
         return Redirect::to("/").into_response();
     };

@@ -1,28 +1,33 @@
 //! Lesson 08: the dashboard server, hardened the way a careful team ships it.
 //!
-//! It is lesson 05 with defences added, and only the defences are written here: the
-//! dashboard's state and connection loop are 05's files (`state.rs`, `feed.rs`), included
-//! with `#[path]`. What it teaches, one defence per section:
-//! - **Origin check**: a browser page from another site must not open a WebSocket to us with
-//!   the user's cookies (Cross-Site WebSocket Hijacking, RFC 6455 section 10.2). axum checks
-//!   no Origin by itself; this server answers 403 before the upgrade (`checks.rs`).
-//! - **Authentication during the upgrade**: a token, checked before `on_upgrade` (401 on
-//!   failure). Browsers cannot set headers on a WebSocket request, so the page signs in once
-//!   at `/login` and the browser sends an HttpOnly cookie; other clients send
-//!   `Authorization: Bearer TOKEN`. The token never appears in a URL, so never in a log
-//!   (`checks.rs`, `login.rs`).
+//! It is lesson 05 with defences added, and only the defences are written here:
+//! the dashboard's state and connection loop are 05's files (`state.rs`,
+//! `feed.rs`), included with `#[path]`. What it teaches, one defence per section:
+//! - **Origin check**: a browser page from another site must not open a WebSocket
+//!   to us with the user's cookies (Cross-Site WebSocket Hijacking, RFC 6455
+//!   section 10.2). axum checks no Origin by itself; this server answers 403
+//!   before the upgrade (`checks.rs`).
+//! - **Authentication during the upgrade**: a token, checked before `on_upgrade`
+//!   (401 on failure). Browsers cannot set headers on a WebSocket request, so the
+//!   page signs in once at `/login` and the browser sends an HttpOnly cookie;
+//!   other clients send `Authorization: Bearer TOKEN`. The token never appears in
+//!   a URL, so never in a log (`checks.rs`, `login.rs`).
 //! - **Size limits**: `max_message_size` and `max_frame_size`, set deliberately.
-//! - **Rate limits**: a token bucket per connection (`governor`), closing with 1008 when
-//!   exceeded (`limits.rs`), and a cap on connections for the whole server (503 when full).
-//! - **Close codes on protocol errors**: tungstenite reports an error but sends no Close
-//!   frame; this server sends the right one (1002, 1007, 1009, 1011) before dropping, so the
-//!   client learns why instead of seeing 1006 (`limits.rs`).
-//! - **Graceful shutdown**, and the buffer settings that matter for memory and speed.
+//! - **Rate limits**: a token bucket per connection (`governor`), closing with
+//!   1008 when exceeded (`limits.rs`), and a cap on connections for the whole
+//!   server (503 when full).
+//! - **Close codes on protocol errors**: tungstenite reports an error but sends
+//!   no Close frame; this server sends the right one (1002, 1007, 1009, 1011)
+//!   before dropping, so the client learns why instead of seeing 1006
+//!   (`limits.rs`).
+//! - **Graceful shutdown**, and the buffer settings that matter for memory and
+//!   speed.
 //!
 //! Try it:
 //!     WS_LESSONS_TOKEN=s3cret cargo run --example 08_production
-//! then open http://127.0.0.1:3000/login, sign in with `s3cret`, and you see the dashboard.
-//! `--echo` turns /ws into an echo server (for the Autobahn conformance suite).
+//! then open http://127.0.0.1:3000/login, sign in with `s3cret`, and you see the
+//! dashboard. `--echo` turns /ws into an echo server (for the Autobahn
+//! conformance suite).
 
 use std::num::NonZeroU32;
 use std::process::ExitCode;
@@ -60,22 +65,26 @@ use feed::{DashboardArgs, Ended, Feed};
 use limits::RateLimited;
 
 // ANCHOR: args
-/// The sensor dashboard with origin checks, authentication, limits and proper close codes.
+/// The sensor dashboard with origin checks, authentication, limits and proper
+/// close codes.
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs,
-    /// An origin allowed to open a WebSocket, besides the server's own (repeatable)
+    /// An origin allowed to open a WebSocket, besides the server's own
+    /// (repeatable)
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
-    /// What to do with an upgrade request without an Origin header (browsers always send one)
+    /// What to do with an upgrade request without an Origin header (browsers
+    /// always send one)
     #[arg(long, value_enum, default_value_t = NoOrigin::Allow)]
     no_origin: NoOrigin,
-    /// The token clients must present. Set it in the environment: on the command line it
-    /// would show in `ps` and in shell history
+    /// The token clients must present. Set it in the environment: on the command
+    /// line it would show in `ps` and in shell history
     #[arg(long, env = "WS_LESSONS_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Run without authentication (for local experiments and the conformance suite)
+    /// Run without authentication (for local experiments and the conformance
+    /// suite)
     #[arg(long, conflicts_with = "token")]
     no_auth: bool,
     /// The largest message a client may send
@@ -88,16 +97,27 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     rate_limit: u32,
     /// Messages a client may send in a burst above --rate-limit
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        default_value_t = 40,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     burst: u32,
-    /// The read buffer of each connection: memory per idle client against reads per large
-    /// message (see the benchmarks)
+    // ANCHOR_END: args
+    // ANCHOR: args_more
+    /// The read buffer of each connection: memory per idle client against reads
+    /// per large message (see the benchmarks)
     #[arg(long, default_value = "4KiB")]
     read_buffer: ByteSize,
     /// The most WebSocket connections served at once
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     max_connections: u32,
-    /// Echo messages instead of serving the dashboard (for the Autobahn conformance suite)
+    /// Echo messages instead of serving the dashboard (for the Autobahn
+    /// conformance suite)
     #[arg(long)]
     echo: bool,
     #[command(flatten)]
@@ -111,7 +131,7 @@ pub enum NoOrigin {
     /// Refuse it with 403
     Deny,
 }
-// ANCHOR_END: args
+// ANCHOR_END: args_more
 
 /// Everything the checks and limits need, fixed at start-up.
 pub struct Policy {
@@ -146,12 +166,13 @@ async fn main() -> ExitCode {
 
     if args.token.is_none() && !args.no_auth {
         eprintln!(
-            "error: no token: set WS_LESSONS_TOKEN (or pass --token), or pass --no-auth to let \
-             anyone connect"
+            "error: no token: set WS_LESSONS_TOKEN (or pass --token), \
+             or pass --no-auth to let anyone connect"
         );
         return ExitCode::from(2);
     }
-    let to_usize = |size: ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
+    let to_usize =
+        |size: ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
     let rate_limit = NonZeroU32::new(args.rate_limit).map(|per_second| {
         let burst = NonZeroU32::new(args.burst).unwrap_or(per_second);
         Quota::per_second(per_second).allow_burst(burst)
@@ -202,13 +223,15 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response 
     };
     let policy = &app.policy;
     let ws = ws
-        // Size limits: a client cannot make us buffer more than this for one message.
+        // Size limits: a client cannot make us buffer more than this for one
+        // message.
         .max_message_size(policy.max_message)
         .max_frame_size(policy.max_frame)
-        // Memory per connection: the 128 KiB default read buffer is zero-filled and
-        // kept for the connection's life, about 130 KB per idle client.
+        // Memory per connection: the 128 KiB default read buffer is zero-filled
+        // and kept for the connection's life, about 130 KB per idle client.
         .read_buffer_size(policy.read_buffer)
-        // Every `send` flushes, so there is nothing to gain from collecting writes...
+        // Every `send` flushes, so there is nothing to gain from collecting
+        // writes...
         .write_buffer_size(0)
         // ...and what can wait for a client that does not read is one outgoing
         // message, at most an echo of the largest a client may send. Unbounded by

@@ -1,5 +1,5 @@
-//! A tokio-tungstenite client's side of a conversation: the next message, in the shape the
-//! test expects, and the closing handshake.
+//! A tokio-tungstenite client's side of a conversation: the next message, in the
+//! shape the test expects, and the closing handshake.
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -15,7 +15,8 @@ use super::WAIT;
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 // ANCHOR: next
-/// The next message from the server, within `WAIT`. `None` when the stream has ended.
+/// The next message from the server, within `WAIT`. `None` when the stream has
+/// ended.
 pub async fn next(client: &mut Client) -> Option<Message> {
     match timeout(WAIT, client.next()).await {
         Ok(Some(Ok(message))) => Some(message),
@@ -26,7 +27,8 @@ pub async fn next(client: &mut Client) -> Option<Message> {
 }
 // ANCHOR_END: next
 
-/// The next Text or Binary message, skipping the server's Pings (which tungstenite answers).
+/// The next Text or Binary message, skipping the server's Pings (which
+/// tungstenite answers).
 pub async fn next_data(client: &mut Client) -> Message {
     loop {
         match next(client).await {
@@ -69,12 +71,14 @@ pub async fn send_json(client: &mut Client, value: Value) {
         .expect("send");
 }
 
-/// Reads until the server's Close frame and then the end of the stream; returns the frame.
+/// Reads until the server's Close frame and then the end of the stream; returns
+/// the frame.
 pub async fn expect_close(client: &mut Client) -> Option<CloseFrame> {
     loop {
         match next(client).await {
             Some(Message::Close(frame)) => {
-                // Keep reading: tungstenite sends our reply, then the stream ends.
+                // Keep reading: tungstenite sends our reply, then the stream
+                // ends.
                 if let Some(message) = next(client).await {
                     panic!("a message after Close: {message:?}");
                 }
@@ -87,7 +91,11 @@ pub async fn expect_close(client: &mut Client) -> Option<CloseFrame> {
 }
 
 /// Starts the closing handshake with `code` and returns the server's Close reply.
-pub async fn close(client: &mut Client, code: u16, reason: &str) -> Option<CloseFrame> {
+pub async fn close(
+    client: &mut Client,
+    code: u16,
+    reason: &str,
+) -> Option<CloseFrame> {
     let frame = CloseFrame {
         code: code.into(),
         reason: reason.into(),
@@ -99,7 +107,8 @@ pub async fn close(client: &mut Client, code: u16, reason: &str) -> Option<Close
     expect_close(client).await
 }
 
-/// A message as one line of a transcript: `text "hello"`, `binary 00 01`, `close 1000 "bye"`.
+/// A message as one line of a transcript: `text "hello"`, `binary 00 01`, `close
+/// 1000 "bye"`.
 pub fn describe(message: &Message) -> String {
     let hex = |bytes: &[u8]| {
         bytes
@@ -111,8 +120,12 @@ pub fn describe(message: &Message) -> String {
     match message {
         Message::Text(text) => format!("text {:?}", text.as_str()),
         Message::Binary(bytes) => format!("binary {}", hex(bytes)),
-        Message::Ping(bytes) => format!("ping {:?}", String::from_utf8_lossy(bytes)),
-        Message::Pong(bytes) => format!("pong {:?}", String::from_utf8_lossy(bytes)),
+        Message::Ping(bytes) => {
+            format!("ping {:?}", String::from_utf8_lossy(bytes))
+        }
+        Message::Pong(bytes) => {
+            format!("pong {:?}", String::from_utf8_lossy(bytes))
+        }
         Message::Close(Some(frame)) => format!(
             "close {} {:?}",
             u16::from(frame.code),

@@ -1,5 +1,5 @@
-//! A peer made by hand on a plain TCP stream, for what tokio-tungstenite never does: leave a
-//! ping unanswered, send a broken frame, or forget the mask.
+//! A peer made by hand on a plain TCP stream, for what tokio-tungstenite never
+//! does: leave a ping unanswered, send a broken frame, or forget the mask.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,7 +11,8 @@ use tokio::time::timeout;
 use super::WAIT;
 use super::http::HttpResponse;
 
-/// The example request from RFC 6455 section 1.3, whose accept value the RFC gives.
+/// The example request from RFC 6455 section 1.3, whose accept value the RFC
+/// gives.
 pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A browser's opening handshake, reduced to what RFC 6455 requires.
@@ -19,22 +20,25 @@ pub fn upgrade_request(host: &str) -> String {
     upgrade_request_with(host, &[])
 }
 
-/// The opening handshake with extra header lines, such as `("Origin", "http://...")`.
+/// The opening handshake with extra header lines, such as `("Origin",
+/// "http://...")`.
 pub fn upgrade_request_with(host: &str, headers: &[(&str, &str)]) -> String {
     let extra: String = headers
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
         .collect();
     format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
 }
 
 // ANCHOR: raw_upgrade
-/// Performs the opening handshake by hand on a plain TCP stream and returns the stream with
-/// the server's response (its head; no body). The stream then speaks raw frames: nothing
-/// answers pings for it, which makes it the perfect silent peer.
+/// Performs the opening handshake by hand on a plain TCP stream and returns the
+/// stream with the server's response (its head; no body). The stream then speaks
+/// raw frames: nothing answers pings for it, which makes it the perfect silent
+/// peer.
 pub async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, HttpResponse) {
     raw_upgrade_with(addr, &[]).await
 }
@@ -51,7 +55,8 @@ pub async fn raw_upgrade_with(
     upgrade_on(tcp, addr, headers).await
 }
 
-/// The opening handshake on a connected `tcp`, reading no byte past the response head.
+/// The opening handshake on a connected `tcp`, reading no byte past the response
+/// head.
 async fn upgrade_on(
     mut tcp: TcpStream,
     addr: SocketAddr,
@@ -63,7 +68,8 @@ async fn upgrade_on(
         // Read the response head byte by byte, so no frame after it is consumed.
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
-            let byte = tcp.read_u8().await.expect("the response head is complete");
+            let byte =
+                tcp.read_u8().await.expect("the response head is complete");
             head.push(byte);
         }
         let head = String::from_utf8(head).expect("the head is text");
@@ -75,17 +81,20 @@ async fn upgrade_on(
 }
 // ANCHOR_END: raw_upgrade
 
-/// A client frame with a masked payload: `first` is the byte of FIN, RSV and opcode.
+/// A client frame with a masked payload: `first` is the byte of FIN, RSV and
+/// opcode.
 pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     frame(first, payload, Some([0x12, 0x34, 0x56, 0x78]))
 }
 
-/// A client frame with its payload in the clear, which RFC 6455 forbids clients to send.
+/// A client frame with its payload in the clear, which RFC 6455 forbids clients
+/// to send.
 pub fn unmasked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     frame(first, payload, None)
 }
 
-/// One frame, in the shortest length encoding, masked with `mask` if there is one.
+/// One frame, in the shortest length encoding, masked with `mask` if there is
+/// one.
 fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let mut bytes = vec![first];
@@ -110,9 +119,11 @@ fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     bytes
 }
 
-/// Reads raw bytes until the server ends the connection, within `WAIT`: what arrived, and
-/// how the stream ended (an error for a reset).
-async fn read_to_end_within(tcp: &mut TcpStream) -> (Vec<u8>, std::io::Result<usize>) {
+/// Reads raw bytes until the server ends the connection, within `WAIT`: what
+/// arrived, and how the stream ended (an error for a reset).
+async fn read_to_end_within(
+    tcp: &mut TcpStream,
+) -> (Vec<u8>, std::io::Result<usize>) {
     let mut received = Vec::new();
     let end = timeout(WAIT, tcp.read_to_end(&mut received))
         .await
@@ -120,7 +131,8 @@ async fn read_to_end_within(tcp: &mut TcpStream) -> (Vec<u8>, std::io::Result<us
     (received, end)
 }
 
-/// Reads raw bytes until the server closes the connection cleanly, and returns them.
+/// Reads raw bytes until the server closes the connection cleanly, and returns
+/// them.
 pub async fn read_until_hangup(tcp: &mut TcpStream) -> Vec<u8> {
     let (received, end) = read_to_end_within(tcp).await;
     assert!(end.is_ok(), "the connection ended with {end:?}");
@@ -136,9 +148,12 @@ pub struct SilentPeer {
     pub dropped_after: Duration,
 }
 
-/// Upgrades by hand (with extra header lines), then only reads: it never answers a ping, nor
-/// anything else, until the server hangs up.
-pub async fn silent_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> SilentPeer {
+/// Upgrades by hand (with extra header lines), then only reads: it never answers
+/// a ping, nor anything else, until the server hangs up.
+pub async fn silent_peer(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> SilentPeer {
     let (mut tcp, response) = raw_upgrade_with(addr, headers).await;
     assert_eq!(response.status, 101, "{response}");
     let upgraded = Instant::now();
@@ -151,9 +166,10 @@ pub async fn silent_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> SilentPe
 // ANCHOR_END: silent_peer
 
 // ANCHOR: stuck_peer
-/// A peer that stopped reading, like a laptop whose lid closed: a 4 KiB receive buffer, the
-/// handshake, and not one byte read after it. Whatever the server sends piles up in the
-/// buffers until they are full, and then the server's next send cannot finish.
+/// A peer that stopped reading, like a laptop whose lid closed: a 4 KiB receive
+/// buffer, the handshake, and not one byte read after it. Whatever the server
+/// sends piles up in the buffers until they are full, and then the server's next
+/// send cannot finish.
 pub async fn stuck_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
@@ -167,14 +183,15 @@ pub async fn stuck_peer(addr: SocketAddr, headers: &[(&str, &str)]) -> TcpStream
 }
 // ANCHOR_END: stuck_peer
 
-/// Sends `bytes` on an upgraded stream, then reads the server's frames until the connection
-/// ends; returns the code of its Close frame, if it sent one.
+/// Sends `bytes` on an upgraded stream, then reads the server's frames until the
+/// connection ends; returns the code of its Close frame, if it sent one.
 pub async fn close_code_after(mut tcp: TcpStream, bytes: &[u8]) -> Option<u16> {
-    // The server may close before it has read all of what we send: ignore a failed write,
-    // and a reset after its frames.
+    // The server may close before it has read all of what we send: ignore a
+    // failed write, and a reset after its frames.
     let _ = tcp.write_all(bytes).await;
     let (received, _) = read_to_end_within(&mut tcp).await;
-    // Walk the server's (unmasked) frames: the snapshot, perhaps readings, then the Close.
+    // Walk the server's (unmasked) frames: the snapshot, perhaps readings, then
+    // the Close.
     let mut rest = &received[..];
     while rest.len() >= 2 {
         let opcode = rest[0] & 0x0F;
@@ -188,7 +205,8 @@ pub async fn close_code_after(mut tcp: TcpStream, bytes: &[u8]) -> Option<u16> {
         };
         let payload = &rest[header..header + length];
         if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            return (payload.len() >= 2)
+                .then(|| u16::from_be_bytes([payload[0], payload[1]]));
         }
         rest = &rest[header + length..];
     }

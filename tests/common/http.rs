@@ -1,5 +1,6 @@
-//! HTTP/1.1 on a plain TCP stream, one request per connection, so that a test sees the
-//! response as the server wrote it: its status, its headers and its body.
+//! HTTP/1.1 on a plain TCP stream, one request per connection, so that a test
+//! sees the response as the server wrote it: its status, its headers and its
+//! body.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use super::WAIT;
 pub struct HttpResponse {
     /// The status code, `101` or `404`.
     pub status: u16,
-    /// The status line and the header lines as they arrived, up to and with the blank line.
+    /// The status line and the header lines as they arrived, up to and with the
+    /// blank line.
     pub head: String,
     /// Each header's name and value, in the order they arrived.
     pub headers: Vec<(String, String)>,
@@ -24,7 +26,8 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    /// Parses `text`, a response from its status line on; panics on anything but HTTP/1.1.
+    /// Parses `text`, a response from its status line on; panics on anything but
+    /// HTTP/1.1.
     pub fn parse(text: &str) -> HttpResponse {
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -35,7 +38,9 @@ impl HttpResponse {
             .strip_prefix("HTTP/1.1 ")
             .and_then(|rest| rest.get(..3))
             .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {status_line:?}"));
+            .unwrap_or_else(|| {
+                panic!("not an HTTP/1.1 status line: {status_line:?}")
+            });
         let headers = lines
             .map(|line| {
                 let (name, value) = line
@@ -76,14 +81,21 @@ impl fmt::Display for HttpResponse {
 
 /// `GET path` on a new connection to `addr`.
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
     exchange(addr, &request).await
 }
 
 /// `POST path` with a form body (`name=value&...`) on a new connection to `addr`.
-pub async fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> HttpResponse {
+pub async fn http_post_form(
+    addr: SocketAddr,
+    path: &str,
+    form: &str,
+) -> HttpResponse {
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
         form.len()
     );

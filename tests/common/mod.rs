@@ -1,14 +1,21 @@
-//! Drives the examples as a reader runs them: the real binary that `cargo run --example`
-//! builds, on `127.0.0.1:0`, talked to over loopback by a tokio-tungstenite client.
+//! Drives the examples as a reader runs them: the real binary that `cargo run
+//! --example` builds, on `127.0.0.1:0`, talked to over loopback by a
+//! tokio-tungstenite client.
 //!
-//! Every wait here has a timeout, so a broken example fails a test instead of hanging it.
+//! Every wait here has a timeout, so a broken example fails a test instead of
+//! hanging it.
 //!
-//! - `process`: build and spawn an example, read its output, signal it, wait for its exit.
-//! - `server`: a started server example, its `/ws` and `/stats`, and its shutdown contract.
-//! - `client`: what a tokio-tungstenite client reads (text, JSON, a message by type) and sends.
-//! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw frames, silence.
+//! - `process`: build and spawn an example, read its output, signal it, wait for
+//!   its exit.
+//! - `server`: a started server example, its `/ws` and `/stats`, and its shutdown
+//!   contract.
+//! - `client`: what a tokio-tungstenite client reads (text, JSON, a message by
+//!   type) and sends.
+//! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw
+//!   frames, silence.
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
-// Each test file uses its own part of these helpers, and of the names re-exported below.
+// Each test file uses its own part of these helpers, and of the names re-exported
+// below.
 #![allow(dead_code, unused_imports)]
 
 mod client;
@@ -18,13 +25,13 @@ mod process;
 mod server;
 
 pub use client::{
-    Client, close, describe, expect_close, next, next_data, next_json, next_of, next_text,
-    send_json,
+    Client, close, describe, expect_close, next, next_data, next_json, next_of,
+    next_text, send_json,
 };
 pub use frames::{
-    RFC_KEY, SilentPeer, close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
-    read_until_hangup, silent_peer, stuck_peer, unmasked_frame, upgrade_request,
-    upgrade_request_with,
+    RFC_KEY, SilentPeer, close_code_after, masked_frame, raw_upgrade,
+    raw_upgrade_with, read_until_hangup, silent_peer, stuck_peer, unmasked_frame,
+    upgrade_request, upgrade_request_with,
 };
 pub use http::{HttpResponse, http_get, http_post_form};
 pub use process::{Process, example_binary, run_to_exit};

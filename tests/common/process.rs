@@ -1,5 +1,5 @@
-//! An example's binary as a child process: built by cargo, spawned, its output read line by
-//! line, signalled, and waited for.
+//! An example's binary as a child process: built by cargo, spawned, its output
+//! read line by line, signalled, and waited for.
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -14,11 +14,13 @@ use tokio::time::timeout;
 use super::WAIT;
 
 // ANCHOR: example_binary
-/// The path of an example's binary, built by cargo so that it is never stale: `cargo test
-/// --test NAME` alone does not rebuild examples. Each test binary asks once per example.
+/// The path of an example's binary, built by cargo so that it is never stale:
+/// `cargo test --test NAME` alone does not rebuild examples. Each test binary
+/// asks once per example.
 pub fn example_binary(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    // Test binaries live in target/<profile>/deps; examples in
+    // target/<profile>/examples.
     let exe = std::env::current_exe().expect("the test binary has a path");
     let profile_dir = exe
         .parent()
@@ -34,7 +36,8 @@ pub fn example_binary(name: &str) -> PathBuf {
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
-        // The same features as this test, so that cargo does not rebuild for nothing.
+        // The same features as this test, so that cargo does not rebuild for
+        // nothing.
         if cfg!(feature = "browser") {
             build.args(["--features", "browser"]);
         }
@@ -46,8 +49,8 @@ pub fn example_binary(name: &str) -> PathBuf {
 }
 // ANCHOR_END: example_binary
 
-/// A running example process, with its stdout and stderr collected line by line so that a
-/// test can wait for a line. Dropping it kills the process.
+/// A running example process, with its stdout and stderr collected line by line
+/// so that a test can wait for a line. Dropping it kills the process.
 pub struct Process {
     child: Child,
     stdout: mpsc::UnboundedReceiver<String>,
@@ -72,7 +75,10 @@ fn lines_of(
 }
 
 /// Waits for a line that contains `needle`, and returns it.
-async fn wait_for_line(lines: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> String {
+async fn wait_for_line(
+    lines: &mut mpsc::UnboundedReceiver<String>,
+    needle: &str,
+) -> String {
     let found = timeout(WAIT, async {
         while let Some(line) = lines.recv().await {
             if line.contains(needle) {
@@ -96,7 +102,8 @@ impl Process {
     pub fn spawn(name: &str, args: &[&str]) -> Process {
         let mut child = Command::new(example_binary(name))
             .args(args)
-            // Debug logs from the example itself and the support library; info from the rest.
+            // Debug logs from the example itself and the support library; info
+            // from the rest.
             .env("RUST_LOG", format!("info,ws_lessons=debug,{name}=debug"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -118,7 +125,8 @@ impl Process {
         wait_for_line(&mut self.stdout, needle).await
     }
 
-    /// Waits for a line on stderr (the log) that contains `needle`, and returns it.
+    /// Waits for a line on stderr (the log) that contains `needle`, and returns
+    /// it.
     pub async fn wait_for_stderr(&mut self, needle: &str) -> String {
         wait_for_line(&mut self.stderr, needle).await
     }
@@ -141,35 +149,45 @@ impl Process {
         }
     }
 
-    /// Sends a signal to the process, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    /// Sends a signal to the process, as Ctrl-C (SIGINT) or `kill` (SIGTERM)
+    /// would.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = self.child.id().expect("the process is running") as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal sent");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .expect("signal sent");
     }
 
     /// Waits at most `bound` for the process to exit.
     pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
         timeout(bound, self.child.wait())
             .await
-            .unwrap_or_else(|_| panic!("the process did not exit within {bound:?}"))
+            .unwrap_or_else(|_| {
+                panic!("the process did not exit within {bound:?}")
+            })
             .expect("the exit status is readable")
     }
 
     /// The process's resident memory, in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.id().expect("the process is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("/proc");
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .and_then(|rest| {
+                rest.trim().trim_end_matches("kB").trim().parse().ok()
+            })
             .expect("VmRSS in /proc/PID/status")
     }
 }
 
-/// Runs an example to completion with `args` (no address added) and returns its exit
-/// status, stdout and stderr.
-pub async fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
+/// Runs an example to completion with `args` (no address added) and returns its
+/// exit status, stdout and stderr.
+pub async fn run_to_exit(
+    name: &str,
+    args: &[&str],
+) -> (ExitStatus, String, String) {
     let output = timeout(
         WAIT,
         Command::new(example_binary(name))

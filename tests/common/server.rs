@@ -1,5 +1,5 @@
-//! A started server example: its address, its WebSocket, its `/stats`, its log, and the
-//! shutdown contract every server example keeps.
+//! A started server example: its address, its WebSocket, its `/stats`, its log,
+//! and the shutdown contract every server example keeps.
 
 use std::net::SocketAddr;
 use std::process::ExitStatus;
@@ -16,8 +16,8 @@ use super::frames::stuck_peer;
 use super::http::{HttpResponse, http_get};
 use super::process::Process;
 
-/// A running server example, and the address it printed in its start-up line. Its process is
-/// reached through the methods below only.
+/// A running server example, and the address it printed in its start-up line. Its
+/// process is reached through the methods below only.
 pub struct Server {
     process: Process,
     pub addr: SocketAddr,
@@ -25,14 +25,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits for the
-    /// start-up line to learn its port.
+    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits
+    /// for the start-up line to learn its port.
     pub async fn start(name: &str, args: &[&str]) -> Server {
         Server::start_on(name, "127.0.0.1:0", args).await
     }
 
     // ANCHOR: start
-    /// Starts `examples/<name>.rs` on `addr` and reads the address from its start-up line.
+    /// Starts `examples/<name>.rs` on `addr` and reads the address from its
+    /// start-up line.
     pub async fn start_on(name: &str, addr: &str, args: &[&str]) -> Server {
         let mut process = Process::spawn(name, &[&[addr], args].concat());
         let startup_line = process.next_stdout().await;
@@ -42,7 +43,9 @@ impl Server {
             .and_then(|rest| rest.split('/').next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
-                panic!("no ws://HOST:PORT/ or http://HOST:PORT/ in {startup_line:?}")
+                panic!(
+                    "no ws://HOST:PORT/ or http://HOST:PORT/ in {startup_line:?}"
+                )
             });
         Server {
             process,
@@ -66,20 +69,23 @@ impl Server {
     pub async fn connect_with(&self, headers: &[(&str, &str)]) -> Client {
         let mut request = self.ws_url().into_client_request().expect("a request");
         for (name, value) in headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).expect("a header name");
             let value = value.parse().expect("a header value");
             request.headers_mut().insert(name, value);
         }
-        let (client, response) = timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("the handshake completes in time")
-            .expect("the handshake succeeds");
+        let (client, response) =
+            timeout(WAIT, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("the handshake completes in time")
+                .expect("the handshake succeeds");
         assert_eq!(response.status(), 101);
         client
     }
 
-    /// A client with a 4 KiB receive buffer, so that it stalls the server's writes soon after
-    /// it stops reading instead of soaking up megabytes in the kernel first.
+    /// A client with a 4 KiB receive buffer, so that it stalls the server's
+    /// writes soon after it stops reading instead of soaking up megabytes in the
+    /// kernel first.
     pub async fn connect_small_buffer(&self) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
@@ -89,7 +95,10 @@ impl Server {
             .expect("connect");
         let (client, _) = timeout(
             WAIT,
-            tokio_tungstenite::client_async(self.ws_url(), MaybeTlsStream::Plain(tcp)),
+            tokio_tungstenite::client_async(
+                self.ws_url(),
+                MaybeTlsStream::Plain(tcp),
+            ),
         )
         .await
         .expect("the handshake completes in time")
@@ -107,7 +116,8 @@ impl Server {
         self.get("/stats").await.json()
     }
 
-    /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last reading.
+    /// Polls `/stats` until `ready` holds, for at most `WAIT`; returns the last
+    /// reading.
     pub async fn wait_for_stats(
         &self,
         what: &str,
@@ -116,7 +126,8 @@ impl Server {
         self.wait_for_stats_within(WAIT, what, ready).await
     }
 
-    /// Polls `/stats` until `ready` holds, for at most `bound`; returns the last reading.
+    /// Polls `/stats` until `ready` holds, for at most `bound`; returns the last
+    /// reading.
     // ANCHOR: wait_for_stats
     pub async fn wait_for_stats_within(
         &self,
@@ -151,10 +162,15 @@ impl Server {
     }
 
     // ANCHOR: stuck_peer_dropped
-    /// Connects a [`stuck_peer`] (with extra header lines) while the server pushes, and
-    /// checks that the server gives up on it within `bound`, and that it did so in a send
-    /// that the full buffers had blocked: the trap this test is about.
-    pub async fn drops_a_stuck_peer_within(&mut self, headers: &[(&str, &str)], bound: Duration) {
+    /// Connects a [`stuck_peer`] (with extra header lines) while the server
+    /// pushes, and checks that the server gives up on it within `bound`, and that
+    /// it did so in a send that the full buffers had blocked: the trap this test
+    /// is about.
+    pub async fn drops_a_stuck_peer_within(
+        &mut self,
+        headers: &[(&str, &str)],
+        bound: Duration,
+    ) {
         let _peer = stuck_peer(self.addr, headers).await;
         let what = "the stuck peer is dropped in time";
         self.wait_for_stats_within(bound, what, |s| s["connections"] == 0)
@@ -168,21 +184,24 @@ impl Server {
     }
     // ANCHOR_END: stuck_peer_dropped
 
-    /// Sends a signal to the server, as Ctrl-C (SIGINT) or `kill` (SIGTERM) would.
+    /// Sends a signal to the server, as Ctrl-C (SIGINT) or `kill` (SIGTERM)
+    /// would.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         self.process.signal(signal);
     }
 
     // ANCHOR: shutdown_contract
-    /// Sends `signal` and checks the shutdown contract of every server example: each open
-    /// client receives Close 1001, and the process exits with status 0 within 2 seconds.
+    /// Sends `signal` and checks the shutdown contract of every server example:
+    /// each open client receives Close 1001, and the process exits with status 0
+    /// within 2 seconds.
     pub async fn shut_down_with(
         &mut self,
         signal: nix::sys::signal::Signal,
         clients: &mut [Client],
     ) {
         self.signal(signal);
-        let frames = futures::future::join_all(clients.iter_mut().map(expect_close)).await;
+        let frames =
+            futures::future::join_all(clients.iter_mut().map(expect_close)).await;
         for frame in frames {
             assert_eq!(
                 frame.map(|f| u16::from(f.code)),

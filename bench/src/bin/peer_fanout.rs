@@ -39,7 +39,8 @@ async fn main() -> std::io::Result<()> {
     let (sender, _) = broadcast::channel::<Bytes>(1024);
     let producer = sender.clone();
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        let mut ticks =
+            tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         let mut seq: u64 = 0;
         loop {
             ticks.tick().await;

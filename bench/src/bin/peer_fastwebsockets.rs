@@ -24,7 +24,9 @@ async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
 }
 
 /// Answers the HTTP upgrade, and echoes on the connection in a task of its own.
-async fn upgrade(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn upgrade(
+    mut request: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut request)?;
     tokio::spawn(async move {
         let _ = echo(fut).await;

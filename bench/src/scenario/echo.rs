@@ -89,7 +89,8 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         let cpu = |server| runs.median(server, |r| r.cpu_us_per_message);
         ratios.row(format_args!(
             "{load} | {:.2}x | {:.2}x | {:.2}x",
-            throughput(EchoServer::Lesson) / throughput(EchoServer::FastWebSockets),
+            throughput(EchoServer::Lesson)
+                / throughput(EchoServer::FastWebSockets),
             cpu(EchoServer::Lesson) / cpu(EchoServer::FastWebSockets),
             throughput(EchoServer::Lesson) / throughput(EchoServer::Tungstenite),
         ));

@@ -19,7 +19,8 @@ enum FanOutServer {
 
 impl FanOutServer {
     /// In the order of the report's rows.
-    const ALL: [FanOutServer; 2] = [FanOutServer::Dashboard, FanOutServer::FastWebSockets];
+    const ALL: [FanOutServer; 2] =
+        [FanOutServer::Dashboard, FanOutServer::FastWebSockets];
 
     /// Starts the server producing `rate` readings per second.
     async fn start(self, binaries: &Binaries, rate: u32) -> io::Result<Server> {
@@ -61,7 +62,8 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         let runs = interleaved(plan, &what, &FanOutServer::ALL, async |kind| {
             let server = kind.start(binaries, rate).await?;
             let subscribers = load::open(server.addr, n).await?;
-            let run = load::follow(subscribers, plan.warm_up * 2, plan.measure).await;
+            let run =
+                load::follow(subscribers, plan.warm_up * 2, plan.measure).await;
             server.stop().await;
             Ok(run)
         })

@@ -37,7 +37,11 @@ impl Scenario {
     ];
 
     /// Runs the scenario; returns its section of the report.
-    pub async fn run(self, binaries: &Binaries, plan: &Plan) -> io::Result<String> {
+    pub async fn run(
+        self,
+        binaries: &Binaries,
+        plan: &Plan,
+    ) -> io::Result<String> {
         match self {
             Scenario::Echo => echo::run(binaries, plan).await,
             Scenario::IdleMemory => idle_memory::run(binaries, plan).await,

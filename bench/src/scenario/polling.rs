@@ -89,11 +89,15 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
 
 /// A WebSocket client of `05_dashboard`, reading what it pushes.
 async fn websocket(binaries: &Binaries, plan: &Plan) -> io::Result<PollingRun> {
-    let server = Server::start(&binaries.example("05_dashboard"), &["--rate", RATE]).await?;
+    let server =
+        Server::start(&binaries.example("05_dashboard"), &["--rate", RATE])
+            .await?;
     let mut conn = Conn::open(server.addr).await?;
     let until = Instant::now() + plan.polling;
     let (mut delivered, mut delays) = (0, histogram());
-    while let Ok(Ok(_)) = tokio::time::timeout_at(until.into(), conn.read_frame()).await {
+    while let Ok(Ok(_)) =
+        tokio::time::timeout_at(until.into(), conn.read_frame()).await
+    {
         if let Some(at) = json_number(conn.payload(), "at_ms") {
             delivered += 1;
             let _ = delays.record(now_ms().saturating_sub(at));
@@ -109,8 +113,14 @@ async fn websocket(binaries: &Binaries, plan: &Plan) -> io::Result<PollingRun> {
 
 /// An HTTP client of `07_long_polling`: asking once a second for what is new, or (`long`)
 /// asking again as soon as the server answers.
-async fn poll(binaries: &Binaries, plan: &Plan, long: bool) -> io::Result<PollingRun> {
-    let server = Server::start(&binaries.example("07_long_polling"), &["--rate", RATE]).await?;
+async fn poll(
+    binaries: &Binaries,
+    plan: &Plan,
+    long: bool,
+) -> io::Result<PollingRun> {
+    let server =
+        Server::start(&binaries.example("07_long_polling"), &["--rate", RATE])
+            .await?;
     let mut http = Http::open(server.addr).await?;
     // Start from the newest reading, as a client that has just loaded the page.
     let first = http.get("/poll?after=0&wait=false").await?;
@@ -129,7 +139,9 @@ async fn poll(binaries: &Binaries, plan: &Plan, long: bool) -> io::Result<Pollin
         } else {
             format!("/poll?after={after}&wait=false")
         };
-        let Ok(Ok(body)) = tokio::time::timeout_at(until.into(), http.get(&path)).await else {
+        let Ok(Ok(body)) =
+            tokio::time::timeout_at(until.into(), http.get(&path)).await
+        else {
             break;
         };
         let arrived = now_ms();

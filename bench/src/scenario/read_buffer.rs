@@ -39,9 +39,11 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         let (mut memory, mut rates) = (Vec::new(), Vec::new());
         for round in 1..=plan.rounds {
             eprintln!("read buffer {size}, round {round}");
-            let server = Server::start(&binaries.example("08_production"), &args).await?;
+            let server =
+                Server::start(&binaries.example("08_production"), &args).await?;
             memory.push(load::idle(&server, n).await?.per_connection_bytes);
-            rates.push(load::echo(&server, 10, 16 * 1024, plan).await?.per_second);
+            rates
+                .push(load::echo(&server, 10, 16 * 1024, plan).await?.per_second);
             server.stop().await;
         }
         table.row(format_args!(
@@ -50,7 +52,8 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
             median(rates)
         ));
     }
-    let mut section = Section::new("The read buffer: memory against large messages");
+    let mut section =
+        Section::new("The read buffer: memory against large messages");
     section.paragraph(
         "`08_production --echo` with three read buffer sizes (`--read-buffer`): resident memory per idle connection, and echo throughput with 10 connections of 16 KiB messages.",
     );

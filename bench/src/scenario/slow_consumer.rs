@@ -73,7 +73,11 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
 
 /// One run: the dashboard, its reading clients and, in `Run::WithStoppedClient`, the
 /// stopped one, for `plan.slow_consumer`.
-async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowConsumerRun> {
+async fn measure(
+    binaries: &Binaries,
+    plan: &Plan,
+    run: Run,
+) -> io::Result<SlowConsumerRun> {
     let server = Server::start(
         &binaries.example("05_dashboard"),
         &["--rate", "100", "--sensors", "4"],
@@ -82,7 +86,8 @@ async fn measure(binaries: &Binaries, plan: &Plan, run: Run) -> io::Result<SlowC
     let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
         let addr = server.addr.to_string();
-        let (client, _) = Process::start(&binaries.bin("idle_client"), &[&addr]).await?;
+        let (client, _) =
+            Process::start(&binaries.bin("idle_client"), &[&addr]).await?;
         // Let it read for a while first, as a client that stops reading at some point.
         tokio::time::sleep(Duration::from_millis(500)).await;
         client.signal(Signal::SIGSTOP);
