@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{Server, WAIT, next_of};
 use fantoccini::{Client, ClientBuilder, Locator};
 use nix::sys::signal::Signal;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -123,11 +123,23 @@ fn threshold_of(sensor: &str, value: &str) -> String {
     format!("{card}//span[@class='threshold' and text()='{value}']")
 }
 
+/// Three sensors, and a ping every 300 ms, which only a page that answers pings
+/// survives.
+const ARGS: [&str; 8] = [
+    "--sensors",
+    "3",
+    "--rate",
+    "30",
+    "--ping-interval",
+    "300ms",
+    "--pong-timeout",
+    "300ms",
+];
+
 // ANCHOR: browser
 #[tokio::test]
 async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
-    let mut server =
-        Server::start("05_dashboard", &["--sensors", "3", "--rate", "30"]).await;
+    let mut server = Server::start("05_dashboard", &ARGS).await;
     // Let the server record a history before the page opens: readings go round
     // the three sensors, so by change 36 sensor-1 has had 12.
     let mut watcher = server.connect().await;
@@ -136,6 +148,18 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
             break;
         }
     }
+    // From here on the watcher reads in a task of its own, so that it answers
+    // the server's pings too, and hands over the threshold changes it sees.
+    let (changes, mut thresholds) =
+        tokio::sync::mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        for _ in 0..100_000 {
+            let change = next_of(&mut watcher, "threshold").await;
+            if changes.send(change).is_err() {
+                break;
+            }
+        }
+    });
     let driver = start_driver().await;
     let browser = open_browser(&driver).await;
     browser
@@ -182,11 +206,17 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         .await
         .unwrap();
     wait_for(&browser, &threshold_of("sensor-2", "42.50")).await;
-    let change = next_of(&mut watcher, "threshold").await;
+    let change = tokio::time::timeout(WAIT, thresholds.recv()).await;
+    let change = change.expect("in time").expect("the watcher's threshold");
     assert_eq!(
         (&change["sensor"], &change["threshold"]),
         (&json!("sensor-2"), &json!(42.5))
     );
+
+    // The page answered every ping by itself: had the server dropped it, the
+    // page would have noted the close.
+    let notes = text_of(&browser, "//div[@id='notes']").await;
+    assert!(!notes.contains("connection closed"), "{notes}");
 
     // A picture for people, next to the build's other output.
     if let Ok(png) = browser.screenshot().await {
@@ -208,12 +238,7 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         "//span[@id='status' and starts-with(text(), 'reconnecting')]",
     )
     .await;
-    let _again = Server::start_on(
-        "05_dashboard",
-        &addr,
-        &["--sensors", "3", "--rate", "30"],
-    )
-    .await;
+    let _again = Server::start_on("05_dashboard", &addr, &ARGS).await;
     wait_for(&browser, "//span[@id='status' and text()='live']").await;
     wait_for(&browser, &threshold_of("sensor-2", "27.50")).await;
 
