@@ -350,3 +350,28 @@ async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
     server.drops_a_stuck_peer_within(&[], bound).await;
 }
 // ANCHOR_END: stuck_peer
+
+#[tokio::test]
+async fn a_frame_over_64_kib_ends_the_connection() {
+    let server = Server::start(EXAMPLE, &["--rate", "20"]).await;
+    let (mut client, _) = connect(&server).await;
+    let (mut bystander, _) = connect(&server).await;
+    // The frame's header says 100 KiB: refused before its payload is read.
+    let big = Message::text("x".repeat(100 * 1024));
+    let _ = client.send(big).await;
+    use futures::StreamExt;
+    let mut ended = false;
+    for _ in 0..10_000 {
+        match tokio::time::timeout(common::WAIT, client.next()).await {
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => {
+                ended = true;
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(ended, "the connection is still open");
+    // Everyone else carries on.
+    next_of(&mut bystander, "reading").await;
+}

@@ -71,8 +71,12 @@ async fn main() -> ExitCode {
 // ANCHOR: upgrade
 async fn upgrade(ws: WebSocketUpgrade, State(feed): State<Feed>) -> Response {
     let connections = feed.connections.clone();
-    // Clients send small requests; refuse anything larger before buffering it.
-    ws.max_message_size(64 * 1024)
+    // Clients send small requests. tungstenite checks a frame's declared length
+    // against `max_frame_size` before it reads the frame, and a message's length
+    // against `max_message_size` as its frames arrive: with both at 64 KiB, a
+    // client cannot make the server buffer more (the default is 16 MiB).
+    ws.max_frame_size(64 * 1024)
+        .max_message_size(64 * 1024)
         // A 4 KiB read buffer instead of the default 128 KiB, which is
         // zero-filled and kept for the connection's life: 40 MB for 10,000
         // dashboards, not 1.3 GB.

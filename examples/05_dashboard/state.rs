@@ -144,9 +144,10 @@ impl Dashboard {
         }
     }
 
-    /// The lock is held for a few instructions, never across an `.await`, so a
-    /// `std::sync::Mutex` is right here (and cheaper than tokio's). No panic can
-    /// leave the state half-changed, so a poisoned lock is still usable.
+    /// The lock is held for one change and its serialization, never across an
+    /// `.await`, so a `std::sync::Mutex` is right here (and cheaper than
+    /// tokio's). No panic can leave the state half-changed, so a poisoned lock is
+    /// still usable.
     fn lock(&self) -> MutexGuard<'_, Sensors> {
         self.state
             .lock()
