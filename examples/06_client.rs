@@ -22,6 +22,7 @@ use axum::http::Uri;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -127,6 +128,14 @@ async fn follow(
     let mut socket = tokio::select! {
         connected = connecting => match connected {
             Ok(Ok((socket, _response))) => socket,
+            // A 4xx answer to the handshake (401, 403, 404) says this URL will
+            // not work, however often we try.
+            Ok(Err(tungstenite::Error::Http(response)))
+                if response.status().is_client_error() =>
+            {
+                let (url, status) = (&args.url, response.status());
+                return Ended::Failed(format!("{url} refused the upgrade: {status}"));
+            }
             Ok(Err(e)) => {
                 let url = &args.url;
                 return Ended::Lost(format!("cannot connect to {url}: {e}"));
@@ -156,7 +165,9 @@ async fn follow(
                 let why = frame.map_or("no reason".to_owned(), |f| {
                     format!("{} {}", f.code, f.reason)
                 });
-                while let Some(Ok(_)) = socket.next().await {}
+                let reply =
+                    async { while let Some(Ok(_)) = socket.next().await {} };
+                let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
                 return Ended::Lost(format!(
                     "the server closed the connection ({why})"
                 ));

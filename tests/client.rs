@@ -92,6 +92,17 @@ async fn an_unknown_sensor_is_an_error_not_a_retry() {
 }
 
 #[tokio::test]
+async fn a_refused_upgrade_is_an_error_not_a_retry() {
+    // Lesson 08 answers an upgrade without the token with 401.
+    let server = Server::start("08_production", &["--token", "s3cret"]).await;
+    let url = server.ws_url();
+    let mut client = Process::spawn(CLIENT, &[&url]);
+    let line = client.wait_for_stderr("error:").await;
+    assert!(line.contains("refused the upgrade: 401"), "{line}");
+    assert_eq!(client.wait_exit(common::WAIT).await.code(), Some(1));
+}
+
+#[tokio::test]
 async fn bad_urls_are_refused_with_a_clear_message() {
     for (url, expected) in [
         ("not a url", "not a URL"),

@@ -279,6 +279,7 @@ async fn the_connection_limit_answers_503() {
     let (_, response) =
         raw_upgrade_with(server.addr, &[("Authorization", &bearer())]).await;
     assert_eq!(response.status, 503, "{response}");
+    assert_eq!(response.header("retry-after"), Some("5"), "{response}");
     drop(_first);
     server
         .wait_for_stats("a slot is free again", |s| s["connections"] == 1)

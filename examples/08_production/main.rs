@@ -96,7 +96,7 @@ struct Args {
     /// Messages a client may send per second (0: no limit)
     #[arg(long, default_value_t = 20)]
     rate_limit: u32,
-    /// Messages a client may send in a burst above --rate-limit
+    /// The most messages a client may send in one burst (the token bucket's size)
     #[arg(
         long,
         default_value_t = 40,
