@@ -233,6 +233,7 @@ async fn upgrade(
     })
 }
 
+// ANCHOR: incoming
 /// What the client sent while we were waiting to send it readings.
 enum Incoming {
     /// Nothing that needs an answer from us (a Ping is answered by the library).
@@ -250,6 +251,7 @@ fn incoming(message: Option<Result<Message, axum::Error>>) -> Incoming {
         Some(Err(_)) | None => Incoming::Gone,
     }
 }
+// ANCHOR_END: incoming
 
 // ANCHOR: drop_oldest
 async fn drop_oldest(

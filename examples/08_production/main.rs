@@ -133,6 +133,7 @@ pub enum NoOrigin {
 }
 // ANCHOR_END: args_more
 
+// ANCHOR: policy
 /// Everything the checks and limits need, fixed at start-up.
 pub struct Policy {
     allow_origins: Vec<String>,
@@ -144,6 +145,7 @@ pub struct Policy {
     rate_limit: Option<Quota>,
     echo: bool,
 }
+// ANCHOR_END: policy
 
 #[derive(Clone, FromRef)]
 struct AppState {
