@@ -149,7 +149,9 @@ async fn follow(
     };
     tracing::info!("connected to {}", args.url);
     *attempt = 0;
+    // ANCHOR_END: follow
 
+    // ANCHOR: read
     loop {
         let message = tokio::select! {
             message = socket.next() => message,
@@ -179,7 +181,7 @@ async fn follow(
             }
             None => return Ended::Lost("the connection ended".into()),
         };
-        // ANCHOR_END: follow
+        // ANCHOR_END: read
         // ANCHOR: messages
         match serde_json::from_str::<ServerMessage>(&text) {
             Ok(ServerMessage::Snapshot {
