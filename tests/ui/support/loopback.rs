@@ -24,11 +24,11 @@ pub use tokio_tungstenite::tungstenite::Message;
 /// The longest any step may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// Awaits `future`, or panics after `WAIT`.
-pub async fn within<F: Future>(future: F) -> F::Output {
+/// Awaits `future`, `what` the twin is waiting for, or panics after `WAIT`.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     match tokio::time::timeout(WAIT, future).await {
         Ok(output) => output,
-        Err(_) => panic!("nothing happened within {WAIT:?}"),
+        Err(_) => panic!("no {what} within {WAIT:?}"),
     }
 }
 
@@ -61,19 +61,21 @@ impl Client {
 
     /// Connects, and also returns the server's handshake response.
     pub async fn handshake(request: impl IntoClientRequest + Unpin) -> (Self, Response) {
-        let (stream, response) = within(tokio_tungstenite::connect_async(request))
+        let (stream, response) = within("handshake", tokio_tungstenite::connect_async(request))
             .await
             .expect("the handshake");
         (Client(stream), response)
     }
 
     pub async fn send(&mut self, message: Message) {
-        within(self.0.send(message)).await.expect("send");
+        within("room to send", self.0.send(message))
+            .await
+            .expect("send");
     }
 
     /// The next message, Pings and Pongs included. Panics if the connection ends instead.
     pub async fn next(&mut self) -> Message {
-        match within(self.0.next()).await {
+        match within("message", self.0.next()).await {
             Some(Ok(message)) => message,
             Some(Err(e)) => panic!("the connection failed: {e}"),
             None => panic!("the connection ended"),
@@ -88,14 +90,17 @@ impl Client {
             reason: "".into(),
         };
         self.send(Message::Close(Some(normal))).await;
-        let mut code = 1006;
-        loop {
-            match within(self.0.next()).await {
-                Some(Ok(Message::Close(Some(frame)))) => code = frame.code.into(),
-                Some(Ok(Message::Close(None))) => code = 1005,
-                Some(Ok(_)) => {} // sent before the server read our Close
-                Some(Err(_)) | None => return code,
+        within("end of the close handshake", async {
+            let mut code = 1006;
+            while let Some(Ok(message)) = self.0.next().await {
+                match message {
+                    Message::Close(Some(frame)) => code = frame.code.into(),
+                    Message::Close(None) => code = 1005,
+                    _ => {} // sent before the server read our Close
+                }
             }
-        }
+            code
+        })
+        .await
     }
 }
