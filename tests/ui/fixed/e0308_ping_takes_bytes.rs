@@ -23,7 +23,8 @@ use loopback::Message::Ping;
 async fn main() {
     let url = loopback::serve_socket(|mut socket| async move {
         ping(&mut socket).await.expect("ping");
-        while let Some(Ok(_)) = socket.recv().await {} // to the end of the close handshake
+        // Read on, to the end of the close handshake.
+        while let Some(Ok(_)) = socket.recv().await {}
     })
     .await;
     let mut client = Client::connect(&url).await;

@@ -61,12 +61,12 @@ impl Client {
 
     /// Connects, and also returns the server's handshake response.
     pub async fn handshake(request: impl IntoClientRequest + Unpin) -> (Self, Response) {
-        let (stream, response) = within("handshake", tokio_tungstenite::connect_async(request))
-            .await
-            .expect("the handshake");
-        (Client(stream), response)
+        let connecting = tokio_tungstenite::connect_async(request);
+        let (ws, response) = within("handshake", connecting).await.expect("handshake");
+        (Client(ws), response)
     }
 
+    /// Sends `message`, and flushes it.
     pub async fn send(&mut self, message: Message) {
         within("room to send", self.0.send(message))
             .await
