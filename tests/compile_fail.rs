@@ -1,6 +1,8 @@
 //! The compile-fail lessons: every program in `tests/ui/fail` must fail to
 //! compile with exactly the diagnostics in its `.stderr` file, and its fixed twin
-//! in `tests/ui/fixed` must compile and run.
+//! in `tests/ui/fixed` must compile and run. Each twin's `main` serves its fix
+//! over loopback and asserts on what a client gets back (see
+//! `tests/ui/support/loopback.rs`), so a run that exits 0 has seen the fix work.
 //!
 //! When a newer compiler words a message differently, regenerate the files with
 //! `TRYBUILD=overwrite cargo test --test compile_fail`, then read the diff before

@@ -21,7 +21,12 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ws::{Message, WebSocket};
 
 async fn count_and_echo(mut socket: WebSocket, count: Arc<Mutex<u64>>) {
-    while let Some(Ok(_message)) = socket.recv().await {
+    while let Some(Ok(message)) = socket.recv().await {
+        // Data only: tungstenite answers Pings, and after a Close the loop reads on
+        // until `recv` returns `None`, which is when the Close reply has gone out.
+        if !matches!(message, Message::Text(_) | Message::Binary(_)) {
+            continue;
+        }
         let mut total = count.lock().unwrap_or_else(|e| e.into_inner());
         *total += 1;
         let reply = Message::text(format!("message {total}"));

@@ -13,6 +13,23 @@ async fn ping(socket: &mut WebSocket) -> Result<(), axum::Error> {
     socket.send(Message::Ping(vec![1, 2, 3].into())).await
 }
 
-fn main() {
-    let _ = ping;
+// The check: a client over loopback receives the three Pings, payloads intact.
+#[path = "../support/loopback.rs"]
+mod loopback;
+use loopback::Client;
+use loopback::Message::Ping;
+
+#[tokio::main]
+async fn main() {
+    let url = loopback::serve_socket(|mut socket| async move {
+        ping(&mut socket).await.expect("ping");
+        // Read on, to the end of the close handshake.
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.next().await, Ping(Bytes::new()));
+    assert_eq!(client.next().await, Ping("are you there?".into()));
+    assert_eq!(client.next().await, Ping(vec![1, 2, 3].into()));
+    assert_eq!(client.close().await, 1000);
 }

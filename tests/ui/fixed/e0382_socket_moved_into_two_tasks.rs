@@ -27,6 +27,18 @@ async fn handle(socket: WebSocket) {
     let _ = tokio::join!(reader, writer);
 }
 
-fn main() {
-    let _ = handle;
+// The check: while the reader half waits for messages, the writer half's tick comes
+// through; and the reader reads on to the end of the close handshake.
+#[path = "../support/loopback.rs"]
+mod loopback;
+use loopback::Client;
+use loopback::Message::Text;
+
+#[tokio::main]
+async fn main() {
+    let url = loopback::serve_socket(handle).await;
+    let mut client = Client::connect(&url).await;
+    client.send(Text("hello".into())).await;
+    assert_eq!(client.next().await, Text("tick".into()));
+    assert_eq!(client.close().await, 1000);
 }

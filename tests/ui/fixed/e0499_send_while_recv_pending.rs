@@ -23,12 +23,31 @@ async fn echo_or_nudge(mut socket: WebSocket) {
                 socket.send(message).await.ok();
             }
         }
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {
             socket.send(Message::text("still there?")).await.ok();
         }
     }
 }
 
-fn main() {
-    let _ = (greet_then_echo, echo_or_nudge);
+// The check: `greet_then_echo` greets a client and echoes its message;
+// `echo_or_nudge` echoes a client that speaks, and nudges one that stays silent.
+#[path = "../support/loopback.rs"]
+mod loopback;
+use loopback::Client;
+use loopback::Message::Text;
+
+#[tokio::main]
+async fn main() {
+    let url = loopback::serve_socket(greet_then_echo).await;
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.next().await, Text("hello".into()));
+    client.send(Text("hi".into())).await;
+    assert_eq!(client.next().await, Text("hi".into()));
+
+    let url = loopback::serve_socket(echo_or_nudge).await;
+    let mut talker = Client::connect(&url).await;
+    talker.send(Text("hi".into())).await;
+    assert_eq!(talker.next().await, Text("hi".into()));
+    let mut silent = Client::connect(&url).await;
+    assert_eq!(silent.next().await, Text("still there?".into()));
 }

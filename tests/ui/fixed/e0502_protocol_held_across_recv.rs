@@ -4,7 +4,10 @@
 // points into the socket, so `recv` may borrow the socket mutably. The failing version is
 // tests/ui/fail/e0502_protocol_held_across_recv.rs.
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::any;
 
 async fn handle(mut socket: WebSocket) {
     let protocol = socket.protocol().cloned();
@@ -15,6 +18,25 @@ async fn handle(mut socket: WebSocket) {
     }
 }
 
-fn main() {
-    let _ = handle;
+// The check: a client that asks for the `chat` subprotocol gets it, sends a text for
+// `handle` to print, and has its Close 1000 answered with 1000: `handle` read on.
+#[path = "../support/loopback.rs"]
+mod loopback;
+use loopback::Client;
+use loopback::Message::Text;
+use tokio_tungstenite::tungstenite::ClientRequestBuilder;
+
+async fn upgrade(ws: WebSocketUpgrade) -> Response {
+    ws.protocols(["chat"]).on_upgrade(handle)
+}
+
+#[tokio::main]
+async fn main() {
+    let url = loopback::serve(Router::new().route("/ws", any(upgrade))).await;
+    let uri = url.parse().expect("a URI");
+    let request = ClientRequestBuilder::new(uri).with_sub_protocol("chat");
+    let (mut client, response) = Client::handshake(request).await;
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    client.send(Text("hello".into())).await;
+    assert_eq!(client.close().await, 1000);
 }

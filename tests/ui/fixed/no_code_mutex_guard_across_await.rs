@@ -9,7 +9,12 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ws::{Message, WebSocket};
 
 async fn count_and_echo(mut socket: WebSocket, count: Arc<Mutex<u64>>) {
-    while let Some(Ok(_message)) = socket.recv().await {
+    while let Some(Ok(message)) = socket.recv().await {
+        // Data only: tungstenite answers Pings, and after a Close the loop reads on
+        // until `recv` returns `None`, which is when the Close reply has gone out.
+        if !matches!(message, Message::Text(_) | Message::Binary(_)) {
+            continue;
+        }
         let total = {
             let mut total = count.lock().unwrap_or_else(|e| e.into_inner());
             *total += 1;
@@ -34,6 +39,30 @@ where
     tokio::spawn(task);
 }
 
-fn main() {
-    let _ = start;
+// The check: two clients share one count, each text is answered with the next
+// number (a Ping only with its Pong), and Close 1000 is answered with 1000.
+#[path = "../support/loopback.rs"]
+mod loopback;
+use loopback::Client;
+use loopback::Message::{Ping, Pong, Text};
+
+#[tokio::main]
+async fn main() {
+    let count = Arc::new(Mutex::new(0));
+    let url = loopback::serve_socket(move |socket| {
+        start(socket, count);
+        async {}
+    })
+    .await;
+    let mut first = Client::connect(&url).await;
+    let mut second = Client::connect(&url).await;
+    first.send(Text("a".into())).await;
+    assert_eq!(first.next().await, Text("message 1".into()));
+    second.send(Text("b".into())).await;
+    assert_eq!(second.next().await, Text("message 2".into()));
+    first.send(Ping("not counted".into())).await;
+    first.send(Text("c".into())).await;
+    assert_eq!(first.next().await, Pong("not counted".into()));
+    assert_eq!(first.next().await, Text("message 3".into()));
+    assert_eq!(first.close().await, 1000);
 }
