@@ -134,7 +134,8 @@ async fn follow(
                 if response.status().is_client_error() =>
             {
                 let (url, status) = (&args.url, response.status());
-                return Ended::Failed(format!("{url} refused the upgrade: {status}"));
+                let why = format!("{url} refused the upgrade: {status}");
+                return Ended::Failed(why);
             }
             Ok(Err(e)) => {
                 let url = &args.url;

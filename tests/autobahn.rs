@@ -1,6 +1,6 @@
-//! The Autobahn|Testsuite conformance cases against `01_echo` and `08_production
-//! --echo`, run by `kosoku` (a native runner of the Autobahn case files, from
-//! PyPI).
+//! The Autobahn|Testsuite conformance cases against `01_echo` and
+//! `08_production --echo`, run by `kosoku` (a native runner of the Autobahn case
+//! files, from PyPI).
 //!
 //! Needs `kosoku` on the PATH (or its path in `KOSOKU`), so it runs only with the
 //! `autobahn` feature: `cargo test --features autobahn --test autobahn`. CI

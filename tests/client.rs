@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 const CLIENT: &str = "06_client";
 const DASHBOARD: &str = "05_dashboard";
 
-/// True for a line the client prints for a reading: `sensor-N VALUE` (and maybe `
-/// ALERT`).
+/// True for a line the client prints for a reading: `sensor-N VALUE` (and maybe
+/// ` ALERT`).
 fn is_reading(line: &str) -> bool {
     let mut words = line.split(' ');
     let sensor = words.next().unwrap_or_default();

@@ -107,8 +107,8 @@ pub async fn close(
     expect_close(client).await
 }
 
-/// A message as one line of a transcript: `text "hello"`, `binary 00 01`, `close
-/// 1000 "bye"`.
+/// A message as one line of a transcript: `text "hello"`, `binary 00 01`,
+/// `close 1000 "bye"`.
 pub fn describe(message: &Message) -> String {
     let hex = |bytes: &[u8]| {
         bytes

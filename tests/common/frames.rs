@@ -20,8 +20,8 @@ pub fn upgrade_request(host: &str) -> String {
     upgrade_request_with(host, &[])
 }
 
-/// The opening handshake with extra header lines, such as `("Origin",
-/// "http://...")`.
+/// The opening handshake with extra header lines, such as
+/// `("Origin", "http://...")`.
 pub fn upgrade_request_with(host: &str, headers: &[(&str, &str)]) -> String {
     let extra: String = headers
         .iter()

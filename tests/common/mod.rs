@@ -1,5 +1,5 @@
-//! Drives the examples as a reader runs them: the real binary that `cargo run
-//! --example` builds, on `127.0.0.1:0`, talked to over loopback by a
+//! Drives the examples as a reader runs them: the real binary that
+//! `cargo run --example` builds, on `127.0.0.1:0`, talked to over loopback by a
 //! tokio-tungstenite client.
 //!
 //! Every wait here has a timeout, so a broken example fails a test instead of

@@ -1,14 +1,14 @@
 // E0382: the same socket moved into two tasks.
 //
-// What goes wrong: to read and write at the same time, a first attempt spawns a reader task
-// and a writer task, each with `async move`. The first `async move` takes the socket; the
-// second finds it gone.
+// What goes wrong: to read and write at the same time, a first attempt spawns a
+// reader task and a writer task, each with `async move`. The first `async move`
+// takes the socket; the second finds it gone.
 //
-// Why the compiler is right: a value has one owner. Two tasks that each owned the socket
-// could both drop it, or use it from two threads at once.
+// Why the compiler is right: a value has one owner. Two tasks that each owned the
+// socket could both drop it, or use it from two threads at once.
 //
-// The fix: this is what `split` is for. `StreamExt::split` turns the socket into a sink half
-// and a stream half, each with its own owner (lesson 02). See
+// The fix: this is what `split` is for. `StreamExt::split` turns the socket into
+// a sink half and a stream half, each with its own owner (lesson 02). See
 // tests/ui/fixed/e0382_socket_moved_into_two_tasks.rs.
 
 use std::time::Duration;

@@ -1,14 +1,15 @@
-// The fix for E0277: the handler takes `WebSocketUpgrade` and hands the socket on.
+// The fix for E0277: the handler takes `WebSocketUpgrade` and hands the socket
+// on.
 //
-// `WebSocketUpgrade` is an extractor: it checks the upgrade request. `on_upgrade` answers 101
-// and, once the connection is upgraded, runs the closure with the `WebSocket`. Put
-// `#[axum::debug_handler]` on a handler while you write it, and a wrong argument type is
-// reported on the argument. The failing version is
+// `WebSocketUpgrade` is an extractor: it checks the upgrade request. `on_upgrade`
+// answers 101 and, once the connection is upgraded, runs the closure with the
+// `WebSocket`. Put `#[axum::debug_handler]` on a handler while you write it, and
+// a wrong argument type is reported on the argument. The failing version is
 // tests/ui/fail/e0277_handler_takes_websocket.rs.
 //
-// The echo is lesson 01's: it sends back Text and Binary only (tungstenite answers
-// a Ping by itself), and after the peer's Close it keeps reading until `recv` returns
-// `None`, which is when the library's Close reply has gone out.
+// The echo is lesson 01's: it sends back Text and Binary only (tungstenite
+// answers a Ping by itself), and after the peer's Close it keeps reading until
+// `recv` returns `None`, which is when the library's Close reply has gone out.
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -27,7 +28,8 @@ async fn echo(mut socket: WebSocket) {
                     break;
                 }
             }
-            // After a Close, read on: the reply goes out, then `recv` returns `None`.
+            // After a Close, read on: the reply goes out, then `recv` returns
+            // `None`.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
         }
     }

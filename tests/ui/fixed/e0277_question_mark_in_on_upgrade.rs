@@ -1,13 +1,15 @@
-// The fix for E0277: `?` in a function that returns `Result`, and the error handled once.
+// The fix for E0277: `?` in a function that returns `Result`, and the error
+// handled once.
 //
-// The closure calls `echo` and logs its error, if any: that is the one place that decides
-// what a failed connection means. The failing version is
+// The closure calls `echo` and logs its error, if any: that is the one place that
+// decides what a failed connection means. The failing version is
 // tests/ui/fail/e0277_question_mark_in_on_upgrade.rs.
 //
-// A normal close is not an error. `echo` sends back Text and Binary only (tungstenite
-// answers a Ping by itself), and after the peer's Close it keeps reading until `recv`
-// returns `None`, which is when the library's Close reply has gone out. (Sending the
-// Close back instead fails, so `?` would end every normal close with an error.)
+// A normal close is not an error. `echo` sends back Text and Binary only
+// (tungstenite answers a Ping by itself), and after the peer's Close it keeps
+// reading until `recv` returns `None`, which is when the library's Close reply
+// has gone out. (Sending the Close back instead fails, so `?` would end every
+// normal close with an error.)
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -28,15 +30,17 @@ async fn echo(mut socket: WebSocket) -> Result<(), axum::Error> {
         let message = message?;
         match message {
             Message::Text(_) | Message::Binary(_) => socket.send(message).await?,
-            // After a Close, read on: the reply goes out, then `recv` returns `None`.
+            // After a Close, read on: the reply goes out, then `recv` returns
+            // `None`.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
         }
     }
     Ok(())
 }
 
-// The check: a client over loopback is greeted, gets its text back, exactly one Pong
-// for its Ping (and no echo of it), and Close 1000 in answer to its Close 1000.
+// The check: a client over loopback is greeted, gets its text back, exactly one
+// Pong for its Ping (and no echo of it), and Close 1000 in answer to its Close
+// 1000.
 #[path = "../support/loopback.rs"]
 mod loopback;
 use loopback::Client;

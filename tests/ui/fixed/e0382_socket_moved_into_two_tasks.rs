@@ -1,8 +1,9 @@
 // The fix for E0382: split the socket, and give each task its own half.
 //
-// The sink half writes and the stream half reads; each has one owner. Lesson 02 adds what a
-// real server also needs: a channel between the halves, and stopping one task when the other
-// ends. The failing version is tests/ui/fail/e0382_socket_moved_into_two_tasks.rs.
+// The sink half writes and the stream half reads; each has one owner. Lesson 02
+// adds what a real server also needs: a channel between the halves, and stopping
+// one task when the other ends. The failing version is
+// tests/ui/fail/e0382_socket_moved_into_two_tasks.rs.
 
 use std::time::Duration;
 
@@ -27,8 +28,8 @@ async fn handle(socket: WebSocket) {
     let _ = tokio::join!(reader, writer);
 }
 
-// The check: while the reader half waits for messages, the writer half's tick comes
-// through; and the reader reads on to the end of the close handshake.
+// The check: while the reader half waits for messages, the writer half's tick
+// comes through; and the reader reads on to the end of the close handshake.
 #[path = "../support/loopback.rs"]
 mod loopback;
 use loopback::Client;

@@ -1,9 +1,10 @@
 // The fix for E0499: one borrow at a time, or `select!`.
 //
-// Awaiting `send` first ends its borrow before `recv` starts. And when both must be waited
-// for at once, `tokio::select!` polls the branch futures together but runs a branch's body
-// only after dropping them all, so the body may use the socket mutably again. The failing
-// version is tests/ui/fail/e0499_send_while_recv_pending.rs.
+// Awaiting `send` first ends its borrow before `recv` starts. And when both must
+// be waited for at once, `tokio::select!` polls the branch futures together but
+// runs a branch's body only after dropping them all, so the body may use the
+// socket mutably again. The failing version is
+// tests/ui/fail/e0499_send_while_recv_pending.rs.
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 // The fix for E0502: own the value instead of borrowing it from the socket.
 //
-// `cloned()` turns the `Option<&HeaderValue>` into an `Option<HeaderValue>` that no longer
-// points into the socket, so `recv` may borrow the socket mutably. The failing version is
-// tests/ui/fail/e0502_protocol_held_across_recv.rs.
+// `cloned()` turns the `Option<&HeaderValue>` into an `Option<HeaderValue>` that
+// no longer points into the socket, so `recv` may borrow the socket mutably. The
+// failing version is tests/ui/fail/e0502_protocol_held_across_recv.rs.
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -18,8 +18,9 @@ async fn handle(mut socket: WebSocket) {
     }
 }
 
-// The check: a client that asks for the `chat` subprotocol gets it, sends a text for
-// `handle` to print, and has its Close 1000 answered with 1000: `handle` read on.
+// The check: a client that asks for the `chat` subprotocol gets it, sends a text
+// for `handle` to print, and has its Close 1000 answered with 1000: `handle` read
+// on.
 #[path = "../support/loopback.rs"]
 mod loopback;
 use loopback::Client;

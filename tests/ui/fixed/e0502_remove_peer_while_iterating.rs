@@ -1,7 +1,8 @@
 // The fix for E0502: `retain` walks the map and removes entries in one borrow.
 //
-// The closure says which peers to keep; the map does the iterating and the removing itself,
-// safely. The failing version is tests/ui/fail/e0502_remove_peer_while_iterating.rs.
+// The closure says which peers to keep; the map does the iterating and the
+// removing itself, safely. The failing version is
+// tests/ui/fail/e0502_remove_peer_while_iterating.rs.
 
 use std::collections::HashMap;
 
@@ -12,8 +13,8 @@ fn forget_disconnected(peers: &mut HashMap<u64, mpsc::Sender<Message>>) {
     peers.retain(|_id, peer| !peer.is_closed());
 }
 
-// The check: two clients connect and become peers 1 and 2; once the second has left,
-// the sweep forgets it and keeps the first.
+// The check: two clients connect and become peers 1 and 2; once the second has
+// left, the sweep forgets it and keeps the first.
 #[path = "../support/loopback.rs"]
 mod loopback;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,8 @@ use loopback::Message::Text;
 
 type Peers = Arc<Mutex<HashMap<u64, mpsc::Sender<Message>>>>;
 
-/// A peer stays in the map, its receiver open, for as long as its connection lasts.
+/// A peer stays in the map, its receiver open, for as long as its connection
+/// lasts.
 async fn join(mut socket: WebSocket, peers: Peers) {
     let (sender, _receiver) = mpsc::channel(1);
     let id = {

@@ -1,11 +1,12 @@
 // The fix for E0599: import the extension traits from the crate you depend on.
 //
-// `futures::StreamExt` provides `split` and `next`; `futures::SinkExt` provides `send` on the
-// sink half. The failing version is tests/ui/fail/e0599_split_without_streamext.rs.
+// `futures::StreamExt` provides `split` and `next`; `futures::SinkExt` provides
+// `send` on the sink half. The failing version is
+// tests/ui/fail/e0599_split_without_streamext.rs.
 //
-// The halves echo the way lesson 01 does: Text and Binary only (tungstenite answers a
-// Ping by itself), and after the peer's Close the stream half is read until it ends,
-// which is when the library's Close reply has gone out.
+// The halves echo the way lesson 01 does: Text and Binary only (tungstenite
+// answers a Ping by itself), and after the peer's Close the stream half is read
+// until it ends, which is when the library's Close reply has gone out.
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -19,7 +20,8 @@ async fn handle(socket: WebSocket) {
                     break;
                 }
             }
-            // After a Close, read on: the reply goes out, then `next` returns `None`.
+            // After a Close, read on: the reply goes out, then `next` returns
+            // `None`.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
         }
     }

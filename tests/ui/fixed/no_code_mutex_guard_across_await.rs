@@ -1,7 +1,7 @@
 // The fix: let the guard go before the `.await`.
 //
-// The block ends the guard's scope, so the lock is released, and the future holds only the
-// copied number across `send`. The failing version is
+// The block ends the guard's scope, so the lock is released, and the future holds
+// only the copied number across `send`. The failing version is
 // tests/ui/fail/no_code_mutex_guard_across_await.rs.
 
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,9 @@ use axum::extract::ws::{Message, WebSocket};
 
 async fn count_and_echo(mut socket: WebSocket, count: Arc<Mutex<u64>>) {
     while let Some(Ok(message)) = socket.recv().await {
-        // Data only: tungstenite answers Pings, and after a Close the loop reads on
-        // until `recv` returns `None`, which is when the Close reply has gone out.
+        // Data only: tungstenite answers Pings, and after a Close the loop reads
+        // on until `recv` returns `None`, which is when the Close reply has gone
+        // out.
         if !matches!(message, Message::Text(_) | Message::Binary(_)) {
             continue;
         }

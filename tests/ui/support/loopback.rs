@@ -1,8 +1,9 @@
-//! What the fixed twins in tests/ui/fixed use to run their fix: a server on a free
-//! port of 127.0.0.1, and a tokio-tungstenite client that connects to it over
-//! loopback. Every wait is bounded by `WAIT`, so that a broken fix fails the run
-//! instead of hanging it. A twin includes this file with
-//! `#[path = "../support/loopback.rs"] mod loopback;` and uses what it needs of it.
+//! What the fixed twins in tests/ui/fixed use to run their fix: a server on a
+//! free port of 127.0.0.1, and a tokio-tungstenite client that connects to it
+//! over loopback. Every wait is bounded by `WAIT`, so that a broken fix fails the
+//! run instead of hanging it. A twin includes this file with
+//! `#[path = "../support/loopback.rs"] mod loopback;` and uses what it needs of
+//! it.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -40,7 +41,8 @@ pub async fn serve(app: Router) -> String {
     format!("ws://{address}/ws")
 }
 
-/// Serves `handler` at `/ws`: each connection is upgraded and its socket handed to it.
+/// Serves `handler` at `/ws`: each connection is upgraded and its socket handed
+/// to it.
 pub async fn serve_socket<H, F>(handler: H) -> String
 where
     H: FnOnce(WebSocket) -> F + Clone + Send + Sync + 'static,
@@ -60,9 +62,12 @@ impl Client {
     }
 
     /// Connects, and also returns the server's handshake response.
-    pub async fn handshake(request: impl IntoClientRequest + Unpin) -> (Self, Response) {
+    pub async fn handshake(
+        request: impl IntoClientRequest + Unpin,
+    ) -> (Self, Response) {
         let connecting = tokio_tungstenite::connect_async(request);
-        let (ws, response) = within("handshake", connecting).await.expect("handshake");
+        let (ws, response) =
+            within("handshake", connecting).await.expect("handshake");
         (Client(ws), response)
     }
 
@@ -73,7 +78,8 @@ impl Client {
             .expect("send");
     }
 
-    /// The next message, Pings and Pongs included. Panics if the connection ends instead.
+    /// The next message, Pings and Pongs included. Panics if the connection ends
+    /// instead.
     pub async fn next(&mut self) -> Message {
         match within("message", self.0.next()).await {
             Some(Ok(message)) => message,
@@ -82,8 +88,9 @@ impl Client {
         }
     }
 
-    /// Sends Close 1000, reads until the connection ends, and returns the code of the
-    /// Close that came back: 1006, as a browser would report it, if none came.
+    /// Sends Close 1000, reads until the connection ends, and returns the code of
+    /// the Close that came back: 1006, as a browser would report it, if none
+    /// came.
     pub async fn close(mut self) -> u16 {
         let normal = CloseFrame {
             code: CloseCode::Normal,
