@@ -195,7 +195,7 @@ fn every_listing_has_a_caption_that_names_its_file_and_fits_on_a_page() {
         let lines: Vec<&str> = text.lines().collect();
         for include in includes(&chapter) {
             let file = include.target.canonicalize().expect("the file exists");
-            let file = file.strip_prefix(&root).expect("under the root");
+            let file = file.strip_prefix(root).expect("under the root");
             let name = file.display().to_string();
             let here = format!("{}: the listing of {name}", chapter.display());
             let anchored = include.selector.as_deref();
