@@ -96,10 +96,10 @@ impl Heartbeat {
     /// pong deadline while a ping is outstanding, else one `--pong-timeout`.
     ///
     /// A peer that stopped reading lets the socket's buffers fill, and then a
-    /// send never finishes. A loop waiting in that send polls nothing else, so
-    /// without this deadline the pong deadline would never fire, and the dead
-    /// peer would hold its connection until TCP gives up, some 15 minutes later
-    /// on Linux.
+    /// send does not finish. A loop waiting in that send polls nothing else, so
+    /// without this deadline the pong deadline would never fire, and the peer
+    /// would keep its connection: for ever if it is alive but not reading, some
+    /// 15 minutes (TCP's retransmission limit on Linux) if it has gone.
     pub async fn send(
         &self,
         socket: &mut impl Socket,
