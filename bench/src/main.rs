@@ -4,12 +4,14 @@
 //!     cargo run --release -p ws-bench            # the full run, about 15 minutes on 2 cores
 //!     cargo run --release -p ws-bench -- --quick # a short run, to see that it works
 //!
-//! Every scenario runs each server in turn, round after round (A B C A B C ...), so that a
-//! noisy machine moves them all alike; the report gives medians over the rounds. The table
-//! is printed and written to bench/results/latest.md, which the book includes.
+//! Every scenario runs each of its servers or settings in turn, round after round (A B C A B C
+//! ...), so that a noisy machine moves them all alike; the report gives medians over the
+//! rounds. The report is printed and written to bench/results/latest.md, which the book
+//! includes.
 
 mod load;
 mod process;
+mod proxy;
 mod report;
 mod scenario;
 mod stats;
@@ -51,9 +53,10 @@ pub struct Plan {
     pub idle_connections: usize,
     /// Subscribers: the fewer and the more.
     pub fan_out: [usize; 2],
-    /// How long the slow-consumer runs last.
+    /// How long the slow-consumer runs are measured (after `warm_up`, for which the stopped
+    /// client is already stopped too).
     pub slow_consumer: Duration,
-    /// How long the polling client follows the readings.
+    /// How long the polling clients follow the readings, in each run.
     pub polling: Duration,
 }
 
@@ -67,8 +70,8 @@ impl Plan {
                 measure: Duration::from_secs(1),
                 idle_connections: 1_000,
                 fan_out: [100, 1_000],
-                slow_consumer: Duration::from_secs(5),
-                polling: Duration::from_secs(5),
+                slow_consumer: Duration::from_secs(20),
+                polling: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -77,8 +80,8 @@ impl Plan {
                 measure: Duration::from_secs(5),
                 idle_connections: 10_000,
                 fan_out: [1_000, 10_000],
-                slow_consumer: Duration::from_secs(60),
-                polling: Duration::from_secs(20),
+                slow_consumer: Duration::from_secs(30),
+                polling: Duration::from_secs(10),
             }
         }
     }
@@ -109,6 +112,7 @@ async fn run(args: &Args) -> io::Result<()> {
     for scenario in chosen {
         report += &scenario.run(&binaries, &plan).await?;
     }
+    report += &report::footer();
 
     println!("{report}");
     if let Some(dir) = args.output.parent() {

@@ -2,6 +2,7 @@
 //! histograms, and the millisecond clock the readings carry.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
@@ -30,6 +31,11 @@ impl<K: Ord, R> Runs<K, R> {
         self.by_key.entry(key).or_default().push(run);
     }
 
+    /// Every round's run of `key`, in the order they ran.
+    pub fn all(&self, key: K) -> Vec<&R> {
+        self.by_key.get(&key).into_iter().flatten().collect()
+    }
+
     /// The median over the rounds of one measure (`field`) of `key`'s runs.
     pub fn median(&self, key: K, field: impl Fn(&R) -> f64) -> f64 {
         median(self.by_key.get(&key).into_iter().flatten().map(field))
@@ -47,4 +53,11 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A random number in [0, 1), different in every call: std's `RandomState` is seeded at
+/// random, so it serves where no more than an unpredictable phase is needed.
+pub fn random_fraction() -> f64 {
+    let bits = RandomState::new().hash_one(now_ms());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
