@@ -1,5 +1,6 @@
 //! The load generator's clients: idle connections, the closed-loop echo load, and
-//! subscribers that time the readings a server pushes. Several scenarios share them.
+//! subscribers that time the readings a server pushes. Several scenarios share
+//! them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -35,7 +36,8 @@ pub struct IdleMemory {
     pub resident_mib: f64,
 }
 
-/// Opens `n` connections to `server` that send and read nothing, and measures its memory.
+/// Opens `n` connections to `server` that send and read nothing, and measures its
+/// memory.
 pub async fn idle(server: &Server, n: usize) -> io::Result<IdleMemory> {
     let before = server.rss_kib();
     let conns = open(server.addr, n).await?;
@@ -63,8 +65,8 @@ pub struct EchoRun {
 }
 
 /// The echo load, after the `load_test` tools of fastwebsockets and uWebSockets:
-/// `connections` connections, one message of `size` bytes in flight on each, closed loop;
-/// `plan.warm_up`, then `plan.measure` counted.
+/// `connections` connections, one message of `size` bytes in flight on each,
+/// closed loop; `plan.warm_up`, then `plan.measure` counted.
 pub async fn echo(
     server: &Server,
     connections: usize,
@@ -125,15 +127,16 @@ pub async fn echo(
 /// What subscribers measured of the readings a server pushed to them all.
 #[derive(Clone, Copy)]
 pub struct FanOutRun {
-    /// The delay from a reading's creation to its arrival at the last client, in whole ms.
+    /// The delay from a reading's creation to its arrival at the last client, in
+    /// whole ms.
     pub p50_ms: f64,
     pub p99_ms: f64,
     /// Readings received, by all clients together.
     pub deliveries_per_s: f64,
 }
 
-/// Reads the readings (`{"type":"reading","seq":..,"at_ms":..}`) arriving on `conns`: `warm_up`
-/// ignored, then `measure` timed.
+/// Reads the readings (`{"type":"reading","seq":..,"at_ms":..}`) arriving on
+/// `conns`: `warm_up` ignored, then `measure` timed.
 pub async fn follow(
     conns: Vec<Conn>,
     warm_up: Duration,

@@ -1,15 +1,17 @@
-//! Benchmarks of the ws-lessons examples, side by side with peer servers, in one run on one
-//! machine, reported as ratios. Run from the repository's root:
+//! Benchmarks of the ws-lessons examples, side by side with peer servers, in one
+//! run on one machine, reported as ratios. Run from the repository's root:
 //!
-//!     cargo run --release -p ws-bench            # the full run, about 15 minutes on 2 cores
+//!     cargo run --release -p ws-bench            # the full run, about 20 minutes on 2 cores
 //!     cargo run --release -p ws-bench -- --quick # a short run, to see that it works
 //!
-//! Every scenario runs each server in turn, round after round (A B C A B C ...), so that a
-//! noisy machine moves them all alike; the report gives medians over the rounds. The table
-//! is printed and written to bench/results/latest.md, which the book includes.
+//! Every scenario runs each of its servers or settings in turn, round after round
+//! (A B C A B C ...), so that a noisy machine moves them all alike; the report
+//! gives medians over the rounds. The report is printed and written to
+//! bench/results/latest.md, which the book includes.
 
 mod load;
 mod process;
+mod proxy;
 mod report;
 mod scenario;
 mod stats;
@@ -22,10 +24,12 @@ use clap::Parser;
 use process::Binaries;
 use scenario::Scenario;
 
-/// Benchmarks of the ws-lessons examples beside peer servers; writes a Markdown report.
+/// Benchmarks of the ws-lessons examples beside peer servers; writes a Markdown
+/// report.
 #[derive(Parser)]
 struct Args {
-    /// Short measurements and few rounds: a smoke test of the benchmark, not a result
+    /// Short measurements and few rounds: a smoke test of the benchmark, not a
+    /// result
     #[arg(long)]
     quick: bool,
     /// Rounds per scenario (the report shows medians)
@@ -34,12 +38,14 @@ struct Args {
     /// Where to write the report
     #[arg(long, default_value = "bench/results/latest.md")]
     output: std::path::PathBuf,
-    /// Run only these scenarios (comma-separated); the report then has only their sections
+    /// Run only these scenarios (comma-separated); the report then has only their
+    /// sections
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
 }
 
-/// How many rounds, how long and how many connections: the full run's, or the quick run's.
+/// How many rounds, how long and how many connections: the full run's, or the
+/// quick run's.
 pub struct Plan {
     /// Rounds per scenario; the report gives medians over them.
     pub rounds: usize,
@@ -51,14 +57,16 @@ pub struct Plan {
     pub idle_connections: usize,
     /// Subscribers: the fewer and the more.
     pub fan_out: [usize; 2],
-    /// How long the slow-consumer runs last.
+    /// How long the slow-consumer runs are measured (after `warm_up`, for which
+    /// the stopped client is already stopped too).
     pub slow_consumer: Duration,
-    /// How long the polling client follows the readings.
+    /// How long the polling clients follow the readings, in each run.
     pub polling: Duration,
 }
 
 impl Plan {
-    /// The quick run's plan with `--quick`, else the full run's; `--rounds` overrides either.
+    /// The quick run's plan with `--quick`, else the full run's; `--rounds`
+    /// overrides either.
     fn new(args: &Args) -> Plan {
         if args.quick {
             Plan {
@@ -67,8 +75,8 @@ impl Plan {
                 measure: Duration::from_secs(1),
                 idle_connections: 1_000,
                 fan_out: [100, 1_000],
-                slow_consumer: Duration::from_secs(5),
-                polling: Duration::from_secs(5),
+                slow_consumer: Duration::from_secs(20),
+                polling: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -77,8 +85,8 @@ impl Plan {
                 measure: Duration::from_secs(5),
                 idle_connections: 10_000,
                 fan_out: [1_000, 10_000],
-                slow_consumer: Duration::from_secs(60),
-                polling: Duration::from_secs(20),
+                slow_consumer: Duration::from_secs(30),
+                polling: Duration::from_secs(10),
             }
         }
     }
@@ -95,7 +103,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Builds the programs, runs the chosen scenarios, prints the report and writes it.
+/// Builds the programs, runs the chosen scenarios, prints the report and writes
+/// it.
 async fn run(args: &Args) -> io::Result<()> {
     let plan = Plan::new(args);
     process::raise_open_file_limit();
@@ -109,6 +118,7 @@ async fn run(args: &Args) -> io::Result<()> {
     for scenario in chosen {
         report += &scenario.run(&binaries, &plan).await?;
     }
+    report += &report::footer();
 
     println!("{report}");
     if let Some(dir) = args.output.parent() {

@@ -1,5 +1,5 @@
-//! Building and starting the programs of a run: the servers under test, whose CPU time and
-//! memory it reads from /proc, and the idle client.
+//! Building and starting the programs of a run: the servers under test, whose CPU
+//! time and memory it reads from /proc, and the idle client.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,39 +9,72 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::task::JoinHandle;
 
 /// A program the bench has started, killed when dropped.
 pub struct Process {
     child: Child,
     pid: u32,
+    /// What it prints after its first line, for `next_line`.
+    stdout: Lines<BufReader<ChildStdout>>,
+    /// Reads its log (stderr), when started with `Log::Kept`; returns the lines.
+    log: Option<JoinHandle<Vec<String>>>,
 }
 
+/// What becomes of a program's log (stderr).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Log {
+    /// Thrown away, with `RUST_LOG=warn`.
+    Discarded,
+    /// Kept, with `RUST_LOG=info`, up to `MAX_LOG_LINES` lines: for scenarios
+    /// that check what a server says it did.
+    Kept,
+}
+
+/// The most log lines kept of one program.
+const MAX_LOG_LINES: usize = 10_000;
+
 impl Process {
-    /// Starts `binary args...` and waits, 30 s at most, for the first line it prints: a
-    /// server its address, a client that it is connected. Returns the process and the line.
+    /// Starts `binary args...` and waits, 30 s at most, for the first line it
+    /// prints: a server its address, a client that it is connected. Returns the
+    /// process and the line.
     pub async fn start(
         binary: &Path,
         args: &[&str],
     ) -> io::Result<(Process, String)> {
+        Process::start_with(binary, args, Log::Discarded).await
+    }
+
+    /// As `start`, with its log (stderr) discarded or kept.
+    pub async fn start_with(
+        binary: &Path,
+        args: &[&str],
+        log: Log,
+    ) -> io::Result<(Process, String)> {
         let name = binary.display();
+        let (level, stderr) = match log {
+            Log::Discarded => ("warn", Stdio::null()),
+            Log::Kept => ("info", Stdio::piped()),
+        };
         let mut child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| io::Error::other(format!("cannot start {name}: {e}")))?;
+        let log = child.stderr.take().map(keep_log);
         let stdout = child
             .stdout
             .take()
             .ok_or_else(|| io::Error::other("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
+        let mut stdout = BufReader::new(stdout).lines();
         let line =
-            tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
                 .await
                 .map_err(|_| {
                     io::Error::other(format!("{name} printed nothing in 30 s"))
@@ -54,19 +87,65 @@ impl Process {
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other(format!("{name} exited at once")))?;
-        Ok((Process { child, pid }, line))
+        Ok((
+            Process {
+                child,
+                pid,
+                stdout,
+                log,
+            },
+            line,
+        ))
     }
 
+    /// The next line it prints, if one comes `within` that time; None once it has
+    /// exited.
+    pub async fn next_line(&mut self, within: Duration) -> Option<String> {
+        match tokio::time::timeout(within, self.stdout.next_line()).await {
+            Ok(Ok(line)) => line,
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// Sends it `signal` (SIGSTOP, SIGCONT, SIGTERM); a process already gone is
+    /// no error.
     pub fn signal(&self, signal: Signal) {
         let _ = nix::sys::signal::kill(Pid::from_raw(self.pid as i32), signal);
     }
 
-    /// SIGTERM, and up to 5 s to exit (then SIGKILL, on drop).
-    pub async fn stop(mut self) {
+    /// SIGTERM, and up to 5 s to exit (then SIGKILL, on drop). Returns the lines
+    /// of its log (none unless started with `Log::Kept`).
+    pub async fn stop(mut self) -> Vec<String> {
         self.signal(Signal::SIGTERM);
         let _ =
             tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let Some(log) = self.log.take() else {
+            return Vec::new();
+        };
+        // The log ends when the program exits; a program that did not is killed
+        // on drop.
+        drop(self);
+        tokio::time::timeout(Duration::from_secs(5), log)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
     }
+}
+
+/// Reads a program's log until it ends (the program exits); returns the first
+/// `MAX_LOG_LINES` lines.
+fn keep_log(stderr: ChildStderr) -> JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut lines = Vec::new();
+        let mut log = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = log.next_line().await {
+            if lines.len() < MAX_LOG_LINES {
+                lines.push(line);
+            }
+        }
+        lines
+    })
 }
 
 /// A server under test, on a port of its choosing.
@@ -76,12 +155,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary 127.0.0.1:0 args...` and reads the address from the first line it
-    /// prints (`... ws://HOST:PORT/...` or `... http://HOST:PORT/...`).
+    /// Starts `binary 127.0.0.1:0 args...` and reads the address from the first
+    /// line it prints (`... ws://HOST:PORT/...` or `... http://HOST:PORT/...`).
     pub async fn start(binary: &Path, args: &[&str]) -> io::Result<Server> {
+        Server::start_with(binary, args, Log::Discarded).await
+    }
+
+    /// As `start`, with its log discarded or kept (`Server::stop` returns it).
+    pub async fn start_with(
+        binary: &Path,
+        args: &[&str],
+        log: Log,
+    ) -> io::Result<Server> {
         let args: Vec<&str> =
             ["127.0.0.1:0"].iter().chain(args).copied().collect();
-        let (process, line) = Process::start(binary, &args).await?;
+        let (process, line) = Process::start_with(binary, &args, log).await?;
         let addr = line
             .split("://")
             .nth(1)
@@ -101,7 +189,8 @@ impl Server {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid))
                 .unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may contain spaces.
+        // Fields after the command name, which is in parentheses and may contain
+        // spaces.
         let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
         let fields: Vec<&str> = after.split_whitespace().collect();
         let ticks: f64 = [11, 12]
@@ -127,13 +216,14 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Stops the server as `Process::stop` does.
-    pub async fn stop(self) {
-        self.process.stop().await;
+    /// Stops the server as `Process::stop` does; returns the lines of its log.
+    pub async fn stop(self) -> Vec<String> {
+        self.process.stop().await
     }
 }
 
-/// Many connections need many file descriptors, in this process and in the servers it starts.
+/// Many connections need many file descriptors, in this process and in the
+/// servers it starts.
 pub fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -141,14 +231,15 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// The release binaries: the examples of ws-lessons, and the programs of this crate (the
-/// peers and the idle client), built by cargo at the start of the run.
+/// The release binaries: the examples of ws-lessons, and the programs of this
+/// crate (the peers and the idle client), built by cargo at the start of the run.
 pub struct Binaries {
     dir: PathBuf,
 }
 
 impl Binaries {
-    /// Builds them with the cargo that runs this program, into its target directory.
+    /// Builds them with the cargo that runs this program, into its target
+    /// directory.
     pub fn build() -> io::Result<Binaries> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         for args in [

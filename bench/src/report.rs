@@ -1,21 +1,46 @@
-//! The report: Markdown, a heading and a sentence about the machine, then a section a
-//! scenario, each of paragraphs and tables.
+//! The report: Markdown, a heading and a sentence about the machine, then a
+//! section a scenario, each of paragraphs and tables.
 
 use std::fmt::Display;
 
 use crate::Plan;
 
-/// The report's opening: its title, the machine it ran on and how many rounds it took.
+/// The report's opening: its title, the machine it ran on, how busy it was, and
+/// how the rounds go.
 pub fn header(plan: &Plan) -> String {
+    let rounds = match plan.rounds {
+        1 => "1 round".to_owned(),
+        n => format!("{n} rounds"),
+    };
     format!(
-        "# Benchmark results\n\n{}\n\nMedians over {} rounds; servers interleaved in each round.\n\n",
+        "# Benchmark results\n\n{} Load average (1, 5, 15 min) when the run started: {}.\n\nEach scenario runs each of its servers or settings once a round, in turn (A B C A B C ...), for {rounds}; the tables give the medians over the rounds, and a cell that lists values lists every round's.\n\n",
         machine(),
-        plan.rounds
+        load_average()
     )
 }
 
-/// One line on the CPU, cores, memory, kernel and compiler: ratios from one machine are only
-/// comparable with ratios from a like one.
+/// The report's closing line: how busy the machine was when the run ended. Other
+/// programs on the machine slow every server alike, as the rounds interleave
+/// them, but they add noise.
+pub fn footer() -> String {
+    format!(
+        "Load average (1, 5, 15 min) when the run ended: {}.\n",
+        load_average()
+    )
+}
+
+/// The first three fields of /proc/loadavg, as `0.52, 0.58, 0.59`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line on the CPU, cores, memory, kernel and compiler: ratios from one
+/// machine are only comparable with ratios from a like one.
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -48,12 +73,14 @@ fn machine() -> String {
     )
 }
 
-/// One scenario's section: `## title`, then paragraphs and tables, a blank line after each.
+/// One scenario's section: `## title`, then paragraphs and tables, a blank line
+/// after each.
 pub struct Section {
     text: String,
 }
 
 impl Section {
+    /// A section headed `## title`, empty so far.
     pub fn new(title: &str) -> Section {
         Section {
             text: format!("## {title}\n\n"),

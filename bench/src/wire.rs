@@ -1,10 +1,11 @@
-//! A minimal WebSocket client for the load generator: the handshake and frames by hand, so
-//! that the client costs as little as possible and the same for every server under test.
+//! A minimal WebSocket client for the load generator: the handshake and frames by
+//! hand, so that the client costs as little as possible and the same for every
+//! server under test.
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// An open WebSocket connection, counting the bytes that cross it.
 pub struct Conn {
@@ -17,8 +18,27 @@ pub struct Conn {
 impl Conn {
     /// Connects to `ws://addr/ws` and completes the opening handshake.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
-        let mut tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
+        Conn::open_with(addr, None).await
+    }
+
+    /// As `open`, with the socket's receive buffer set to `receive_buffer` bytes
+    /// first (the kernel doubles it, and no longer grows it on its own): a client
+    /// that stops reading then holds little in its kernel, as a machine that went
+    /// to sleep holds nothing.
+    pub async fn open_with(
+        addr: SocketAddr,
+        receive_buffer: Option<u32>,
+    ) -> std::io::Result<Conn> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(bytes) = receive_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.set_nodelay(true)?;
+        let mut tcp = socket.connect(addr).await?;
         let request = format!(
             "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -47,7 +67,9 @@ impl Conn {
         self.tcp.write_all(frame).await
     }
 
-    /// Reads one (unmasked, server) frame; returns its opcode. The payload is in `payload()`.
+    /// Reads one (unmasked, server) frame; returns its opcode. The payload is in
+    /// `payload()`. A Ping is answered with its Pong at once, as a browser does,
+    /// and then returned.
     pub async fn read_frame(&mut self) -> std::io::Result<u8> {
         let mut head = [0u8; 2];
         self.tcp.read_exact(&mut head).await?;
@@ -69,7 +91,12 @@ impl Conn {
         self.payload.resize(length, 0);
         self.tcp.read_exact(&mut self.payload).await?;
         self.bytes_in += 2 + length as u64;
-        Ok(head[0] & 0x0F)
+        let opcode = head[0] & 0x0F;
+        if opcode == OPCODE_PING {
+            let pong = masked_frame(OPCODE_PONG, &self.payload);
+            self.write(&pong).await?;
+        }
+        Ok(opcode)
     }
 
     /// The payload of the frame `read_frame` read last.
@@ -77,6 +104,11 @@ impl Conn {
         &self.payload
     }
 }
+
+/// The opcode of a Ping frame, which `Conn::read_frame` answers.
+pub const OPCODE_PING: u8 = 0x9;
+/// The opcode of a Pong frame.
+pub const OPCODE_PONG: u8 = 0xA;
 
 /// A masked client frame (FIN set) with `opcode` and `payload`.
 pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -110,7 +142,8 @@ pub fn json_number(text: &[u8], key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Plain HTTP/1.1 GET on a kept-alive connection: returns the body; counts bytes both ways.
+/// Plain HTTP/1.1 GET on a kept-alive connection: returns the body; counts bytes
+/// both ways.
 pub struct Http {
     tcp: TcpStream,
     addr: SocketAddr,

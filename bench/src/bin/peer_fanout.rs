@@ -1,6 +1,7 @@
-//! Peer for the fan-out benchmark: a fastwebsockets server that produces readings at
-//! `--rate` per second, serializes each once, and writes the same buffer to every client.
-//! Usage: peer_fanout ADDR RATE; prints `listening on ws://ADDR/ws`.
+//! Peer for the fan-out benchmark: a fastwebsockets server that produces readings
+//! at `--rate` per second, serializes each once, and writes the same buffer to
+//! every client. Usage: peer_fanout ADDR RATE; prints
+//! `listening on ws://ADDR/ws`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use tokio::sync::broadcast;
 
-/// Writes every reading to one client; one that falls behind skips what it missed.
+/// Writes every reading to one client; one that falls behind skips what it
+/// missed.
 async fn feed(
     fut: upgrade::UpgradeFut,
     mut readings: broadcast::Receiver<Bytes>,

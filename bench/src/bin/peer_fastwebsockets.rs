@@ -1,6 +1,6 @@
-//! Peer: a fastwebsockets echo server, as in fastwebsockets' own `echo_server` example, on
-//! the same multi-threaded tokio runtime as the examples.
-//! Usage: peer_fastwebsockets [ADDR]; prints `listening on ws://ADDR/ws`.
+//! Peer: a fastwebsockets echo server, as in fastwebsockets' own `echo_server`
+//! example, on the same multi-threaded tokio runtime as the examples. Usage:
+//! peer_fastwebsockets [ADDR]; prints `listening on ws://ADDR/ws`.
 
 use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
 use http_body_util::Empty;

@@ -1,5 +1,6 @@
-//! Echo: messages per second, round-trip latency and the server's CPU time per message of
-//! `01_echo`, against the two echo peers, at three loads; then `01_echo`'s ratios to them.
+//! Echo: messages per second, round-trip latency and the server's CPU time per
+//! message of `01_echo`, against the two echo peers, at three loads; then
+//! `01_echo`'s ratios to them.
 
 use std::fmt;
 use std::io;
@@ -47,10 +48,12 @@ impl fmt::Display for EchoServer {
     }
 }
 
-/// (connections, message size in bytes): many small messages, more of them, few large ones.
+/// (connections, message size in bytes): many small messages, more of them, few
+/// large ones.
 const LOADS: [(usize, usize); 3] = [(100, 20), (1000, 20), (10, 16 * 1024)];
 
-/// Runs each load on every echo server; returns the section with the table and the ratios.
+/// Runs each load on every echo server; returns the section with the table and
+/// the ratios.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "load",

@@ -1,5 +1,6 @@
-//! Fan-out: the dashboard pushing readings to many subscribers, against a fastwebsockets
-//! server that serializes each reading once and writes the same buffer to every client.
+//! Fan-out: the dashboard pushing readings to many subscribers, against a
+//! fastwebsockets server that serializes each reading once and writes the same
+//! buffer to every client.
 
 use std::fmt;
 use std::io;
@@ -46,7 +47,8 @@ impl fmt::Display for FanOutServer {
     }
 }
 
-/// Runs both servers at three sizes (subscribers, readings per second); returns the section.
+/// Runs both servers at three sizes (subscribers, readings per second); returns
+/// the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut table = Table::new(&[
         "subscribers",

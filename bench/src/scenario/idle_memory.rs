@@ -1,5 +1,5 @@
-//! Idle memory: the resident memory of the echo servers with many connections that do
-//! nothing, which is what a server with many quiet clients pays for.
+//! Idle memory: the resident memory of the echo servers with many connections
+//! that do nothing, which is what a server with many quiet clients pays for.
 
 use super::echo::EchoServer;
 use super::interleaved;

@@ -1,4 +1,5 @@
-//! The scenarios, a module each; each runs its servers and returns its section of the report.
+//! The scenarios, a module each; each runs its servers and returns its section of
+//! the report.
 
 mod echo;
 mod fan_out;
@@ -53,8 +54,9 @@ impl Scenario {
     }
 }
 
-/// Runs `measure` on each of `servers` in turn, round after round (A B C A B C ...), so that
-/// a noisy machine moves them all alike. `what` names the measurement in the progress lines.
+/// Runs `measure` on each of `servers` in turn, round after round (A B C A B C
+/// ...), so that a noisy machine moves them all alike. `what` names the
+/// measurement in the progress lines.
 async fn interleaved<S, R>(
     plan: &Plan,
     what: &str,

@@ -1,19 +1,20 @@
-//! The read buffer: `08_production --echo` with three read buffer sizes, the memory an idle
-//! connection costs against the echo throughput of large messages, which a small buffer
-//! reads in more pieces.
+//! The read buffer: `08_production --echo` with three read buffer sizes, the
+//! memory an idle connection costs against the echo throughput of large messages,
+//! which a small buffer reads in more pieces.
 
 use std::io;
 
+use super::interleaved;
 use crate::Plan;
 use crate::load;
 use crate::process::{Binaries, Server};
 use crate::report::{Section, Table};
-use crate::stats::median;
 
 /// The sizes given to `--read-buffer`, as the report shows them.
 const SIZES: [&str; 3] = ["4KiB", "16KiB", "128KiB"];
 
-/// Measures `08_production` with each read buffer size in turn; returns the section.
+/// Measures `08_production` with each read buffer size in turn, round after
+/// round; returns the section.
 pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let n = plan.idle_connections.min(2_000);
     let mut table = Table::new(&[
@@ -21,8 +22,8 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         "memory per idle connection",
         "10 x 16 KiB messages/s",
     ]);
-    for size in SIZES {
-        let args = [
+    let args = |size| {
+        [
             "--no-auth",
             "--echo",
             "--rate-limit",
@@ -35,21 +36,23 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
             size,
             "--max-connections",
             "100000",
-        ];
-        let (mut memory, mut rates) = (Vec::new(), Vec::new());
-        for round in 1..=plan.rounds {
-            eprintln!("read buffer {size}, round {round}");
-            let server =
-                Server::start(&binaries.example("08_production"), &args).await?;
-            memory.push(load::idle(&server, n).await?.per_connection_bytes);
-            rates
-                .push(load::echo(&server, 10, 16 * 1024, plan).await?.per_second);
-            server.stop().await;
-        }
+        ]
+    };
+    let runs = interleaved(plan, "read buffer", &SIZES, async |size| {
+        let server =
+            Server::start(&binaries.example("08_production"), &args(size))
+                .await?;
+        let memory = load::idle(&server, n).await?.per_connection_bytes;
+        let rate = load::echo(&server, 10, 16 * 1024, plan).await?.per_second;
+        server.stop().await;
+        Ok((memory, rate))
+    })
+    .await?;
+    for size in SIZES {
         table.row(format_args!(
             "{size} | {:.1} KB | {:.0}",
-            median(memory) / 1000.0,
-            median(rates)
+            runs.median(size, |(memory, _)| *memory) / 1000.0,
+            runs.median(size, |(_, rate)| *rate)
         ));
     }
     let mut section =
