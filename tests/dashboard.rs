@@ -333,20 +333,8 @@ async fn a_silent_peer_is_dropped_by_the_heartbeat() {
 // ANCHOR: stuck_peer
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
-    // Pushing fast fills a stuck peer's buffers within a second; by then no ping
-    // is due, so only a deadline on the send itself can notice the dead peer.
-    let args = [
-        "--rate",
-        "50000",
-        "--ping-interval",
-        "2s",
-        "--pong-timeout",
-        "1s",
-    ];
-    let mut server = Server::start(EXAMPLE, &args).await;
-    // Dropped within interval + timeout, and a second of margin for a busy
-    // machine.
-    let bound = Duration::from_secs(2 + 1 + 1);
+    let mut server = Server::start(EXAMPLE, &Server::PUSHING_FAST).await;
+    let bound = Server::STUCK_PEER_BOUND;
     server.drops_a_stuck_peer_within(&[], bound).await;
 }
 // ANCHOR_END: stuck_peer

@@ -305,19 +305,10 @@ async fn fifty_clients_that_vanish_leave_the_gauge_at_zero_within_a_second() {
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
-    let args = [
-        "--token",
-        TOKEN,
-        "--rate",
-        "50000",
-        "--ping-interval",
-        "2s",
-        "--pong-timeout",
-        "1s",
-    ];
+    let args = [&["--token", TOKEN][..], &Server::PUSHING_FAST].concat();
     let mut server = Server::start(EXAMPLE, &args).await;
     let bearer = bearer();
-    let bound = Duration::from_secs(2 + 1 + 1);
+    let bound = Server::STUCK_PEER_BOUND;
     server
         .drops_a_stuck_peer_within(&[("Authorization", &bearer)], bound)
         .await;

@@ -162,6 +162,22 @@ impl Server {
     }
 
     // ANCHOR: stuck_peer_dropped
+    /// A dashboard's flags for the stuck-peer test: pushing this fast fills a
+    /// stuck peer's buffers within a second, before the first ping is due, so
+    /// only a deadline on the send itself can notice the dead peer.
+    pub const PUSHING_FAST: [&str; 6] = [
+        "--rate",
+        "50000",
+        "--ping-interval",
+        "2s",
+        "--pong-timeout",
+        "1s",
+    ];
+
+    /// Interval + timeout of [`Server::PUSHING_FAST`], and a second of margin
+    /// for a busy machine.
+    pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(2 + 1 + 1);
+
     /// Connects a [`stuck_peer`] (with extra header lines) while the server
     /// pushes, and checks that the server gives up on it within `bound`, and that
     /// it did so in a send that the full buffers had blocked: the trap this test
