@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{
     Client, Server, next_json, next_of, next_text, send_json, silent_peer,
 };
