@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -16,11 +16,13 @@ use crate::{NoOrigin, Policy};
 // ANCHOR: plain_get
 /// 426 for a request that does not ask for a WebSocket: a person who opens the
 /// URL in a browser learns what it is, before being asked for a token they would
-/// not need.
+/// not need. (Over HTTP/2 a WebSocket is a CONNECT without these headers, and
+/// `WebSocketUpgrade` checks it; it passes here.)
 pub async fn refuse_plain_requests(request: Request, next: Next) -> Response {
     let headers = request.headers();
     let upgrade = has_token(headers, header::UPGRADE, "websocket");
-    if !(upgrade && has_token(headers, header::CONNECTION, "upgrade")) {
+    let asks = upgrade && has_token(headers, header::CONNECTION, "upgrade");
+    if !asks && request.method() != Method::CONNECT {
         let headers = [
             (header::UPGRADE, "websocket"),
             (header::CONNECTION, "Upgrade"),
