@@ -8,7 +8,8 @@
 //! - a consistent start: a client subscribes to the channel and takes its
 //!   snapshot under the same lock, so it neither misses nor repeats a change;
 //! - a client that falls behind is resynchronised with a fresh snapshot that says
-//!   how many changes it missed, never silently dropped;
+//!   how many changes it missed, never silently dropped; one that stops reading
+//!   altogether is dropped by the heartbeat's send deadline (lesson 03);
 //! - requests on the same connection (`subscribe`, `unsubscribe`,
 //!   `set_threshold`), answered with `ack` or `error`; bad input never closes the
 //!   connection or touches other clients;
