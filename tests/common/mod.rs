@@ -29,12 +29,12 @@ pub use client::{
     next_text, send_json,
 };
 pub use frames::{
-    RFC_KEY, SilentPeer, close_code_after, masked_frame, raw_upgrade,
-    raw_upgrade_with, read_until_hangup, silent_peer, stuck_peer, unmasked_frame,
-    upgrade_request, upgrade_request_with,
+    close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
+    read_until_hangup, silent_peer, unmasked_frame, upgrade_request,
+    upgrade_request_with,
 };
 pub use http::{HttpResponse, http_get, http_post_form};
-pub use process::{Process, example_binary, run_to_exit};
+pub use process::{Process, run_to_exit};
 pub use server::Server;
 
 /// The bound on any single wait for the server: start-up, a reply, a close.
