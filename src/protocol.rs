@@ -18,10 +18,15 @@
 //!
 //! Sequence numbers (`seq`) count every change on the server, readings and
 //! thresholds alike, so a client can tell whether it missed one.
+//!
+//! Lesson 09's rooms add messages of their own, in [`rooms`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+pub mod rooms;
 
 /// The smallest and largest alert threshold a client may set.
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<f64> = -1000.0..=1000.0;
@@ -151,16 +156,22 @@ impl ClientMessage {
 
     /// Parses a text frame, with an error message fit to send back to the client.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => {
-                    format!("invalid JSON: {e}")
-                }
-                Category::Data => format!("invalid message: {e}"),
-            }
-        })
+        parse(text)
     }
+}
+
+/// Parses a client's text frame as `T`, with an error message fit to send back:
+/// `invalid JSON: …` or `invalid message: …`.
+pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                format!("invalid JSON: {e}")
+            }
+            Category::Data => format!("invalid message: {e}"),
+        }
+    })
 }
 
 impl ServerMessage {

@@ -3,10 +3,13 @@
 //! The values follow slow sine waves, so they look alive on a chart and are the
 //! same on every run: tests can rely on them without a random seed.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::protocol::{RECENT, Reading, SensorState};
 
 /// One value of one sensor, as the simulator produces it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +82,67 @@ impl Simulator {
             for _ in 0..pacer.due().await {
                 record(self.next_sample());
             }
+        }
+    }
+}
+
+/// What a server knows of one sensor: its latest value, its alert threshold, and
+/// its last [`RECENT`] values for a new page's charts.
+#[derive(Debug, Clone)]
+pub struct Sensor {
+    name: String,
+    value: Option<f64>,
+    threshold: f64,
+    /// Oldest first.
+    recent: VecDeque<f64>,
+}
+
+impl Sensor {
+    /// Sensor number `index` of the [`Simulator`] (from 0), called `name`, with
+    /// its default threshold and no reading yet.
+    pub fn new(index: usize, name: String) -> Self {
+        Self {
+            name,
+            value: None,
+            threshold: Simulator::default_threshold(index),
+            recent: VecDeque::with_capacity(RECENT),
+        }
+    }
+
+    /// The sensor's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Records a new value as change number `seq`, and returns the reading to
+    /// send.
+    pub fn record(&mut self, value: f64, seq: u64, at_ms: u64) -> Reading {
+        self.value = Some(value);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(value);
+        Reading {
+            seq,
+            sensor: self.name.clone(),
+            value,
+            alert: value > self.threshold,
+            at_ms,
+        }
+    }
+
+    /// Changes the alert threshold.
+    pub fn set_threshold(&mut self, threshold: f64) {
+        self.threshold = threshold;
+    }
+
+    /// The sensor as a snapshot shows it.
+    pub fn state(&self) -> SensorState {
+        SensorState {
+            sensor: self.name.clone(),
+            value: self.value,
+            threshold: self.threshold,
+            recent: self.recent.iter().copied().collect(),
         }
     }
 }

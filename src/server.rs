@@ -153,6 +153,31 @@ pub async fn finish_close(mut socket: impl Socket) {
 }
 // ANCHOR_END: finish_close
 
+// ANCHOR: ended
+/// Why a connection ended (lesson 05); [`end`] does what each case calls for.
+pub enum Ended {
+    /// The peer sent Close: finish the closing handshake.
+    PeerClosed,
+    /// The server is shutting down: say goodbye with 1001.
+    ShuttingDown,
+    /// Reading failed: a protocol error, or the connection broke.
+    Failed(axum::Error),
+    /// The peer is gone (no pong, a failed write, the stream ended):
+    /// nothing more can be said.
+    Gone,
+}
+
+/// Ends a connection the way `ended` calls for.
+pub async fn end(socket: impl Socket, ended: Ended) {
+    match ended {
+        Ended::PeerClosed => finish_close(socket).await,
+        Ended::ShuttingDown => going_away(socket).await,
+        Ended::Failed(e) => tracing::debug!("connection error: {e}"),
+        Ended::Gone => {}
+    }
+}
+// ANCHOR_END: ended
+
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or
 /// SIGTERM.

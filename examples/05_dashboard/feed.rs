@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::protocol::ServerMessage;
 use ws_lessons::sensor::Simulator;
+use ws_lessons::server::Ended;
 use ws_lessons::{Connections, Socket};
 
 use crate::heartbeat::{Beat, Heartbeat};
@@ -70,31 +71,6 @@ impl Feed {
 pub async fn page() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
-
-// ANCHOR: ended
-/// Why a connection ended; [`end`] does what each case calls for.
-pub enum Ended {
-    /// The peer sent Close: finish the closing handshake.
-    PeerClosed,
-    /// The server is shutting down: say goodbye with 1001.
-    ShuttingDown,
-    /// Reading failed: a protocol error, or the connection broke.
-    Failed(axum::Error),
-    /// The peer is gone (no pong, a failed write, the stream ended):
-    /// nothing more can be said.
-    Gone,
-}
-
-/// Ends a connection the way `ended` calls for.
-pub async fn end(socket: impl Socket, ended: Ended) {
-    match ended {
-        Ended::PeerClosed => ws_lessons::finish_close(socket).await,
-        Ended::ShuttingDown => ws_lessons::going_away(socket).await,
-        Ended::Failed(e) => tracing::debug!("connection error: {e}"),
-        Ended::Gone => {}
-    }
-}
-// ANCHOR_END: ended
 
 // ANCHOR: run
 /// Serves one client until its connection ends, and says why it ended.

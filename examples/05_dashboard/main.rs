@@ -87,6 +87,6 @@ async fn upgrade(ws: WebSocketUpgrade, State(feed): State<Feed>) -> Response {
 
 async fn handle(mut socket: WebSocket, feed: Feed) {
     let ended = feed::run(&mut socket, &feed).await;
-    feed::end(socket, ended).await;
+    ws_lessons::server::end(socket, ended).await;
 }
 // ANCHOR_END: upgrade

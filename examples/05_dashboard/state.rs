@@ -2,16 +2,14 @@
 //! changes that carries each change, serialized once, to every connection.
 //! Lesson 08 includes this file as it is.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use ws_lessons::protocol::{
-    ClientMessage, RECENT, Reading, SensorState, ServerMessage, THRESHOLD_RANGE,
-    unix_ms,
+    ClientMessage, ServerMessage, THRESHOLD_RANGE, unix_ms,
 };
-use ws_lessons::sensor::Simulator;
+use ws_lessons::sensor::Sensor;
 
 // ANCHOR: state
 /// The sensors, and the channel of changes to them.
@@ -20,19 +18,13 @@ pub struct Dashboard {
     changes: broadcast::Sender<Change>,
 }
 
+/// Each `Sensor` (in `src/sensor.rs`) holds its latest value, its threshold and
+/// its recent values, for a new page's charts.
 struct Sensors {
     /// The number of the last change; every reading and threshold change gets
     /// the next one.
     seq: u64,
     sensors: Vec<Sensor>,
-}
-
-struct Sensor {
-    name: String,
-    value: Option<f64>,
-    threshold: f64,
-    /// The last [`RECENT`] values, oldest first, for a new page's charts.
-    recent: VecDeque<f64>,
 }
 
 /// A change, serialized once: cloning it for a thousand clients clones a
@@ -111,17 +103,6 @@ impl Sensors {
     }
 }
 
-impl Sensor {
-    fn state(&self) -> SensorState {
-        SensorState {
-            sensor: self.name.clone(),
-            value: self.value,
-            threshold: self.threshold,
-            recent: self.recent.iter().copied().collect(),
-        }
-    }
-}
-
 impl Dashboard {
     /// A dashboard of the sensors called `names`, whose clients may fall `queue`
     /// changes behind (rounded up to a power of two by tokio) before they are
@@ -130,12 +111,7 @@ impl Dashboard {
         let sensors = names
             .iter()
             .enumerate()
-            .map(|(index, name)| Sensor {
-                name: name.clone(),
-                value: None,
-                threshold: Simulator::default_threshold(index),
-                recent: VecDeque::with_capacity(RECENT),
-            })
+            .map(|(index, name)| Sensor::new(index, name.clone()))
             .collect();
         let (changes, _) = broadcast::channel(queue.max(1));
         Self {
@@ -192,26 +168,15 @@ impl Dashboard {
     pub fn record_reading(&self, sensor: usize, value: f64) {
         let at_ms = unix_ms();
         self.publish(sensor, |state, seq| {
-            state.value = Some(value);
-            if state.recent.len() == RECENT {
-                state.recent.pop_front();
-            }
-            state.recent.push_back(value);
-            let reading = Reading {
-                seq,
-                sensor: state.name.clone(),
-                value,
-                alert: value > state.threshold,
-                at_ms,
-            };
+            let reading = state.record(value, seq, at_ms);
             (ServerMessage::Reading(reading), false)
         });
     }
 
     fn set_threshold(&self, sensor: usize, threshold: f64) {
         self.publish(sensor, |state, seq| {
-            state.threshold = threshold;
-            let sensor = state.name.clone();
+            state.set_threshold(threshold);
+            let sensor = state.name().to_owned();
             let change = ServerMessage::Threshold {
                 seq,
                 sensor,
@@ -223,7 +188,7 @@ impl Dashboard {
 
     /// The index of the sensor called `name`.
     fn find(&self, name: &str) -> Option<usize> {
-        self.lock().sensors.iter().position(|s| s.name == name)
+        self.lock().sensors.iter().position(|s| s.name() == name)
     }
 }
 
@@ -304,6 +269,8 @@ impl Dashboard {
 
 #[cfg(test)]
 mod tests {
+    use ws_lessons::protocol::RECENT;
+
     use super::*;
 
     fn one_sensor() -> Dashboard {

@@ -11,7 +11,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ws_lessons::{Connections, Socket};
 
-use crate::feed::Ended;
+use ws_lessons::server::Ended;
 
 // ANCHOR: rate_limit
 /// A socket whose incoming data messages pass a token bucket first. One message

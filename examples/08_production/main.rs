@@ -61,8 +61,9 @@ mod limits;
 mod login;
 // ANCHOR_END: modules
 
-use feed::{DashboardArgs, Ended, Feed};
+use feed::{DashboardArgs, Feed};
 use limits::RateLimited;
+use ws_lessons::server::Ended;
 
 // ANCHOR: args
 /// The sensor dashboard with origin checks, authentication, limits and proper
@@ -258,7 +259,7 @@ async fn run(socket: WebSocket, app: AppState, _slot: OwnedSemaphorePermit) {
             Some(frame) => limits::close_with(socket, frame).await,
             None => tracing::debug!("connection error: {error}"),
         },
-        ended => feed::end(socket, ended).await,
+        ended => ws_lessons::server::end(socket, ended).await,
     }
 }
 // ANCHOR_END: upgrade

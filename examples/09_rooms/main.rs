@@ -1,0 +1,185 @@
+//! Lesson 09: rooms, presence, and messages to one user across all their tabs.
+//!
+//! What it teaches, on top of lesson 05:
+//! - broadcast to some: each site is a room with its own `broadcast` channel,
+//!   so a connection wakes only for the rooms it is in, where lesson 05 wakes
+//!   every connection for every change and lets it filter;
+//! - a registry that does not leak: a room's channel is created by its first
+//!   join and dropped with its last member, under the lock that a join takes,
+//!   so a join never lands on a channel being removed (`rooms.rs`);
+//! - cleanup by `Drop`: a connection's rooms and its place among the users are
+//!   given back however it ends (`member.rs`, `users.rs`);
+//! - presence (who is in a room, each user once however many tabs) and a
+//!   notice to every open tab of one user (`users.rs`);
+//! - one loop that selects over a changing set of rooms with `StreamMap`, and
+//!   resynchronises a slow member room by room (`member.rs`, `session.rs`).
+//!
+//! A user names themself on the upgrade, `GET /ws?user=alice`. That is for the
+//! lesson only: a real server takes the identity from lesson 08's login.
+//!
+//! Try it:
+//!     cargo run --example 09_rooms   # then open http://127.0.0.1:3000/ twice
+//!     websocat 'ws://127.0.0.1:3000/ws?user=alice'
+//!         {"type":"join","room":"site-1"}
+//!         {"type":"notify","user":"bob","text":"hello"}
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{Html, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::sensor::Simulator;
+use ws_lessons::server::Stats;
+use ws_lessons::{Connections, ListenArgs};
+
+#[path = "../03_heartbeat/heartbeat.rs"]
+mod heartbeat;
+mod member;
+mod rooms;
+mod session;
+mod users;
+
+use rooms::Rooms;
+use session::Hub;
+use users::Users;
+
+/// Sensor dashboards by site: join a site's room to follow it, see who else
+/// is watching, and send a notice to another user.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Number of sites, each a room: site-1, site-2, and so on (--sensors
+    /// counts each site's sensors, --rate the readings of all sites together)
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    sites: u16,
+    #[command(flatten)]
+    sensors: SensorArgs,
+    /// How many messages a member may fall behind in a room before it is
+    /// resynchronised, rounded up to a power of two
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    queue: u32,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    ws_lessons::init_tracing();
+
+    let hub = Hub {
+        connections: Connections::new(),
+        rooms: start_sites(&args),
+        users: Arc::new(Users::default()),
+        heartbeat: args.heartbeat,
+    };
+    let connections = hub.connections.clone();
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/ws", any(upgrade))
+        .route("/stats", get(stats))
+        .with_state(hub);
+
+    ws_lessons::serve(args.listen.addr, app, connections).await
+}
+
+/// The rooms, with one simulator producing every site's readings, watched or
+/// not.
+fn start_sites(args: &Args) -> Arc<Rooms> {
+    let sites = usize::from(args.sites);
+    let sensors = usize::from(args.sensors.sensors);
+    let queue = ws_lessons::cli::broadcast_capacity(args.queue);
+    let rooms = Arc::new(Rooms::new(sites, sensors, queue));
+    let recorder = rooms.clone();
+    let simulator = Simulator::new(sites * sensors);
+    tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+        let (site, sensor) = (sample.index / sensors, sample.index % sensors);
+        recorder.record_reading(site, sensor, sample.value);
+    }));
+    rooms
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("rooms.html"))
+}
+
+// ANCHOR: upgrade
+/// `?user=NAME` on the upgrade request.
+#[derive(Deserialize)]
+struct Login {
+    user: UserName,
+}
+
+/// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`: checked as the query is
+/// parsed, so a bad name is refused with 400 before the upgrade.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct UserName(String);
+
+impl TryFrom<String> for UserName {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
+        if (1..=32).contains(&name.len()) && name.chars().all(allowed) {
+            Ok(Self(name))
+        } else {
+            Err("a user name is 1 to 32 characters of a-z, 0-9, _ and -")
+        }
+    }
+}
+
+async fn upgrade(
+    Query(login): Query<Login>,
+    ws: WebSocketUpgrade,
+    State(hub): State<Hub>,
+) -> Response {
+    let connections = hub.connections.clone();
+    // Small requests, and a small read buffer, as in lesson 05.
+    ws.max_frame_size(64 * 1024)
+        .max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| {
+            connections.track(handle(socket, hub, login.user))
+        })
+}
+
+async fn handle(mut socket: WebSocket, hub: Hub, UserName(user): UserName) {
+    let ended = session::run(&mut socket, &hub, &user).await;
+    ws_lessons::server::end(socket, ended).await;
+}
+// ANCHOR_END: upgrade
+
+/// What `GET /stats` reports here: lesson 05's gauges, and the registry's.
+#[derive(Serialize)]
+struct RoomStats {
+    #[serde(flatten)]
+    server: Stats,
+    /// Rooms with at least one member.
+    rooms: usize,
+    /// Distinct users connected.
+    users: usize,
+}
+
+async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
+    Json(RoomStats {
+        server: hub.connections.stats(),
+        rooms: hub.rooms.occupied(),
+        users: hub.users.count(),
+    })
+}
