@@ -65,9 +65,23 @@ impl Server {
         self.connect_with(&[]).await
     }
 
+    /// Opens a WebSocket to `path`, which may carry a query: `/ws?user=alice`.
+    pub async fn connect_to(&self, path: &str) -> Client {
+        self.connect_url_with(&format!("ws://{}{path}", self.addr), &[])
+            .await
+    }
+
     /// Opens a WebSocket to `/ws` with extra request headers, such as a token.
     pub async fn connect_with(&self, headers: &[(&str, &str)]) -> Client {
-        let mut request = self.ws_url().into_client_request().expect("a request");
+        self.connect_url_with(&self.ws_url(), headers).await
+    }
+
+    async fn connect_url_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Client {
+        let mut request = url.into_client_request().expect("a request");
         for (name, value) in headers {
             let name =
                 HeaderName::from_bytes(name.as_bytes()).expect("a header name");
@@ -87,6 +101,11 @@ impl Server {
     /// writes soon after it stops reading instead of soaking up megabytes in the
     /// kernel first.
     pub async fn connect_small_buffer(&self) -> Client {
+        self.connect_small_buffer_to("/ws").await
+    }
+
+    /// [`Server::connect_small_buffer`], to `path`.
+    pub async fn connect_small_buffer_to(&self, path: &str) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
         let tcp = timeout(WAIT, socket.connect(self.addr))
@@ -96,7 +115,7 @@ impl Server {
         let (client, _) = timeout(
             WAIT,
             tokio_tungstenite::client_async(
-                self.ws_url(),
+                format!("ws://{}{path}", self.addr),
                 MaybeTlsStream::Plain(tcp),
             ),
         )

@@ -1,0 +1,406 @@
+//! Lesson 09, `examples/09_rooms`: rooms, presence and notices, driven by
+//! tokio-tungstenite clients.
+
+mod common;
+
+use common::{Client, Server, WAIT, next_json, next_of, send_json};
+use futures::SinkExt;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const EXAMPLE: &str = "09_rooms";
+
+/// Opens a connection of `user`.
+async fn connect(server: &Server, user: &str) -> Client {
+    server.connect_to(&format!("/ws?user={user}")).await
+}
+
+/// Joins `room` and returns the snapshot that answers.
+async fn join(client: &mut Client, room: &str) -> Value {
+    send_json(client, json!({"type": "join", "room": room})).await;
+    let snapshot = next_of(client, "snapshot").await;
+    assert_eq!(snapshot["room"], room);
+    snapshot
+}
+
+/// The next `presence` message, as its list of users.
+async fn presence(client: &mut Client) -> Vec<String> {
+    let presence = next_of(client, "presence").await;
+    serde_json::from_value(presence["users"].clone()).expect("a list of names")
+}
+
+/// Sends `request` and returns the `error` that answers it.
+async fn error_for(client: &mut Client, request: Value) -> String {
+    send_json(client, request).await;
+    let error = next_of(client, "error").await;
+    error["message"].as_str().expect("a message").to_owned()
+}
+
+// ANCHOR: bad_names
+#[tokio::test]
+async fn a_bad_user_name_is_refused_before_the_upgrade() {
+    let server = Server::start(EXAMPLE, &[]).await;
+    let too_long = "a".repeat(33);
+    for query in [
+        "",
+        "?user=",
+        "?user=Alice",
+        "?user=al%20ice",
+        "?user=b%C3%A9",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([format!("?user={too_long}")])
+    {
+        let url = format!("ws://{}/ws{query}", server.addr);
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400, "for {query:?}");
+            }
+            other => panic!("{query:?} was not refused: {other:?}"),
+        }
+    }
+    // The longest name, with every kind of character allowed, is let in.
+    connect(&server, &format!("{}_0-9", "a".repeat(28))).await;
+}
+// ANCHOR_END: bad_names
+
+// ANCHOR: isolation
+#[tokio::test]
+async fn a_room_s_readings_reach_its_members_and_no_one_else() {
+    let args = ["--sites", "3", "--sensors", "2", "--rate", "300"];
+    let server = Server::start(EXAMPLE, &args).await;
+    let mut alice = connect(&server, "alice").await;
+    let mut bob = connect(&server, "bob").await;
+    let first = join(&mut alice, "site-1").await;
+    join(&mut bob, "site-2").await;
+    let sensors: Vec<&str> = first["sensors"]
+        .as_array()
+        .expect("a list of sensors")
+        .iter()
+        .map(|s| s["sensor"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(sensors, ["sensor-1", "sensor-2"], "each site's own sensors");
+
+    // Each room's changes are numbered by the room, without a gap.
+    for (client, room, after) in [
+        (&mut alice, "site-1", first["seq"].as_u64()),
+        (&mut bob, "site-2", None),
+    ] {
+        let mut last = after;
+        for _ in 0..30 {
+            let message = next_json(client).await;
+            if message["type"] != "reading" {
+                continue;
+            }
+            assert_eq!(message["room"], room, "a reading of another room");
+            let seq = message["seq"].as_u64().expect("a seq");
+            if let Some(last) = last {
+                assert_eq!(seq, last + 1, "a gap in {room}");
+            }
+            last = Some(seq);
+        }
+    }
+}
+// ANCHOR_END: isolation
+
+#[tokio::test]
+async fn a_connection_follows_several_rooms_and_leaves_one() {
+    let args = ["--sites", "3", "--sensors", "1", "--rate", "300"];
+    let server = Server::start(EXAMPLE, &args).await;
+    let mut alice = connect(&server, "alice").await;
+    join(&mut alice, "site-1").await;
+    join(&mut alice, "site-3").await;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 2 {
+        let reading = next_of(&mut alice, "reading").await;
+        let room = reading["room"].as_str().expect("a room").to_owned();
+        assert_ne!(room, "site-2");
+        seen.insert(room);
+    }
+    send_json(&mut alice, json!({"type": "leave", "room": "site-1"})).await;
+    let left = next_of(&mut alice, "left").await;
+    assert_eq!(left["room"], "site-1");
+    // Nothing of site-1 follows its `left`.
+    for _ in 0..50 {
+        let message = next_json(&mut alice).await;
+        assert_ne!(message["room"], "site-1", "after leaving: {message}");
+    }
+}
+
+// ANCHOR: presence
+#[tokio::test]
+async fn presence_lists_each_user_once_and_follows_leaves_and_disconnects() {
+    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let mut bob = connect(&server, "bob").await;
+    let mut alice = connect(&server, "alice").await;
+    let mut alice_too = connect(&server, "alice").await;
+    join(&mut bob, "site-1").await;
+    assert_eq!(presence(&mut bob).await, ["bob"]);
+    let snapshot = join(&mut alice, "site-1").await;
+    assert_eq!(snapshot["users"], json!(["alice", "bob"]));
+    assert_eq!(presence(&mut bob).await, ["alice", "bob"]);
+    join(&mut alice_too, "site-1").await;
+    assert_eq!(presence(&mut bob).await, ["alice", "bob"], "alice once");
+
+    // One of alice's tabs leaves: she is still there.
+    send_json(&mut alice, json!({"type": "leave", "room": "site-1"})).await;
+    assert_eq!(presence(&mut bob).await, ["alice", "bob"]);
+    // Her other tab disconnects without a word: now she is gone.
+    drop(alice_too);
+    assert_eq!(presence(&mut bob).await, ["bob"]);
+    let stats = server
+        .wait_for_stats("alice's tabs", |s| s["users"] == 2)
+        .await;
+    assert_eq!(stats["rooms"], 1);
+}
+// ANCHOR_END: presence
+
+// ANCHOR: notices
+#[tokio::test]
+async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
+    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let mut tabs = [
+        connect(&server, "alice").await,
+        connect(&server, "alice").await,
+    ];
+    let mut carol = connect(&server, "carol").await;
+    let mut bob = connect(&server, "bob").await;
+    let notice =
+        json!({"type": "notify", "user": "alice", "text": "look at site-2"});
+    send_json(&mut bob, notice).await;
+    let sent = next_of(&mut bob, "sent").await;
+    assert_eq!(sent, json!({"type": "sent", "to": "alice", "tabs": 2}));
+    for tab in &mut tabs {
+        let got = next_of(tab, "notice").await;
+        assert_eq!(
+            got,
+            json!({"type": "notice", "from": "bob", "text": "look at site-2"})
+        );
+    }
+    // The first notice carol gets is the one for her, not alice's.
+    let to_carol = json!({"type": "notify", "user": "carol", "text": "hi carol"});
+    send_json(&mut bob, to_carol).await;
+    assert_eq!(next_of(&mut carol, "notice").await["text"], "hi carol");
+
+    let nobody = json!({"type": "notify", "user": "dave", "text": "hi"});
+    let error = error_for(&mut carol, nobody).await;
+    assert_eq!(error, r#""dave" is not connected"#);
+}
+// ANCHOR_END: notices
+
+#[tokio::test]
+async fn a_notice_is_1_to_1000_characters() {
+    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let mut alice = connect(&server, "alice").await;
+    let longest = "é".repeat(1000);
+    let notify =
+        |text: &str| json!({"type": "notify", "user": "alice", "text": text});
+    send_json(&mut alice, notify(&longest)).await;
+    assert_eq!(
+        next_of(&mut alice, "notice").await["text"],
+        longest.as_str()
+    );
+    for text in ["", &"x".repeat(1001)] {
+        let error = error_for(&mut alice, notify(text)).await;
+        assert!(
+            error.starts_with("a notice is 1 to 1000 characters"),
+            "{error}"
+        );
+    }
+}
+
+// ANCHOR: bad_input
+#[tokio::test]
+async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
+    let args = ["--sites", "20", "--rate", "1"];
+    let server = Server::start(EXAMPLE, &args).await;
+    let mut alice = connect(&server, "alice").await;
+    let cases = [
+        (
+            json!({"type": "join", "room": "site-99"}),
+            "unknown room \"site-99\"",
+        ),
+        (
+            json!({"type": "leave", "room": "site-1"}),
+            "not in \"site-1\"",
+        ),
+        (
+            json!({"type": "dance"}),
+            "invalid message: unknown variant `dance`",
+        ),
+        (
+            json!({"type": "join"}),
+            "invalid message: missing field `room`",
+        ),
+        (
+            json!({"type": "join", "room": "site-1", "x": 1}),
+            "unknown field `x`",
+        ),
+    ];
+    for (request, expected) in cases {
+        let error = error_for(&mut alice, request).await;
+        assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+    }
+    alice.send(Message::text("{not json")).await.expect("send");
+    let error = next_of(&mut alice, "error").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("invalid JSON"))
+    );
+    alice.send(Message::binary(vec![1, 2])).await.expect("send");
+    next_of(&mut alice, "error").await;
+
+    for site in 1..=16 {
+        join(&mut alice, &format!("site-{site}")).await;
+    }
+    let again =
+        error_for(&mut alice, json!({"type": "join", "room": "site-3"})).await;
+    assert_eq!(again, "already in \"site-3\"");
+    let more =
+        error_for(&mut alice, json!({"type": "join", "room": "site-17"})).await;
+    assert!(more.contains("at most 16 rooms"), "{more}");
+    // Still usable: a leave and a join go through.
+    send_json(&mut alice, json!({"type": "leave", "room": "site-1"})).await;
+    next_of(&mut alice, "left").await;
+    join(&mut alice, "site-17").await;
+}
+// ANCHOR_END: bad_input
+
+// ANCHOR: no_leak
+#[tokio::test]
+async fn five_hundred_clients_coming_and_going_leave_nothing_behind() {
+    let args = ["--sites", "10", "--rate", "200"];
+    let server = Server::start(EXAMPLE, &args).await;
+    let idle = server.stats().await;
+    let clients = (0..500).map(|n| {
+        let server = &server;
+        async move {
+            let mut client = connect(server, &format!("user-{}", n % 50)).await;
+            let mut joined = Vec::new();
+            for _ in 0..rand::random_range(1..8) {
+                let room = format!("site-{}", rand::random_range(1..=10));
+                if joined.contains(&room) {
+                    send_json(
+                        &mut client,
+                        json!({"type": "leave", "room": room}),
+                    )
+                    .await;
+                    next_of(&mut client, "left").await;
+                    joined.retain(|r| *r != room);
+                } else {
+                    join(&mut client, &room).await;
+                    joined.push(room);
+                }
+            }
+            // Half close politely, half just vanish.
+            if n % 2 == 0 {
+                let _ = client.close(None).await;
+            }
+        }
+    });
+    tokio::time::timeout(WAIT * 3, futures::future::join_all(clients))
+        .await
+        .expect("500 clients in time");
+    let after = server
+        .wait_for_stats("everyone gone", |s| {
+            s["connections"] == 0 && s["rooms"] == 0 && s["users"] == 0
+        })
+        .await;
+    server
+        .wait_for_stats("the idle task count", |s| s["tasks"] == idle["tasks"])
+        .await;
+    assert_eq!(after["rooms"], 0);
+}
+// ANCHOR_END: no_leak
+
+// ANCHOR: resync
+#[tokio::test]
+async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
+    let args = ["--sites", "1", "--rate", "20000", "--queue", "2048"];
+    let server = Server::start(EXAMPLE, &args).await;
+    let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
+    let mut fast = connect(&server, "fast").await;
+    let snapshot = join(&mut slow, "site-1").await;
+    join(&mut fast, "site-1").await;
+
+    // While the slow member reads nothing, the fast one follows 60,000 changes.
+    next_of(&mut fast, "presence").await;
+    let mut last = None;
+    for _ in 0..60_000 {
+        let reading = next_json(&mut fast).await;
+        assert_eq!(reading["type"], "reading", "the fast one fell behind");
+        let seq = reading["seq"].as_u64().expect("a seq");
+        assert!(
+            last.is_none_or(|last| seq == last + 1),
+            "the fast one missed"
+        );
+        last = Some(seq);
+    }
+
+    let mut last = snapshot["seq"].as_u64().expect("a seq");
+    for _ in 0..1_000_000 {
+        let message = next_json(&mut slow).await;
+        let Some(seq) = message["seq"].as_u64() else {
+            continue; // a presence message: not a change
+        };
+        if message["type"] == "snapshot" {
+            assert_eq!(message["room"], "site-1");
+            assert_eq!(message["missed"], seq - last, "an exact count");
+            let next = next_of(&mut slow, "reading").await;
+            assert_eq!(next["seq"], seq + 1, "readings resume after it");
+            return;
+        }
+        if message["type"] == "reading" {
+            assert_eq!(seq, last + 1, "a gap without a snapshot");
+        }
+        last = seq;
+    }
+    panic!("the slow member was never resynchronised");
+}
+// ANCHOR_END: resync
+
+#[tokio::test]
+async fn the_new_messages_as_they_are_sent() {
+    let server = Server::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
+    let mut alice = connect(&server, "alice").await;
+    let mut frames = Vec::new();
+    send_json(&mut alice, json!({"type": "join", "room": "site-1"})).await;
+    frames.push(next_of(&mut alice, "snapshot").await);
+    frames.push(next_of(&mut alice, "presence").await);
+    send_json(
+        &mut alice,
+        json!({"type": "notify", "user": "alice", "text": "hi"}),
+    )
+    .await;
+    frames.push(next_of(&mut alice, "sent").await);
+    frames.push(next_of(&mut alice, "notice").await);
+    frames.push(next_of(&mut alice, "reading").await);
+    let leave = json!({"type": "leave", "room": "site-1"});
+    send_json(&mut alice, leave.clone()).await;
+    frames.push(next_of(&mut alice, "left").await);
+    send_json(&mut alice, leave).await;
+    frames.push(next_of(&mut alice, "error").await);
+    insta::assert_json_snapshot!(frames, {
+        "[].seq" => "[seq]",
+        "[].at_ms" => "[time]",
+        "[].value" => "[value]",
+        "[].sensor" => "[sensor]",
+        "[].alert" => "[alert]",
+        "[].sensors[].value" => "[value]",
+        "[].sensors[].recent" => "[recent]",
+    });
+}
+
+#[tokio::test]
+async fn sigterm_sends_1001_to_every_member() {
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut alice = connect(&server, "alice").await;
+    join(&mut alice, "site-1").await;
+    let bob = connect(&server, "bob").await;
+    server
+        .shut_down_with(Signal::SIGTERM, &mut [alice, bob])
+        .await;
+}
