@@ -51,7 +51,9 @@ impl Users {
             notices: entry.notices.subscribe(),
         }
     }
+    // ANCHOR_END: users
 
+    // ANCHOR: notify
     /// Hands a notice from `from` to every tab of `to`, and says how many.
     pub fn notify(
         &self,
@@ -62,23 +64,22 @@ impl Users {
         let length = text.chars().count();
         if length == 0 || length > NOTICE_MAX_CHARS {
             return Err(format!(
-                "a notice is 1 to {NOTICE_MAX_CHARS} characters; this one has {length}"
+                "a notice is 1 to {NOTICE_MAX_CHARS} characters; \
+                 this one has {length}"
             ));
         }
-        let users = self.lock();
-        let user = users
-            .get(to)
-            .ok_or_else(|| format!("{to:?} is not connected"))?;
         let notice = RoomMessage::Notice {
             from: from.to_owned(),
             text: text.to_owned(),
         };
+        let json: Utf8Bytes = notice.to_json().into();
+        let not_connected = || format!("{to:?} is not connected");
+        let users = self.lock();
+        let user = users.get(to).ok_or_else(not_connected)?;
         // Never blocks: a tab that does not read falls behind on its own.
-        user.notices
-            .send(notice.to_json().into())
-            .map_err(|_| format!("{to:?} is not connected"))
+        user.notices.send(json).map_err(|_| not_connected())
     }
-    // ANCHOR_END: users
+    // ANCHOR_END: notify
 
     /// How many distinct users are connected.
     pub fn count(&self) -> usize {
