@@ -30,7 +30,7 @@ pub struct HeartbeatArgs {
 /// The simulated sensors' flags, shared by the dashboard lessons (05, 07, 08).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SensorArgs {
-    /// Number of simulated sensors
+    /// Number of simulated sensors (of each site, where there are sites)
     #[arg(
         long,
         default_value_t = 4,
