@@ -1,6 +1,6 @@
-//! The dashboard page in a real headless Chromium, driven through chromedriver
-//! (WebDriver) by fantoccini: live values, a command sent from the page, and
-//! reconnection.
+//! The pages in a real headless Chromium, driven through chromedriver (WebDriver)
+//! by fantoccini: the dashboard's live values, a command sent from the page, and
+//! reconnection; the rooms page's presence and notices between two users.
 //!
 //! Needs `chromium` and `chromedriver` on the machine, so it runs only with the
 //! `browser` feature: `cargo test --features browser --test browser`. CI always
@@ -10,6 +10,7 @@
 mod common;
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Server, WAIT, next_of};
@@ -18,22 +19,46 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, MutexGuard};
 
-/// chromedriver on a free loopback port, and the directory of the browser's
-/// profile.
+/// One test drives a browser at a time: two Chromiums at once on a two-core
+/// machine can starve the dashboard page long enough to miss its 300 ms pong.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// chromedriver on a free loopback port, and the directory of the browsers'
+/// profiles (one each: a profile is locked by the browser that uses it).
 struct Driver {
     _process: Child,
+    port: u16,
     url: String,
     profile: std::path::PathBuf,
+    sessions: AtomicUsize,
+    /// Dropped last, after chromedriver is gone.
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // A test that failed never closed its sessions, and chromedriver killed
+        // on drop would leave their browsers running: its /shutdown quits them.
+        let _ = shutdown(self.port);
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
+/// `GET /shutdown` to chromedriver, blocking (it runs in `drop`).
+fn shutdown(port: u16) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(WAIT))?;
+    let request = "GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                   Connection: close\r\n\r\n";
+    tcp.write_all(request.as_bytes())?;
+    tcp.read_to_end(&mut Vec::new()).map(drop)
+}
+
 async fn start_driver() -> Driver {
+    let turn = ONE_AT_A_TIME.lock().await;
     // Ask the system for a free port, then hand it to chromedriver.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -63,12 +88,17 @@ async fn start_driver() -> Driver {
         .join(format!("ws-lessons-chromium-{}-{port}", std::process::id()));
     Driver {
         _process: process,
+        port,
         url: format!("http://127.0.0.1:{port}"),
         profile,
+        sessions: AtomicUsize::new(0),
+        _turn: turn,
     }
 }
 
 async fn open_browser(driver: &Driver) -> Client {
+    let session = driver.sessions.fetch_add(1, Ordering::Relaxed);
+    let profile = driver.profile.join(session.to_string());
     let mut capabilities = serde_json::Map::new();
     let arguments = [
         "--headless=new".to_owned(),
@@ -78,7 +108,7 @@ async fn open_browser(driver: &Driver) -> Client {
         "--disable-background-networking".to_owned(),
         "--disable-component-update".to_owned(),
         "--no-first-run".to_owned(),
-        format!("--user-data-dir={}", driver.profile.display()),
+        format!("--user-data-dir={}", profile.display()),
     ];
     capabilities.insert(
         "goog:chromeOptions".to_owned(),
@@ -115,6 +145,31 @@ async fn text_of(browser: &Client, xpath: &str) -> String {
         .text()
         .await
         .expect("its text")
+}
+
+async fn click(browser: &Client, xpath: &str) {
+    browser
+        .find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath} to click: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{xpath} does not take a click: {e}"));
+}
+
+async fn type_into(browser: &Client, xpath: &str, text: &str) {
+    let input = browser
+        .find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath} to type into: {e}"));
+    input.clear().await.expect("the input clears");
+    input.send_keys(text).await.expect("the input takes keys");
+}
+
+/// How many elements match `xpath` now, without waiting.
+async fn count(browser: &Client, xpath: &str) -> usize {
+    let found = browser.find_all(Locator::XPath(xpath)).await;
+    found.expect("a search").len()
 }
 
 /// An XPath that matches a sensor's card when its threshold reads `value`.
@@ -245,3 +300,111 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
     browser.close().await.expect("the session closes");
 }
 // ANCHOR_END: browser_reconnect
+
+/// The rooms page (lesson 09) of `user`, connected, with site-1 joined.
+async fn rooms_page_of(driver: &Driver, addr: &str, user: &str) -> Client {
+    let browser = open_browser(driver).await;
+    browser
+        .set_window_size(1100, 720)
+        .await
+        .expect("a window size");
+    let page = format!("http://{addr}/");
+    browser.goto(&page).await.expect("the page loads");
+    type_into(&browser, "//input[@id='user']", user).await;
+    click(&browser, "//button[@id='connect']").await;
+    let status = format!("//span[@id='status' and text()='connected as {user}']");
+    wait_for(&browser, &status).await;
+    click(&browser, &join_button("site-1")).await;
+    wait_for(&browser, &presence_line("site-1")).await;
+    browser
+}
+
+fn join_button(site: &str) -> String {
+    format!(
+        "//span[@data-site='{site}']/button[text()='Join' and not(@disabled)]"
+    )
+}
+
+fn leave_button(site: &str) -> String {
+    format!(
+        "//span[@data-site='{site}']/button[text()='Leave' and not(@disabled)]"
+    )
+}
+
+/// The list of who is watching, on the room's card.
+fn presence_line(room: &str) -> String {
+    format!("//section[@data-room='{room}']//span[@class='presence']")
+}
+
+/// The list of who is watching, when it reads `users`.
+fn presence(room: &str, users: &str) -> String {
+    format!("{}[text()='{users}']", presence_line(room))
+}
+
+const NOTICES: &str = "//ul[@id='notices']/li";
+
+#[tokio::test]
+async fn the_rooms_page_shows_presence_and_notices_between_two_users() {
+    // Readings often enough that every sensor of site-1 has a value soon.
+    let server = Server::start("09_rooms", &["--rate", "60"]).await;
+    let addr = server.addr.to_string();
+    let driver = start_driver().await;
+
+    // A name the server would refuse with a 400, which a page cannot see: the
+    // page says so itself, and does not try.
+    let alice = open_browser(&driver).await;
+    alice
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("the page loads");
+    type_into(&alice, "//input[@id='user']", "Alice!").await;
+    click(&alice, "//button[@id='connect']").await;
+    wait_for(
+        &alice,
+        "//span[@id='status' and starts-with(text(), 'a name is')]",
+    )
+    .await;
+    alice.close().await.expect("the session closes");
+
+    // Both join site-1, alice first: her page learns of bob from a presence
+    // message, his from his snapshot.
+    let alice = rooms_page_of(&driver, &addr, "alice").await;
+    let bob = rooms_page_of(&driver, &addr, "bob").await;
+    wait_for(&alice, &presence("site-1", "alice, bob")).await;
+    wait_for(&bob, &presence("site-1", "alice, bob")).await;
+    let value = "//section[@data-room='site-1']//tr[@data-sensor='sensor-1']\
+                 /td[@class='value' and text()!='–']";
+    wait_for(&alice, value).await;
+
+    // A notice from bob reaches alice's page, and bob's page has the server's
+    // word that it did; it is not among bob's own notices.
+    type_into(&bob, "//input[@id='to']", "alice").await;
+    type_into(&bob, "//input[@id='text']", "the pump at site 1 is back").await;
+    click(&bob, "//form[@id='notify']//button").await;
+    let notice = "//ul[@id='notices']/li[span[@class='from' and text()='bob']\
+                  and contains(., 'the pump at site 1 is back')]";
+    wait_for(&alice, notice).await;
+    let sent = "//ul[@id='log']/li[contains(., \
+                'notice delivered to alice (open tabs: 1)')]";
+    wait_for(&bob, sent).await;
+    assert_eq!(count(&alice, NOTICES).await, 1);
+
+    // A picture for people, next to the build's other output.
+    if let Ok(png) = alice.screenshot().await {
+        let path = env!("CARGO_TARGET_TMPDIR").to_owned() + "/rooms.png";
+        let _ = std::fs::write(path, png);
+    }
+
+    // Alice leaves: her card goes, her Join button comes back, and bob's page
+    // shows him alone.
+    click(&alice, &leave_button("site-1")).await;
+    wait_for(&alice, &join_button("site-1")).await;
+    assert_eq!(count(&alice, "//section[@data-room='site-1']").await, 0);
+    wait_for(&bob, &presence("site-1", "bob")).await;
+    // Checked this late so that a notice wrongly sent to bob as well would
+    // have arrived by now.
+    assert_eq!(count(&bob, NOTICES).await, 0, "bob got his own notice");
+
+    alice.close().await.expect("the session closes");
+    bob.close().await.expect("the session closes");
+}
