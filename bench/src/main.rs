@@ -1,7 +1,7 @@
 //! Benchmarks of the ws-lessons examples, side by side with peer servers, in one
 //! run on one machine, reported as ratios. Run from the repository's root:
 //!
-//!     cargo run --release -p ws-bench            # the full run, about 20 minutes on 2 cores
+//!     cargo run --release -p ws-bench            # the full run, about 23 minutes on 2 cores
 //!     cargo run --release -p ws-bench -- --quick # a short run, to see that it works
 //!
 //! Every scenario runs each of its servers or settings in turn, round after round
@@ -62,6 +62,11 @@ pub struct Plan {
     pub slow_consumer: Duration,
     /// How long the polling clients follow the readings, in each run.
     pub polling: Duration,
+    /// Clients of the rooms scenario, spread over its 100 rooms (or sensors).
+    pub rooms_clients: usize,
+    /// How long the rooms scenario is measured, once its clients are set up and
+    /// warmed up.
+    pub rooms_measure: Duration,
 }
 
 impl Plan {
@@ -77,6 +82,8 @@ impl Plan {
                 fan_out: [100, 1_000],
                 slow_consumer: Duration::from_secs(20),
                 polling: Duration::from_secs(3),
+                rooms_clients: 1_000,
+                rooms_measure: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -87,6 +94,8 @@ impl Plan {
                 fan_out: [1_000, 10_000],
                 slow_consumer: Duration::from_secs(30),
                 polling: Duration::from_secs(10),
+                rooms_clients: 10_000,
+                rooms_measure: Duration::from_secs(20),
             }
         }
     }

@@ -21,12 +21,30 @@ impl Conn {
         Conn::open_with(addr, None).await
     }
 
+    /// As `open`, to `ws://addr` + `path` (such as `/ws?user=alice`).
+    pub async fn open_path(
+        addr: SocketAddr,
+        path: &str,
+    ) -> std::io::Result<Conn> {
+        Conn::connect(addr, path, None).await
+    }
+
     /// As `open`, with the socket's receive buffer set to `receive_buffer` bytes
     /// first (the kernel doubles it, and no longer grows it on its own): a client
     /// that stops reading then holds little in its kernel, as a machine that went
     /// to sleep holds nothing.
     pub async fn open_with(
         addr: SocketAddr,
+        receive_buffer: Option<u32>,
+    ) -> std::io::Result<Conn> {
+        Conn::connect(addr, "/ws", receive_buffer).await
+    }
+
+    /// Connects to `ws://addr` + `path`, with the receive buffer set first if
+    /// asked, and completes the opening handshake.
+    async fn connect(
+        addr: SocketAddr,
+        path: &str,
         receive_buffer: Option<u32>,
     ) -> std::io::Result<Conn> {
         let socket = if addr.is_ipv4() {
@@ -40,7 +58,7 @@ impl Conn {
         socket.set_nodelay(true)?;
         let mut tcp = socket.connect(addr).await?;
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         tcp.write_all(request.as_bytes()).await?;
@@ -105,6 +123,10 @@ impl Conn {
     }
 }
 
+/// The opcode of a text frame, which carries the examples' JSON messages.
+pub const OPCODE_TEXT: u8 = 0x1;
+/// The opcode of a Close frame.
+pub const OPCODE_CLOSE: u8 = 0x8;
 /// The opcode of a Ping frame, which `Conn::read_frame` answers.
 pub const OPCODE_PING: u8 = 0x9;
 /// The opcode of a Pong frame.

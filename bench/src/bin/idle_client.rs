@@ -12,10 +12,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use ws_bench::wire::{Conn, json_number};
-
-/// The opcode of a text frame, which carries the dashboard's messages.
-const OPCODE_TEXT: u8 = 0x1;
+use ws_bench::wire::{Conn, OPCODE_TEXT, json_number};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

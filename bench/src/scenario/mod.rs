@@ -6,6 +6,7 @@ mod fan_out;
 mod idle_memory;
 mod polling;
 mod read_buffer;
+mod rooms;
 mod slow_consumer;
 
 use std::fmt::Display;
@@ -24,17 +25,19 @@ pub enum Scenario {
     FanOut,
     SlowConsumer,
     Polling,
+    Rooms,
 }
 
 impl Scenario {
     /// Every scenario, in the order of the report's sections.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Echo,
         Scenario::IdleMemory,
         Scenario::ReadBuffer,
         Scenario::FanOut,
         Scenario::SlowConsumer,
         Scenario::Polling,
+        Scenario::Rooms,
     ];
 
     /// Runs the scenario; returns its section of the report.
@@ -50,6 +53,7 @@ impl Scenario {
             Scenario::FanOut => fan_out::run(binaries, plan).await,
             Scenario::SlowConsumer => slow_consumer::run(binaries, plan).await,
             Scenario::Polling => polling::run(binaries, plan).await,
+            Scenario::Rooms => rooms::run(binaries, plan).await,
         }
     }
 }
