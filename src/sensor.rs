@@ -109,6 +109,20 @@ impl Sensor {
         }
     }
 
+    /// A sensor as a snapshot showed it (lesson 10 loads them from Redis).
+    pub fn from_state(state: SensorState) -> Self {
+        let mut recent: VecDeque<f64> = state.recent.into();
+        while recent.len() > RECENT {
+            recent.pop_front();
+        }
+        Self {
+            name: state.sensor,
+            value: state.value,
+            threshold: state.threshold,
+            recent,
+        }
+    }
+
     /// The sensor's name.
     pub fn name(&self) -> &str {
         &self.name

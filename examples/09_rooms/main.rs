@@ -43,6 +43,7 @@ mod heartbeat;
 mod member;
 mod rooms;
 mod session;
+mod site;
 mod users;
 
 use rooms::Rooms;
@@ -73,6 +74,14 @@ struct Args {
         value_parser = clap::value_parser!(u32).range(1..=100_000)
     )]
     queue: u32,
+    /// How many of each room's last changes are kept for clients that rejoin
+    /// with `after`
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    history: u32,
     #[command(flatten)]
     heartbeat: HeartbeatArgs,
 }
@@ -104,7 +113,8 @@ fn start_sites(args: &Args) -> Arc<Rooms> {
     let sites = usize::from(args.sites);
     let sensors = usize::from(args.sensors.sensors);
     let queue = ws_lessons::cli::broadcast_capacity(args.queue);
-    let rooms = Arc::new(Rooms::new(sites, sensors, queue));
+    let history = args.history as usize;
+    let rooms = Arc::new(Rooms::new(sites, sensors, history, queue));
     let recorder = rooms.clone();
     let simulator = Simulator::new(sites * sensors);
     tokio::spawn(simulator.run(args.sensors.rate, move |sample| {

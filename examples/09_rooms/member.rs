@@ -11,7 +11,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use ws_lessons::protocol::rooms::RoomMessage;
 
-use crate::rooms::{Entry, Event, RoomId, Rooms};
+use crate::rooms::{Entry, Event, EventKind, RoomId, Rooms};
 
 /// The most rooms one connection may be in at once.
 pub const MAX_ROOMS: usize = 16;
@@ -48,8 +48,13 @@ impl Member {
         }
     }
 
-    /// Joins the room called `name`, and returns its snapshot.
-    pub fn join(&mut self, name: &str) -> Result<Utf8Bytes, String> {
+    /// Joins the room called `name`, and returns what to send first: its
+    /// snapshot, or `joined` and the changes after `after`.
+    pub fn join(
+        &mut self,
+        name: &str,
+        after: Option<u64>,
+    ) -> Result<Vec<Utf8Bytes>, String> {
         let room = self.find(name)?;
         if self.joined.contains_key(&room) {
             return Err(format!("already in {name:?}"));
@@ -59,8 +64,17 @@ impl Member {
                 "a connection may be in at most {MAX_ROOMS} rooms; leave one first"
             ));
         }
-        let entry = self.rooms.join(room, &self.user);
+        let entry = self.rooms.join(room, &self.user, after);
         Ok(self.follow(room, entry))
+    }
+
+    /// The room called `name`, if this connection is in it.
+    pub fn room(&self, name: &str) -> Result<RoomId, String> {
+        let room = self.find(name)?;
+        match self.joined.contains_key(&room) {
+            true => Ok(room),
+            false => Err(format!("not in {name:?}")),
+        }
     }
 
     /// Leaves the room called `name`, and returns the `left` message.
@@ -80,21 +94,35 @@ impl Member {
     // ANCHOR: next
     /// The next message from any room this connection is in; pending while it
     /// is in none. Cancel safe: nothing is awaited after an event is taken.
-    pub async fn next(&mut self) -> Utf8Bytes {
+    pub async fn next(&mut self) -> Vec<Utf8Bytes> {
         loop {
             let Some((room, event)) = self.joined.next().await else {
                 return std::future::pending().await;
             };
+            let seen = self.seen.get(&room).copied().unwrap_or(0);
             match event {
+                // Already sent in the backlog of a join with `after`.
+                Ok(Event {
+                    kind: EventKind::Change,
+                    seq,
+                    ..
+                }) if seq <= seen => {}
+                Ok(Event {
+                    kind: EventKind::Reset,
+                    ..
+                }) => {
+                    if let Some(entry) = self.rooms.resync(room, seen) {
+                        return self.follow(room, entry);
+                    }
+                }
                 Ok(event) => {
-                    self.seen.insert(room, event.seq);
-                    return event.json;
+                    self.seen.insert(room, event.seq.max(seen));
+                    return vec![event.json];
                 }
                 // Fell more than the room's queue behind: a fresh receiver and
                 // a snapshot that counts the room's changes it missed.
                 Err(BroadcastStreamRecvError::Lagged(_)) => {
-                    let last = self.seen.get(&room).copied().unwrap_or(0);
-                    let Some(entry) = self.rooms.resync(room, last) else {
+                    let Some(entry) = self.rooms.resync(room, seen) else {
                         continue;
                     };
                     let name = self.rooms.name(room);
@@ -106,10 +134,10 @@ impl Member {
     }
     // ANCHOR_END: next
 
-    fn follow(&mut self, room: RoomId, entry: Entry) -> Utf8Bytes {
+    fn follow(&mut self, room: RoomId, entry: Entry) -> Vec<Utf8Bytes> {
         self.joined.insert(room, BroadcastStream::new(entry.events));
         self.seen.insert(room, entry.seq);
-        entry.snapshot
+        entry.backlog
     }
 
     fn find(&self, name: &str) -> Result<RoomId, String> {

@@ -4,19 +4,22 @@
 //! guards the site's readings and its members: a join can never land on a
 //! channel that is being removed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use ws_lessons::protocol::rooms::RoomMessage;
-use ws_lessons::protocol::unix_ms;
+use ws_lessons::protocol::{THRESHOLD_RANGE, unix_ms};
 use ws_lessons::sensor::Sensor;
+
+use crate::site::Site;
+pub use crate::site::{Change, Event, EventKind};
 
 // ANCHOR: rooms
 /// Every site, each a room that clients join.
 pub struct Rooms {
-    sites: Vec<Site>,
+    sites: Vec<Named>,
     /// How far a member may fall behind before it is resynchronised.
     queue: usize,
 }
@@ -25,17 +28,18 @@ pub struct Rooms {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoomId(usize);
 
-struct Site {
+struct Named {
     name: String,
     state: Mutex<SiteState>,
 }
 
 struct SiteState {
-    /// Counts this site's changes (its readings).
-    seq: u64,
-    sensors: Vec<Sensor>,
+    /// The sensors, the count of changes, the recent changes (`site.rs`).
+    site: Site,
     /// The room, while it has members.
     room: Option<Room>,
+    /// Users in the room on other instances (lesson 10); none here.
+    elsewhere: BTreeSet<String>,
 }
 
 struct Room {
@@ -44,44 +48,35 @@ struct Room {
     /// room. Ordered, so presence lists come out sorted.
     members: BTreeMap<String, usize>,
 }
-
-/// A message for a room's members, serialized once.
-#[derive(Clone, Debug)]
-pub struct Event {
-    /// The room's last change as of this event: a reading's own number, or
-    /// the current one for a presence message.
-    pub seq: u64,
-    /// The message, as sent.
-    pub json: Utf8Bytes,
-}
 // ANCHOR_END: rooms
 
 /// A member's start in a room, or a fresh start after it fell behind.
 pub struct Entry {
-    /// Every event of the room after the snapshot.
+    /// Every event of the room after `seq`.
     pub events: broadcast::Receiver<Event>,
-    /// The room's last change that the snapshot includes.
+    /// The room's last change that `backlog` brings the member to.
     pub seq: u64,
-    /// The `snapshot` message to send first.
-    pub snapshot: Utf8Bytes,
+    /// What to send first: a `snapshot`, or `joined` and the changes since.
+    pub backlog: Vec<Utf8Bytes>,
 }
 
 impl Rooms {
-    /// `sites` sites of `sensors` sensors each; members may fall `queue`
-    /// events behind (rounded up to a power of two) before a resync.
-    pub fn new(sites: usize, sensors: usize, queue: usize) -> Self {
+    /// `sites` sites of `sensors` sensors each, each keeping its last `history`
+    /// changes; members may fall `queue` events behind (rounded up to a power
+    /// of two) before a resync.
+    pub fn new(
+        sites: usize,
+        sensors: usize,
+        history: usize,
+        queue: usize,
+    ) -> Self {
         let sites = (0..sites)
-            .map(|site| Site {
+            .map(|site| Named {
                 name: format!("site-{}", site + 1),
                 state: Mutex::new(SiteState {
-                    seq: 0,
-                    sensors: (0..sensors)
-                        .map(|i| {
-                            let name = format!("sensor-{}", i + 1);
-                            Sensor::new(site * sensors + i, name)
-                        })
-                        .collect(),
+                    site: Site::new(site * sensors, sensors, history),
                     room: None,
+                    elsewhere: BTreeSet::new(),
                 }),
             })
             .collect();
@@ -101,6 +96,11 @@ impl Rooms {
         &self.sites[room.0].name
     }
 
+    /// Every room.
+    pub fn all(&self) -> impl Iterator<Item = RoomId> + use<> {
+        (0..self.sites.len()).map(RoomId)
+    }
+
     /// How many rooms have at least one member.
     pub fn occupied(&self) -> usize {
         let sites = self.sites.iter();
@@ -109,30 +109,31 @@ impl Rooms {
 
     // ANCHOR: join
     /// Adds one connection of `user` to the room. The channel is created if this
-    /// is the first member, and the receiver and the snapshot are taken under the
+    /// is the first member, and the receiver and the backlog are taken under the
     /// same lock, so the member neither misses nor repeats a change.
-    pub fn join(&self, room: RoomId, user: &str) -> Entry {
-        let site = &self.sites[room.0];
-        let mut state = lock(site);
+    pub fn join(&self, room: RoomId, user: &str, after: Option<u64>) -> Entry {
+        let named = &self.sites[room.0];
+        let mut state = lock(named);
         let members = state.room.get_or_insert_with(|| Room {
             events: broadcast::channel(self.queue).0,
             members: BTreeMap::new(),
         });
         *members.members.entry(user.to_owned()).or_default() += 1;
         let events = members.events.subscribe();
-        state.announce_presence(&site.name);
+        let (seq, backlog) = state.backlog(&named.name, after);
+        state.announce_presence(&named.name);
         Entry {
             events,
-            seq: state.seq,
-            snapshot: state.snapshot(&site.name, 0),
+            seq,
+            backlog,
         }
     }
 
     /// Takes one connection of `user` out of the room. The last member takes
     /// the channel with it, under the lock that a join would need.
     pub fn leave(&self, room: RoomId, user: &str) {
-        let site = &self.sites[room.0];
-        let mut state = lock(site);
+        let named = &self.sites[room.0];
+        let mut state = lock(named);
         let Some(members) = state.room.as_mut() else {
             return;
         };
@@ -146,80 +147,174 @@ impl Rooms {
         if members.members.is_empty() {
             state.room = None;
         } else {
-            state.announce_presence(&site.name);
+            state.announce_presence(&named.name);
         }
     }
     // ANCHOR_END: join
 
     /// A fresh receiver and snapshot for a member that fell behind, whose last
-    /// event was `last_seq`. `None` if the room has no members, which cannot
+    /// change was `last_seq`. `None` if the room has no members, which cannot
     /// happen to a member.
     pub fn resync(&self, room: RoomId, last_seq: u64) -> Option<Entry> {
-        let site = &self.sites[room.0];
-        let state = lock(site);
+        let named = &self.sites[room.0];
+        let state = lock(named);
         let events = state.room.as_ref()?.events.subscribe();
-        let missed = state.seq.saturating_sub(last_seq);
+        let missed = state.site.seq.saturating_sub(last_seq);
+        let snapshot = state.site.snapshot(&named.name, missed, state.users());
         Some(Entry {
             events,
-            seq: state.seq,
-            snapshot: state.snapshot(&site.name, missed),
+            seq: state.site.seq,
+            backlog: vec![snapshot],
         })
     }
 
     // ANCHOR: record
-    /// Records a reading of sensor `sensor` (from 0) at site `site` (from 0). The
-    /// site counts it whether or not anyone watches; it is serialized only when
-    /// the room has members.
+    /// Records a reading of sensor `sensor` (from 0) at site `site` (from 0), as
+    /// the site's next change, whether or not anyone watches.
     pub fn record_reading(&self, site: usize, sensor: usize, value: f64) {
-        let Some(site) = self.sites.get(site) else {
-            return;
-        };
         let at_ms = unix_ms();
-        let mut state = lock(site);
-        let SiteState { seq, sensors, room } = &mut *state;
-        let Some(sensor) = sensors.get_mut(sensor) else {
-            return;
+        let change = Change::Reading {
+            sensor,
+            value,
+            at_ms,
         };
-        *seq += 1;
-        let reading = sensor.record(value, *seq, at_ms);
-        if let Some(room) = room {
-            let message = RoomMessage::Reading {
-                room: site.name.clone(),
-                reading,
-            };
-            let json = message.to_json().into();
-            // Fails only when no receiver is left, which the last leave
-            // prevents by removing the room first.
-            let _ = room.events.send(Event { seq: *seq, json });
+        if let Some(named) = self.sites.get(site) {
+            let mut state = lock(named);
+            let seq = state.site.seq + 1;
+            state.apply(&named.name, seq, &change);
         }
     }
     // ANCHOR_END: record
+
+    /// Applies `change` as change number `seq` of `room`, numbered elsewhere
+    /// (lesson 10). False, and nothing changes, unless it is the room's next.
+    pub fn apply(&self, room: RoomId, seq: u64, change: &Change) -> bool {
+        let named = &self.sites[room.0];
+        let mut state = lock(named);
+        seq == state.site.seq + 1 && state.apply(&named.name, seq, change)
+    }
+
+    /// The change that sets a threshold, checked: a known sensor, a threshold
+    /// in range.
+    pub fn threshold(
+        &self,
+        room: RoomId,
+        sensor: &str,
+        threshold: f64,
+    ) -> Result<Change, String> {
+        if !THRESHOLD_RANGE.contains(&threshold) {
+            let (low, high) = (THRESHOLD_RANGE.start(), THRESHOLD_RANGE.end());
+            return Err(format!(
+                "threshold {threshold} is out of range ({low} to {high})"
+            ));
+        }
+        let state = lock(&self.sites[room.0]);
+        let sensor = state.site.sensor(sensor).ok_or_else(|| {
+            format!("unknown sensor {sensor:?} in {:?}", self.name(room))
+        })?;
+        Ok(Change::Threshold { sensor, threshold })
+    }
+
+    /// Sets a threshold in `room` as its next change (lesson 09).
+    pub fn set_threshold(&self, room: RoomId, change: &Change) {
+        let named = &self.sites[room.0];
+        let mut state = lock(named);
+        let seq = state.site.seq + 1;
+        state.apply(&named.name, seq, change);
+    }
+
+    /// The room's number of its last change.
+    pub fn seq(&self, room: RoomId) -> u64 {
+        lock(&self.sites[room.0]).site.seq
+    }
+
+    /// Replaces the room's state with one loaded as of change `seq` (lesson 10),
+    /// and has every member take a fresh snapshot.
+    pub fn load(&self, room: RoomId, seq: u64, sensors: Vec<Sensor>) {
+        let mut state = lock(&self.sites[room.0]);
+        state.site.load(seq, sensors);
+        if let Some(room) = &state.room {
+            let json = Utf8Bytes::from_static("");
+            let kind = EventKind::Reset;
+            let _ = room.events.send(Event { seq, kind, json });
+        }
+    }
+
+    /// The local members' users of every room that has any (lesson 10).
+    pub fn local_users(&self, room: RoomId) -> Vec<String> {
+        let state = lock(&self.sites[room.0]);
+        let room = state.room.as_ref();
+        room.map_or_else(Vec::new, |r| r.members.keys().cloned().collect())
+    }
+
+    /// Sets who is in the room on other instances (lesson 10), and tells the
+    /// members if that changes who is in the room.
+    pub fn set_elsewhere(&self, room: RoomId, users: BTreeSet<String>) {
+        let named = &self.sites[room.0];
+        let mut state = lock(named);
+        if state.elsewhere != users {
+            let before = state.users();
+            state.elsewhere = users;
+            if state.users() != before {
+                state.announce_presence(&named.name);
+            }
+        }
+    }
 }
 
 /// The lock is never held across an `.await`, and no panic can leave a site
 /// half-changed, so a poisoned lock is still usable.
-fn lock(site: &Site) -> MutexGuard<'_, SiteState> {
+fn lock(site: &Named) -> MutexGuard<'_, SiteState> {
     site.state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SiteState {
+    /// Everyone in the room, here or elsewhere: sorted, each once.
     fn users(&self) -> Vec<String> {
-        let room = self.room.as_ref();
-        room.map_or_else(Vec::new, |r| r.members.keys().cloned().collect())
+        let here = self.room.iter().flat_map(|r| r.members.keys());
+        let all: BTreeSet<&String> = here.chain(&self.elsewhere).collect();
+        all.into_iter().cloned().collect()
     }
 
-    fn snapshot(&self, name: &str, missed: u64) -> Utf8Bytes {
-        let snapshot = RoomMessage::Snapshot {
-            room: name.to_owned(),
-            seq: self.seq,
-            missed,
-            users: self.users(),
-            sensors: self.sensors.iter().map(Sensor::state).collect(),
+    /// Applies a change, and sends it to the members if there are any.
+    fn apply(&mut self, name: &str, seq: u64, change: &Change) -> bool {
+        let Some(event) = self.site.apply(name, seq, change) else {
+            return false;
         };
-        snapshot.to_json().into()
+        if let Some(room) = &self.room {
+            // Fails only when no receiver is left, which the last leave
+            // prevents by removing the room first.
+            let _ = room.events.send(event);
+        }
+        true
     }
+
+    // ANCHOR: backlog
+    /// What a joining member gets first, and the change it brings it to: a
+    /// snapshot, or for a member that names its last change, `joined` and the
+    /// changes since, while the history holds them.
+    fn backlog(&self, name: &str, after: Option<u64>) -> (u64, Vec<Utf8Bytes>) {
+        let seq = self.site.seq;
+        let Some(after) = after else {
+            return (seq, vec![self.site.snapshot(name, 0, self.users())]);
+        };
+        let Some(changes) = self.site.since(after) else {
+            let missed = seq - after;
+            return (seq, vec![self.site.snapshot(name, missed, self.users())]);
+        };
+        let joined = RoomMessage::Joined {
+            room: name.to_owned(),
+            after,
+        };
+        let mut backlog = vec![joined.to_json().into()];
+        backlog.extend(changes.map(|event| event.json.clone()));
+        // A member from an instance further along (lesson 10) waits for the
+        // changes after its own last one.
+        (seq.max(after), backlog)
+    }
+    // ANCHOR_END: backlog
 
     fn announce_presence(&self, name: &str) {
         let Some(room) = &self.room else {
@@ -230,10 +325,9 @@ impl SiteState {
             users: self.users(),
         };
         let json = presence.to_json().into();
-        let _ = room.events.send(Event {
-            seq: self.seq,
-            json,
-        });
+        let seq = self.site.seq;
+        let kind = EventKind::Presence;
+        let _ = room.events.send(Event { seq, kind, json });
     }
 }
 
@@ -245,11 +339,11 @@ mod tests {
 
     #[test]
     fn a_room_exists_from_its_first_join_to_its_last_leave() {
-        let rooms = Rooms::new(2, 1, 8);
+        let rooms = Rooms::new(2, 1, 16, 8);
         let site = rooms.find("site-2").unwrap();
         assert_eq!(rooms.occupied(), 0);
-        let _alice = rooms.join(site, "alice");
-        let _tab = rooms.join(site, "alice");
+        let _alice = rooms.join(site, "alice", None);
+        let _tab = rooms.join(site, "alice", None);
         assert_eq!(rooms.occupied(), 1);
         rooms.leave(site, "alice");
         assert_eq!(rooms.occupied(), 1, "alice still has a tab in the room");
@@ -259,11 +353,11 @@ mod tests {
 
     #[test]
     fn a_reading_reaches_only_its_rooms_members() {
-        let rooms = Rooms::new(2, 1, 8);
+        let rooms = Rooms::new(2, 1, 16, 8);
         let (one, two) =
             (rooms.find("site-1").unwrap(), rooms.find("site-2").unwrap());
-        let mut first = rooms.join(one, "alice").events;
-        let mut second = rooms.join(two, "bob").events;
+        let mut first = rooms.join(one, "alice", None).events;
+        let mut second = rooms.join(two, "bob", None).events;
         let _ = (first.try_recv(), second.try_recv()); // each one's presence
         rooms.record_reading(0, 0, 21.5);
         assert!(
@@ -282,7 +376,7 @@ mod tests {
     /// join that landed on a channel being removed would hear nothing.
     #[test]
     fn a_join_never_lands_on_a_room_being_removed() {
-        let rooms = Arc::new(Rooms::new(1, 1, 1024));
+        let rooms = Arc::new(Rooms::new(1, 1, 16, 1024));
         let site = rooms.find("site-1").unwrap();
         let threads: Vec<_> = (0..2)
             .map(|thread| {
@@ -290,7 +384,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let user = format!("user-{thread}");
                     for round in 0..20_000 {
-                        let mut entry = rooms.join(site, &user);
+                        let mut entry = rooms.join(site, &user, None);
                         rooms.record_reading(0, 0, f64::from(round));
                         let heard = heard_a_reading(&mut entry.events);
                         rooms.leave(site, &user);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, Utf8Bytes};
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::Socket;
@@ -34,13 +34,13 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     let mut tab = hub.users.connect(user);
     let mut heartbeat = Heartbeat::new(hub.heartbeat);
     loop {
-        let outgoing = tokio::select! {
-            json = member.next() => Message::Text(json),
+        let outgoing: Vec<Utf8Bytes> = tokio::select! {
+            backlog = member.next() => backlog,
             notice = tab.notices.recv() => match notice {
-                Ok(json) => Message::Text(json),
-                Err(RecvError::Lagged(missed)) => error(format!(
+                Ok(json) => vec![json],
+                Err(RecvError::Lagged(missed)) => vec![error(format!(
                     "{missed} notices were dropped: this connection fell behind"
-                )),
+                ))],
                 Err(RecvError::Closed) => return Ended::Gone,
             },
             message = socket.next() => match message {
@@ -48,7 +48,7 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
                     answer(&text, &mut member, &tab, hub)
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    error("send requests as JSON in text frames".into())
+                    vec![error("send requests as JSON in text frames".into())]
                 }
                 Some(Ok(Message::Pong(payload))) => {
                     heartbeat.pong(&payload);
@@ -60,39 +60,69 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
                 None => return Ended::Gone,
             },
             beat = heartbeat.beat() => match beat {
-                Beat::Ping(ping) => ping,
+                Beat::Ping(ping) => {
+                    if heartbeat.send(socket, ping).await.is_err() {
+                        return Ended::Gone;
+                    }
+                    continue;
+                }
                 Beat::Missed => return Ended::Gone,
             },
             () = hub.connections.shutting_down() => return Ended::ShuttingDown,
         };
-        if heartbeat.send(socket, outgoing).await.is_err() {
-            return Ended::Gone;
+        for json in outgoing {
+            let sent = heartbeat.send(socket, Message::Text(json)).await;
+            if sent.is_err() {
+                return Ended::Gone;
+            }
         }
     }
 }
 // ANCHOR_END: run
 
 // ANCHOR: answer
-/// Carries out one request. Bad input gets an `error`, and the connection
-/// stays as it was.
-fn answer(text: &str, member: &mut Member, tab: &Tab, hub: &Hub) -> Message {
+/// Carries out one request, and returns the messages that answer it. Bad input
+/// gets an `error`, and the connection stays as it was.
+fn answer(
+    text: &str,
+    member: &mut Member,
+    tab: &Tab,
+    hub: &Hub,
+) -> Vec<Utf8Bytes> {
     let request = ws_lessons::protocol::parse::<RoomRequest>(text);
     let reply = match request {
-        Ok(RoomRequest::Join { room }) => member.join(&room),
-        Ok(RoomRequest::Leave { room }) => member.leave(&room),
-        Ok(RoomRequest::Notify { user, text }) => hub
-            .users
-            .notify(tab.user(), &user, &text)
-            .map(|tabs| RoomMessage::Sent { to: user, tabs }.to_json().into()),
+        Ok(RoomRequest::Join { room, after }) => member.join(&room, after),
+        Ok(RoomRequest::Leave { room }) => {
+            member.leave(&room).map(|left| vec![left])
+        }
+        Ok(RoomRequest::SetThreshold {
+            room,
+            sensor,
+            threshold,
+        }) => member.room(&room).and_then(|room| {
+            let change = hub.rooms.threshold(room, &sensor, threshold)?;
+            // Members, this one included, see it as the room's next change.
+            hub.rooms.set_threshold(room, &change);
+            Ok(Vec::new())
+        }),
+        Ok(RoomRequest::Notify { user, text }) => {
+            let from = tab.user();
+            hub.users.notify(from, &user, &text).map(|tabs| {
+                let instances = None;
+                let sent = RoomMessage::Sent {
+                    to: user,
+                    tabs: Some(tabs),
+                    instances,
+                };
+                vec![sent.to_json().into()]
+            })
+        }
         Err(message) => Err(message),
     };
-    match reply {
-        Ok(json) => Message::Text(json),
-        Err(message) => error(message),
-    }
+    reply.unwrap_or_else(|message| vec![error(message)])
 }
 // ANCHOR_END: answer
 
-fn error(message: String) -> Message {
-    Message::Text(RoomMessage::error(message).to_json().into())
+fn error(message: String) -> Utf8Bytes {
+    RoomMessage::error(message).to_json().into()
 }

@@ -2,16 +2,20 @@
 //!
 //! | direction | `type` | when |
 //! | --- | --- | --- |
-//! | client → server | `join` | join a room (a site) |
+//! | client → server | `join` | join a room (a site), or rejoin after `seq` |
 //! | client → server | `leave` | leave it |
+//! | client → server | `set_threshold` | change a sensor's threshold, for everyone |
 //! | client → server | `notify` | send a notice to every tab of a user |
 //! | server → client | `snapshot` | the room's state, on join and after falling behind |
+//! | server → client | `joined` | a rejoin: the changes after `after` follow |
 //! | server → client | `reading` | a new reading in a room the client is in |
+//! | server → client | `threshold` | a threshold changed in a room the client is in |
 //! | server → client | `presence` | who is in a room, after someone joined or left |
 //! | server → client | `left` | the client has left a room: nothing more from it |
 //! | server → client | `notice` | a notice from another user |
 //! | server → client | `sent` | a notice reached every tab of its user |
 //! | server → client | `error` | a request failed; the connection stays |
+//! | server → client | `paused`, `resumed` | updates stopped, and started again (lesson 10) |
 //!
 //! `seq` counts one room's changes, so a client in several rooms keeps one
 //! count for each.
@@ -25,15 +29,30 @@ use super::{Reading, SensorState};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RoomRequest {
-    /// Join a room: a snapshot of it comes back, then its changes.
+    /// Join a room: a snapshot of it comes back, then its changes. With
+    /// `after`, a client that was in the room until change `after` asks for the
+    /// changes since instead: `joined`, then those changes, or a snapshot whose
+    /// `missed` counts those the server cannot replay.
     Join {
         /// The room's name, such as `site-1`.
         room: String,
+        /// The last change of the room the client has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
     },
     /// Leave a room: `left` comes back, and nothing of the room after it.
     Leave {
         /// The room's name.
         room: String,
+    },
+    /// Change a sensor's alert threshold, for everyone in the room.
+    SetThreshold {
+        /// The room.
+        room: String,
+        /// The sensor's name, such as `sensor-1`.
+        sensor: String,
+        /// The new threshold, within `THRESHOLD_RANGE`.
+        threshold: f64,
     },
     /// Send `text` to every open connection of `user`.
     Notify {
@@ -65,6 +84,14 @@ pub enum RoomMessage {
         /// The room's sensors.
         sensors: Vec<SensorState>,
     },
+    /// The answer to a join with `after`: the room's changes after `after`
+    /// follow, each once, in order.
+    Joined {
+        /// The room.
+        room: String,
+        /// The `after` of the join.
+        after: u64,
+    },
     /// A new reading in a room; its `seq` counts the room's changes.
     Reading {
         /// The room.
@@ -72,6 +99,17 @@ pub enum RoomMessage {
         /// The reading, as lesson 05 sends it.
         #[serde(flatten)]
         reading: Reading,
+    },
+    /// A sensor's threshold changed: one of the room's changes.
+    Threshold {
+        /// The room.
+        room: String,
+        /// The number of this change.
+        seq: u64,
+        /// The sensor's name.
+        sensor: String,
+        /// The new threshold.
+        threshold: f64,
     },
     /// Who is in a room now: sent to its members when someone joins or leaves.
     Presence {
@@ -96,14 +134,29 @@ pub enum RoomMessage {
     Sent {
         /// The user it was for.
         to: String,
-        /// How many connections (tabs) it was handed to.
-        tabs: usize,
+        /// How many connections (tabs) it was handed to, when the server knows
+        /// (lesson 09).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tabs: Option<usize>,
+        /// How many server instances it was handed to, each for the tabs of the
+        /// user that it serves (lesson 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instances: Option<usize>,
     },
     /// A request failed; the connection stays open.
     Error {
         /// What was wrong, for a person to read.
         message: String,
     },
+    /// The server cannot take or pass on changes for now (lesson 10: Redis
+    /// is unreachable). The connection stays open; `resumed` follows.
+    Paused {
+        /// Why, for a person to read.
+        reason: String,
+    },
+    /// Changes flow again. Every room the client is in is brought up to date
+    /// next: its missing changes, or a snapshot that counts them.
+    Resumed,
 }
 // ANCHOR_END: messages
 

@@ -1,0 +1,164 @@
+//! One site's state: its sensors, the number of its last change, and its
+//! recent changes, kept for clients that come back and ask for what they
+//! missed. `rooms.rs` keeps one behind each site's lock.
+
+use std::collections::VecDeque;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+use ws_lessons::protocol::Reading;
+use ws_lessons::protocol::rooms::RoomMessage;
+use ws_lessons::sensor::Sensor;
+
+// ANCHOR: change
+/// A change to a site's sensors. The site numbers its changes (`seq`); lesson
+/// 10 stores them, with their numbers, in Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A new value of sensor number `sensor` (from 0).
+    Reading {
+        sensor: usize,
+        value: f64,
+        at_ms: u64,
+    },
+    /// A new alert threshold for sensor number `sensor`.
+    Threshold { sensor: usize, threshold: f64 },
+}
+// ANCHOR_END: change
+
+/// A message for a room's members, serialized once.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The room's last change as of this event.
+    pub seq: u64,
+    /// What it is.
+    pub kind: EventKind,
+    /// The message, as sent.
+    pub json: Utf8Bytes,
+}
+
+/// What an [`Event`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Change number `seq`.
+    Change,
+    /// Who is in the room now.
+    Presence,
+    /// The site's state was replaced (lesson 10 reloads it from Redis): a
+    /// member takes a fresh snapshot.
+    Reset,
+}
+
+/// A site's sensors and its recent changes.
+pub struct Site {
+    /// The number of the site's last change.
+    pub seq: u64,
+    sensors: Vec<Sensor>,
+    /// The last changes, oldest first, as members received them.
+    history: VecDeque<Event>,
+    history_len: usize,
+}
+
+impl Site {
+    /// `sensors` sensors, numbered from `first` among the simulator's, keeping
+    /// the last `history_len` changes.
+    pub fn new(first: usize, sensors: usize, history_len: usize) -> Self {
+        let sensors = (0..sensors)
+            .map(|i| Sensor::new(first + i, format!("sensor-{}", i + 1)))
+            .collect();
+        Self {
+            seq: 0,
+            sensors,
+            history: VecDeque::with_capacity(history_len),
+            history_len,
+        }
+    }
+
+    /// The number of the sensor called `name`.
+    pub fn sensor(&self, name: &str) -> Option<usize> {
+        self.sensors.iter().position(|s| s.name() == name)
+    }
+
+    // ANCHOR: apply
+    /// Applies `change` as change number `seq` of the room called `room`, keeps
+    /// it in the history, and returns it as its members receive it. `None`,
+    /// and nothing changes, when the sensor does not exist.
+    pub fn apply(
+        &mut self,
+        room: &str,
+        seq: u64,
+        change: &Change,
+    ) -> Option<Event> {
+        let message = match *change {
+            Change::Reading {
+                sensor,
+                value,
+                at_ms,
+            } => {
+                let sensor = self.sensors.get_mut(sensor)?;
+                let reading: Reading = sensor.record(value, seq, at_ms);
+                let room = room.to_owned();
+                RoomMessage::Reading { room, reading }
+            }
+            Change::Threshold { sensor, threshold } => {
+                let sensor = self.sensors.get_mut(sensor)?;
+                sensor.set_threshold(threshold);
+                RoomMessage::Threshold {
+                    room: room.to_owned(),
+                    seq,
+                    sensor: sensor.name().to_owned(),
+                    threshold,
+                }
+            }
+        };
+        self.seq = seq;
+        let json = message.to_json().into();
+        let event = Event {
+            seq,
+            kind: EventKind::Change,
+            json,
+        };
+        if self.history.len() == self.history_len {
+            self.history.pop_front();
+        }
+        if self.history_len > 0 {
+            self.history.push_back(event.clone());
+        }
+        Some(event)
+    }
+    // ANCHOR_END: apply
+
+    /// The changes after `after`, if the history still holds every one of them.
+    pub fn since(&self, after: u64) -> Option<impl Iterator<Item = &Event>> {
+        let first = self.history.front().map_or(self.seq + 1, |e| e.seq);
+        (first <= after + 1)
+            .then(|| self.history.iter().skip_while(move |e| e.seq <= after))
+    }
+
+    /// A `snapshot` of the room called `room`, for a member who missed `missed`
+    /// changes, with `users` in the room.
+    pub fn snapshot(
+        &self,
+        room: &str,
+        missed: u64,
+        users: Vec<String>,
+    ) -> Utf8Bytes {
+        let snapshot = RoomMessage::Snapshot {
+            room: room.to_owned(),
+            seq: self.seq,
+            missed,
+            users,
+            sensors: self.sensors.iter().map(Sensor::state).collect(),
+        };
+        snapshot.to_json().into()
+    }
+
+    /// Replaces the state with the one loaded from elsewhere (lesson 10: from
+    /// Redis), as of change `seq`, and forgets the history it no longer matches.
+    pub fn load(&mut self, seq: u64, sensors: Vec<Sensor>) {
+        self.seq = seq;
+        self.sensors = sensors;
+        self.history.clear();
+    }
+}
