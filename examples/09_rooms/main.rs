@@ -32,7 +32,7 @@ use axum::response::{Html, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use clap::Parser;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::sensor::Simulator;
 use ws_lessons::server::Stats;
@@ -40,12 +40,14 @@ use ws_lessons::{Connections, ListenArgs};
 
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
+mod login;
 mod member;
 mod rooms;
 mod session;
 mod site;
 mod users;
 
+use login::{Login, UserName};
 use rooms::Rooms;
 use session::Hub;
 use users::Users;
@@ -129,31 +131,6 @@ async fn page() -> Html<&'static str> {
 }
 
 // ANCHOR: upgrade
-/// `?user=NAME` on the upgrade request.
-#[derive(Deserialize)]
-struct Login {
-    user: UserName,
-}
-
-/// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`: checked as the query is
-/// parsed, so a bad name is refused with 400 before the upgrade.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct UserName(String);
-
-impl TryFrom<String> for UserName {
-    type Error = &'static str;
-
-    fn try_from(name: String) -> Result<Self, Self::Error> {
-        let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
-        if (1..=32).contains(&name.len()) && name.chars().all(allowed) {
-            Ok(Self(name))
-        } else {
-            Err("a user name is 1 to 32 characters of a-z, 0-9, _ and -")
-        }
-    }
-}
-
 async fn upgrade(
     Query(login): Query<Login>,
     ws: WebSocketUpgrade,

@@ -1,0 +1,273 @@
+//! The instances' shared bus: Redis. Every change to a room is numbered and
+//! stored by one atomic script, in a stream (the ordered, bounded history every
+//! instance reads) and in a hash (the state a starting instance loads). Each
+//! instance keeps lesson 09's rooms as a mirror, fed from the streams in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use tokio::sync::{broadcast, watch};
+use ws_lessons::protocol::SensorState;
+use ws_lessons::protocol::rooms::RoomMessage;
+use ws_lessons::sensor::{Sensor, Simulator};
+
+use crate::rooms::{Change, RoomId, Rooms};
+
+/// How long a command may take before Redis counts as unreachable.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+// ANCHOR: record
+/// Numbers a room's change and stores it, atomically: the next `seq`, the
+/// stream entry `0-SEQ`, and the state a new instance loads. Every instance's
+/// change goes through here, so they all share one order.
+const RECORD: &str = r"
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'change', ARGV[1])
+if ARGV[2] == 'reading' then
+  redis.call('HSET', KEYS[3], 'v' .. ARGV[3], ARGV[5])
+  redis.call('RPUSH', KEYS[4], ARGV[5])
+  redis.call('LTRIM', KEYS[4], -ARGV[6], -1)
+else
+  redis.call('HSET', KEYS[3], 't' .. ARGV[3], ARGV[5])
+end
+return seq
+";
+// ANCHOR_END: record
+
+/// A room's state as of its `seq`: the hash, and each sensor's recent values.
+const LOAD: &str = r"
+local out = { redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]) }
+for i = 3, #KEYS do
+  out[#out + 1] = redis.call('LRANGE', KEYS[i], 0, -1)
+end
+return out
+";
+
+/// What every instance shares with Redis, and tells its clients about it.
+#[derive(Clone)]
+pub struct Bus {
+    client: Client,
+    commands: ConnectionManager,
+    record: Arc<Script>,
+    load: Arc<Script>,
+    /// How many changes of each room the streams keep.
+    history: usize,
+    /// Each site's sensor count, for the keys of their recent values.
+    sensors: usize,
+    /// True while Redis answers; `GET /ready` reads it.
+    pub up: watch::Receiver<bool>,
+    up_sender: Arc<watch::Sender<bool>>,
+    /// `paused` and `resumed`, for every connection of this instance.
+    pub announcements: broadcast::Sender<Utf8Bytes>,
+}
+
+/// The keys of one room. The `{...}` hash tag keeps them in one Redis Cluster
+/// slot, as a script that touches them all needs.
+fn key(room: &str, what: &str) -> String {
+    format!("ws-lessons:{{{room}}}:{what}")
+}
+
+impl Bus {
+    /// Connects to Redis at `url`; an error if it does not answer in time.
+    pub async fn connect(url: &str, history: usize, sensors: usize) -> RedisResult<Self> {
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_max_delay(Duration::from_secs(2));
+        let commands = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let (up_sender, up) = watch::channel(true);
+        Ok(Self {
+            client,
+            commands,
+            record: Arc::new(Script::new(RECORD)),
+            load: Arc::new(Script::new(LOAD)),
+            history: history.max(1),
+            sensors,
+            up,
+            up_sender: Arc::new(up_sender),
+            announcements: broadcast::channel(16).0,
+        })
+    }
+
+    /// Stores `change` as the room's next change, and returns its number. Every
+    /// instance, this one included, applies it when it reads it back.
+    pub async fn record(&self, room: &str, change: &Change) -> RedisResult<u64> {
+        let (kind, sensor, value) = match *change {
+            Change::Reading { sensor, value, .. } => ("reading", sensor, value),
+            Change::Threshold { sensor, threshold } => ("threshold", sensor, threshold),
+        };
+        let json = serde_json::to_string(change).unwrap_or_default();
+        let mut commands = self.commands.clone();
+        self.record
+            .key(key(room, "seq"))
+            .key(key(room, "changes"))
+            .key(key(room, "state"))
+            .key(key(room, &format!("recent{sensor}")))
+            .arg(json)
+            .arg(kind)
+            .arg(sensor)
+            .arg(self.history)
+            .arg(value)
+            .arg(ws_lessons::protocol::RECENT)
+            .invoke_async(&mut commands)
+            .await
+    }
+
+    /// Loads a room's state from Redis into the mirror, and returns its `seq`.
+    pub async fn load(&self, rooms: &Rooms, room: RoomId) -> RedisResult<u64> {
+        let name = rooms.name(room).to_owned();
+        let mut invocation = self.load.key(key(&name, "seq"));
+        invocation.key(key(&name, "state"));
+        for sensor in 0..self.sensors {
+            invocation.key(key(&name, &format!("recent{sensor}")));
+        }
+        let mut commands = self.commands.clone();
+        let (seq, fields, recent): (u64, Vec<String>, Vec<Vec<f64>>) = {
+            let reply: redis::Value = invocation.invoke_async(&mut commands).await?;
+            parse_load(reply)?
+        };
+        let first = room_index(&name) * self.sensors;
+        let sensors = (0..self.sensors)
+            .map(|i| {
+                let field = |prefix: &str| {
+                    let name = format!("{prefix}{i}");
+                    let at = fields.chunks(2).find(|pair| pair[0] == name)?;
+                    at.get(1)?.parse::<f64>().ok()
+                };
+                Sensor::from_state(SensorState {
+                    sensor: format!("sensor-{}", i + 1),
+                    value: field("v"),
+                    threshold: field("t")
+                        .unwrap_or(Simulator::default_threshold(first + i)),
+                    recent: recent.get(i).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        rooms.load(room, seq, sensors);
+        Ok(seq)
+    }
+
+    /// Feeds the mirror from Redis for as long as the server runs: every room's
+    /// changes, in order. When Redis goes away the clients are told, the bus
+    /// reconnects with backoff and jitter, and catches up where it stopped.
+    pub async fn follow(self, rooms: Arc<Rooms>) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let Err(error) = self.tail(&rooms).await;
+            if self.up_sender.send_replace(false) {
+                tracing::warn!("Redis is unreachable ({error}); updates paused");
+                self.announce(RoomMessage::Paused {
+                    reason: "the server lost its connection to Redis".into(),
+                });
+                delay = Duration::from_millis(100);
+            } else {
+                tracing::debug!("Redis is still unreachable: {error}");
+            }
+            // Exponential backoff with full jitter: instances that lost Redis
+            // together do not all come back at the same instant.
+            let wait = delay.mul_f64(rand::random_range(0.0..=1.0));
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn tail(&self, rooms: &Rooms) -> RedisResult<std::convert::Infallible> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT * 2));
+        // A connection of its own: XREAD BLOCK holds it while it waits.
+        let mut stream: MultiplexedConnection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let keys: Vec<String> =
+            rooms.all().map(|r| key(rooms.name(r), "changes")).collect();
+        let wait = StreamReadOptions::default().block(1000).count(1000);
+        let mut resumed = false;
+        loop {
+            let ids: Vec<String> =
+                rooms.all().map(|r| format!("0-{}", rooms.seq(r))).collect();
+            let reply: StreamReadReply =
+                redis::AsyncCommands::xread_options(&mut stream, &keys, &ids, &wait)
+                    .await?;
+            if !resumed {
+                resumed = true;
+                if !self.up_sender.send_replace(true) {
+                    tracing::info!("Redis is back; updates resumed");
+                    self.announce(RoomMessage::Resumed);
+                }
+            }
+            for entries in reply.keys {
+                let Some(room) = keys.iter().position(|k| *k == entries.key) else {
+                    continue;
+                };
+                let room = rooms.all().nth(room).expect("one key per room");
+                for entry in entries.ids {
+                    self.apply(rooms, room, &entry).await?;
+                }
+            }
+        }
+    }
+
+    /// Applies one stream entry to the mirror. A gap (the stream was trimmed
+    /// past what this instance had) reloads the room's state, and its members
+    /// take a snapshot that counts what they missed.
+    async fn apply(
+        &self,
+        rooms: &Rooms,
+        room: RoomId,
+        entry: &redis::streams::StreamId,
+    ) -> RedisResult<()> {
+        let seq = entry.id.strip_prefix("0-").and_then(|s| s.parse::<u64>().ok());
+        let change = entry
+            .get::<String>("change")
+            .and_then(|json| serde_json::from_str::<Change>(&json).ok());
+        let (Some(seq), Some(change)) = (seq, change) else {
+            tracing::warn!(id = entry.id, "skipping an entry this lesson did not write");
+            return Ok(());
+        };
+        let have = rooms.seq(room);
+        if seq <= have || rooms.apply(room, seq, &change) {
+            return Ok(());
+        }
+        let loaded = self.load(rooms, room).await?;
+        tracing::info!(room = rooms.name(room), have, loaded, "reloaded after a gap");
+        Ok(())
+    }
+
+    fn announce(&self, message: RoomMessage) {
+        let _ = self.announcements.send(message.to_json().into());
+    }
+}
+
+/// `site-3` is room index 2.
+fn room_index(name: &str) -> usize {
+    let number = name.strip_prefix("site-").and_then(|n| n.parse::<usize>().ok());
+    number.unwrap_or(1).saturating_sub(1)
+}
+
+fn parse_load(reply: redis::Value) -> RedisResult<(u64, Vec<String>, Vec<Vec<f64>>)> {
+    let redis::Value::Array(mut parts) = reply else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "the load script returned something else than a list",
+        )));
+    };
+    let rest = parts.split_off(2.min(parts.len()));
+    let mut head = parts.into_iter();
+    let seq: u64 = redis::from_redis_value(head.next().unwrap_or(redis::Value::Nil))
+        .unwrap_or(0);
+    let fields: Vec<String> =
+        redis::from_redis_value(head.next().unwrap_or(redis::Value::Nil))
+            .unwrap_or_default();
+    let recent = rest
+        .into_iter()
+        .map(|list| redis::from_redis_value(list).unwrap_or_default())
+        .collect();
+    Ok((seq, fields, recent))
+}

@@ -1,0 +1,238 @@
+//! Lesson 10: past one process. Several instances of lesson 09's dashboard
+//! share one Redis (or Valkey), and every client sees every change, in one
+//! order, whichever instance it is connected to.
+//!
+//! What it teaches, on top of lesson 09:
+//! - one numbering for everyone: a Lua script numbers each room's change and
+//!   stores it atomically, in a Redis Stream (the ordered, bounded history)
+//!   and in a hash (the state a starting instance loads) (`bus.rs`);
+//! - each instance keeps lesson 09's rooms as a mirror, fed from the streams
+//!   in order, so its clients are served from memory;
+//! - resuming anywhere: `{"type":"join","room":"site-1","after":SEQ}` on any
+//!   instance replays the changes after SEQ from its history, or sends a
+//!   snapshot that counts what it cannot replay;
+//! - Redis going away: sockets stay open, clients are told `paused`, `GET
+//!   /ready` answers 503, the bus reconnects with backoff and jitter, and
+//!   catches up where it stopped (`bus.rs`).
+//!
+//! Exactly one instance runs the simulator, the one started with `--produce`;
+//! every instance serves clients. Start-up fails, with a one-line error and a
+//! non-zero exit, when Redis cannot be reached.
+//!
+//! Try it (with `redis-server` running on its default port):
+//!     cargo run --example 10_scale_out -- 127.0.0.1:3000 --produce
+//!     cargo run --example 10_scale_out -- 127.0.0.1:3001
+//!     # then open http://127.0.0.1:3000/ and http://127.0.0.1:3001/
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{Html, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use clap::Parser;
+use serde::Serialize;
+use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::sensor::Simulator;
+use ws_lessons::server::Stats;
+use ws_lessons::{Connections, ListenArgs};
+
+mod bus;
+#[path = "../03_heartbeat/heartbeat.rs"]
+mod heartbeat;
+#[path = "../09_rooms/login.rs"]
+mod login;
+#[path = "../09_rooms/member.rs"]
+mod member;
+#[path = "../09_rooms/rooms.rs"]
+mod rooms;
+mod session;
+#[path = "../09_rooms/site.rs"]
+mod site;
+#[path = "../09_rooms/users.rs"]
+mod users;
+
+use bus::Bus;
+use login::{Login, UserName};
+use rooms::{Change, Rooms};
+use session::Hub;
+use users::Users;
+
+/// Lesson 09's dashboard, on as many instances as you like, sharing one Redis.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// The Redis (or Valkey) that every instance shares; start-up fails if it
+    /// cannot be reached
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Run the sensor simulator here: exactly one instance should
+    #[arg(long)]
+    produce: bool,
+    /// Number of sites, each a room: site-1, site-2, and so on
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    sites: u16,
+    #[command(flatten)]
+    sensors: SensorArgs,
+    /// How many messages a member may fall behind in a room before it is
+    /// resynchronised, rounded up to a power of two
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    queue: u32,
+    /// How many of each room's changes Redis and each instance keep for
+    /// clients that rejoin with `after`
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    history: u32,
+    /// Another instance's address (`ws://HOST:PORT/ws`), which the page tries
+    /// when this one goes away; repeat for each
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    ws_lessons::init_tracing();
+
+    let sites = usize::from(args.sites);
+    let sensors = usize::from(args.sensors.sensors);
+    let history = args.history as usize;
+    let bus = match Bus::connect(&args.redis, history, sensors).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("error: cannot reach Redis at {}: {e}", args.redis);
+            return ExitCode::FAILURE;
+        }
+    };
+    let queue = ws_lessons::cli::broadcast_capacity(args.queue);
+    let rooms = Arc::new(Rooms::new(sites, sensors, history, queue));
+    for room in rooms.all() {
+        if let Err(e) = bus.load(&rooms, room).await {
+            eprintln!("error: cannot load {} from Redis: {e}", rooms.name(room));
+            return ExitCode::FAILURE;
+        }
+    }
+    tokio::spawn(bus.clone().follow(rooms.clone()));
+    if args.produce {
+        produce(&args, bus.clone(), rooms.clone());
+    }
+
+    let peers = Json(args.peers.clone());
+    let hub = Hub {
+        connections: Connections::new(),
+        rooms,
+        users: Arc::new(Users::default()),
+        bus,
+        heartbeat: args.heartbeat,
+    };
+    let connections = hub.connections.clone();
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/ws", any(upgrade))
+        .route("/stats", get(stats))
+        .route("/ready", get(ready))
+        .route("/peers", get(move || async move { peers }))
+        .with_state(hub);
+
+    ws_lessons::serve(args.listen.addr, app, connections).await
+}
+
+// ANCHOR: produce
+/// Runs the simulator, and stores each reading in Redis, in the order it was
+/// taken. A reading that cannot be stored (Redis is down) never gets a number,
+/// so no client misses it; it is counted, and the count logged.
+fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
+    let sensors = usize::from(args.sensors.sensors);
+    let simulator = Simulator::new(usize::from(args.sites) * sensors);
+    let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+        let _ = readings.try_send(sample);
+    }));
+    tokio::spawn(async move {
+        let mut unstored = 0u64;
+        while let Some(sample) = to_store.recv().await {
+            let (site, sensor) = (sample.index / sensors, sample.index % sensors);
+            let Some(room) = rooms.all().nth(site) else {
+                continue;
+            };
+            let at_ms = ws_lessons::protocol::unix_ms();
+            let change = Change::Reading { sensor, value: sample.value, at_ms };
+            match bus.record(rooms.name(room), &change).await {
+                Ok(_) if unstored > 0 => {
+                    tracing::warn!(unstored, "readings lost while Redis was down");
+                    unstored = 0;
+                }
+                Ok(_) => {}
+                Err(_) => unstored += 1,
+            }
+        }
+    });
+}
+// ANCHOR_END: produce
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("../09_rooms/rooms.html"))
+}
+
+async fn upgrade(
+    Query(login): Query<Login>,
+    ws: WebSocketUpgrade,
+    State(hub): State<Hub>,
+) -> Response {
+    let connections = hub.connections.clone();
+    ws.max_frame_size(64 * 1024)
+        .max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| {
+            connections.track(handle(socket, hub, login.user))
+        })
+}
+
+async fn handle(mut socket: WebSocket, hub: Hub, UserName(user): UserName) {
+    let ended = session::run(&mut socket, &hub, &user).await;
+    ws_lessons::server::end(socket, ended).await;
+}
+
+/// `GET /ready`: 200 while Redis answers, 503 while it does not, so that a load
+/// balancer sends new clients elsewhere.
+async fn ready(State(hub): State<Hub>) -> (StatusCode, &'static str) {
+    match *hub.bus.up.borrow() {
+        true => (StatusCode::OK, "ready\n"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
+    }
+}
+
+/// `GET /stats`: lesson 09's numbers, for this instance.
+#[derive(Serialize)]
+struct RoomStats {
+    #[serde(flatten)]
+    server: Stats,
+    rooms: usize,
+    users: usize,
+}
+
+async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
+    Json(RoomStats {
+        server: hub.connections.stats(),
+        rooms: hub.rooms.occupied(),
+        users: hub.users.count(),
+    })
+}
