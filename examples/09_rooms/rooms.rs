@@ -22,6 +22,8 @@ pub struct Rooms {
     sites: Vec<Named>,
     /// How far a member may fall behind before it is resynchronised.
     queue: usize,
+    /// Woken by every join and leave (lesson 10 tells the other instances).
+    pub membership: tokio::sync::Notify,
 }
 
 /// A room is one of these, found by its index.
@@ -83,6 +85,7 @@ impl Rooms {
         Self {
             sites,
             queue: queue.max(1),
+            membership: tokio::sync::Notify::new(),
         }
     }
 
@@ -122,6 +125,7 @@ impl Rooms {
         let events = members.events.subscribe();
         let (seq, backlog) = state.backlog(&named.name, after);
         state.announce_presence(&named.name);
+        self.membership.notify_one();
         Entry {
             events,
             seq,
@@ -149,6 +153,7 @@ impl Rooms {
         } else {
             state.announce_presence(&named.name);
         }
+        self.membership.notify_one();
     }
     // ANCHOR_END: join
 

@@ -19,6 +19,8 @@ const NOTICE_QUEUE: usize = 16;
 #[derive(Default)]
 pub struct Users {
     users: Mutex<HashMap<String, User>>,
+    /// Woken when a user comes or goes (lesson 10 tells the other instances).
+    pub changed: tokio::sync::Notify,
 }
 
 struct User {
@@ -45,6 +47,9 @@ impl Users {
             tabs: 0,
         });
         entry.tabs += 1;
+        if entry.tabs == 1 {
+            self.changed.notify_one();
+        }
         Tab {
             users: self.clone(),
             user: user.to_owned(),
@@ -81,6 +86,11 @@ impl Users {
     }
     // ANCHOR_END: notify
 
+    /// Every connected user's name.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// How many distinct users are connected.
     pub fn count(&self) -> usize {
         self.lock().len()
@@ -107,6 +117,7 @@ impl Drop for Tab {
             user.tabs -= 1;
             if user.tabs == 0 {
                 users.remove(&self.user);
+                self.users.changed.notify_one();
             }
         }
     }

@@ -240,6 +240,12 @@ impl Bus {
         Ok(())
     }
 
+    /// This instance's part of the registry of users and members, on the same
+    /// Redis.
+    pub fn registry(&self) -> crate::registry::Registry {
+        crate::registry::Registry::new(self.client.clone(), self.commands.clone())
+    }
+
     fn announce(&self, message: RoomMessage) {
         let _ = self.announcements.send(message.to_json().into());
     }

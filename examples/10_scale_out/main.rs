@@ -42,6 +42,7 @@ use ws_lessons::server::Stats;
 use ws_lessons::{Connections, ListenArgs};
 
 mod bus;
+mod registry;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
 #[path = "../09_rooms/login.rs"]
@@ -131,6 +132,9 @@ async fn main() -> ExitCode {
         }
     }
     tokio::spawn(bus.clone().follow(rooms.clone()));
+    let users = Arc::new(Users::default());
+    let registry = bus.registry();
+    tokio::spawn(registry.clone().run(rooms.clone(), users.clone()));
     if args.produce {
         produce(&args, bus.clone(), rooms.clone());
     }
@@ -139,8 +143,9 @@ async fn main() -> ExitCode {
     let hub = Hub {
         connections: Connections::new(),
         rooms,
-        users: Arc::new(Users::default()),
+        users,
         bus,
+        registry,
         heartbeat: args.heartbeat,
     };
     let connections = hub.connections.clone();

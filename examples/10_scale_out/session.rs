@@ -17,6 +17,7 @@ use ws_lessons::server::{Connections, Ended};
 use crate::bus::Bus;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::member::Member;
+use crate::registry::Registry;
 use crate::rooms::Rooms;
 use crate::users::{Tab, Users};
 
@@ -27,6 +28,7 @@ pub struct Hub {
     pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub bus: Bus,
+    pub registry: Registry,
     pub heartbeat: HeartbeatArgs,
 }
 
@@ -113,9 +115,10 @@ async fn answer(
         }) => set_threshold(member, hub, &room, &sensor, threshold).await,
         Ok(RoomRequest::Notify { user, text }) => {
             let from = tab.user();
-            hub.users.notify(from, &user, &text).map(|tabs| {
-                let instances = None;
-                let sent = RoomMessage::Sent { to: user, tabs: Some(tabs), instances };
+            let sent = hub.registry.notify(from, &user, &text).await;
+            sent.map(|instances| {
+                let instances = Some(instances);
+                let sent = RoomMessage::Sent { to: user, tabs: None, instances };
                 vec![text_json(sent)]
             })
         }
