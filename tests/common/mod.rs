@@ -14,6 +14,8 @@
 //! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw
 //!   frames, silence.
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
+//! - `redis`: a real `redis-server` on a free port, its data kept across a
+//!   restart, and raw commands to check what the server under test wrote.
 // Each test file uses its own part of these helpers, and of the names re-exported
 // below.
 #![allow(dead_code, unused_imports)]
@@ -22,6 +24,7 @@ mod client;
 mod frames;
 mod http;
 mod process;
+mod redis;
 mod server;
 
 pub use client::{
@@ -35,6 +38,7 @@ pub use frames::{
 };
 pub use http::{HttpResponse, http_get, http_post_form};
 pub use process::{Process, run_to_exit};
+pub use redis::Redis;
 pub use server::Server;
 
 /// The bound on any single wait for the server: start-up, a reply, a close.
