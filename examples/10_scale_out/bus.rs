@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
 use tokio::sync::{broadcast, watch};
@@ -73,13 +75,18 @@ fn key(room: &str, what: &str) -> String {
 
 impl Bus {
     /// Connects to Redis at `url`; an error if it does not answer in time.
-    pub async fn connect(url: &str, history: usize, sensors: usize) -> RedisResult<Self> {
+    pub async fn connect(
+        url: &str,
+        history: usize,
+        sensors: usize,
+    ) -> RedisResult<Self> {
         let client = Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_max_delay(Duration::from_secs(2));
-        let commands = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let commands =
+            ConnectionManager::new_with_config(client.clone(), config).await?;
         let (up_sender, up) = watch::channel(true);
         Ok(Self {
             client,
@@ -99,7 +106,9 @@ impl Bus {
     pub async fn record(&self, room: &str, change: &Change) -> RedisResult<u64> {
         let (kind, sensor, value) = match *change {
             Change::Reading { sensor, value, .. } => ("reading", sensor, value),
-            Change::Threshold { sensor, threshold } => ("threshold", sensor, threshold),
+            Change::Threshold { sensor, threshold } => {
+                ("threshold", sensor, threshold)
+            }
         };
         let json = serde_json::to_string(change).unwrap_or_default();
         let mut commands = self.commands.clone();
@@ -128,7 +137,8 @@ impl Bus {
         }
         let mut commands = self.commands.clone();
         let (seq, fields, recent): (u64, Vec<String>, Vec<Vec<f64>>) = {
-            let reply: redis::Value = invocation.invoke_async(&mut commands).await?;
+            let reply: redis::Value =
+                invocation.invoke_async(&mut commands).await?;
             parse_load(reply)?
         };
         let first = room_index(&name) * self.sensors;
@@ -192,9 +202,13 @@ impl Bus {
         loop {
             let ids: Vec<String> =
                 rooms.all().map(|r| format!("0-{}", rooms.seq(r))).collect();
-            let reply: StreamReadReply =
-                redis::AsyncCommands::xread_options(&mut stream, &keys, &ids, &wait)
-                    .await?;
+            let reply: StreamReadReply = redis::AsyncCommands::xread_options(
+                &mut stream,
+                &keys,
+                &ids,
+                &wait,
+            )
+            .await?;
             if !resumed {
                 resumed = true;
                 if !self.up_sender.send_replace(true) {
@@ -203,7 +217,8 @@ impl Bus {
                 }
             }
             for entries in reply.keys {
-                let Some(room) = keys.iter().position(|k| *k == entries.key) else {
+                let Some(room) = keys.iter().position(|k| *k == entries.key)
+                else {
                     continue;
                 };
                 let room = rooms.all().nth(room).expect("one key per room");
@@ -223,12 +238,18 @@ impl Bus {
         room: RoomId,
         entry: &redis::streams::StreamId,
     ) -> RedisResult<()> {
-        let seq = entry.id.strip_prefix("0-").and_then(|s| s.parse::<u64>().ok());
+        let seq = entry
+            .id
+            .strip_prefix("0-")
+            .and_then(|s| s.parse::<u64>().ok());
         let change = entry
             .get::<String>("change")
             .and_then(|json| serde_json::from_str::<Change>(&json).ok());
         let (Some(seq), Some(change)) = (seq, change) else {
-            tracing::warn!(id = entry.id, "skipping an entry this lesson did not write");
+            tracing::warn!(
+                id = entry.id,
+                "skipping an entry this lesson did not write"
+            );
             return Ok(());
         };
         let have = rooms.seq(room);
@@ -236,7 +257,12 @@ impl Bus {
             return Ok(());
         }
         let loaded = self.load(rooms, room).await?;
-        tracing::info!(room = rooms.name(room), have, loaded, "reloaded after a gap");
+        tracing::info!(
+            room = rooms.name(room),
+            have,
+            loaded,
+            "reloaded after a gap"
+        );
         Ok(())
     }
 
@@ -253,11 +279,15 @@ impl Bus {
 
 /// `site-3` is room index 2.
 fn room_index(name: &str) -> usize {
-    let number = name.strip_prefix("site-").and_then(|n| n.parse::<usize>().ok());
+    let number = name
+        .strip_prefix("site-")
+        .and_then(|n| n.parse::<usize>().ok());
     number.unwrap_or(1).saturating_sub(1)
 }
 
-fn parse_load(reply: redis::Value) -> RedisResult<(u64, Vec<String>, Vec<Vec<f64>>)> {
+fn parse_load(
+    reply: redis::Value,
+) -> RedisResult<(u64, Vec<String>, Vec<Vec<f64>>)> {
     let redis::Value::Array(mut parts) = reply else {
         return Err(redis::RedisError::from((
             redis::ErrorKind::Parse,
@@ -266,8 +296,9 @@ fn parse_load(reply: redis::Value) -> RedisResult<(u64, Vec<String>, Vec<Vec<f64
     };
     let rest = parts.split_off(2.min(parts.len()));
     let mut head = parts.into_iter();
-    let seq: u64 = redis::from_redis_value(head.next().unwrap_or(redis::Value::Nil))
-        .unwrap_or(0);
+    let seq: u64 =
+        redis::from_redis_value(head.next().unwrap_or(redis::Value::Nil))
+            .unwrap_or(0);
     let fields: Vec<String> =
         redis::from_redis_value(head.next().unwrap_or(redis::Value::Nil))
             .unwrap_or_default();

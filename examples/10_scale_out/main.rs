@@ -27,9 +27,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{Html, Response};
 use axum::routing::{any, get};
@@ -42,13 +42,13 @@ use ws_lessons::server::Stats;
 use ws_lessons::{Connections, ListenArgs};
 
 mod bus;
-mod registry;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
 #[path = "../09_rooms/login.rs"]
 mod login;
 #[path = "../09_rooms/member.rs"]
 mod member;
+mod registry;
 #[path = "../09_rooms/rooms.rs"]
 mod rooms;
 mod session;
@@ -179,10 +179,17 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
                 continue;
             };
             let at_ms = ws_lessons::protocol::unix_ms();
-            let change = Change::Reading { sensor, value: sample.value, at_ms };
+            let change = Change::Reading {
+                sensor,
+                value: sample.value,
+                at_ms,
+            };
             match bus.record(rooms.name(room), &change).await {
                 Ok(_) if unstored > 0 => {
-                    tracing::warn!(unstored, "readings lost while Redis was down");
+                    tracing::warn!(
+                        unstored,
+                        "readings lost while Redis was down"
+                    );
                     unstored = 0;
                 }
                 Ok(_) => {}

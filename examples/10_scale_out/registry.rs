@@ -74,7 +74,12 @@ impl Registry {
 
     /// Sends a notice to every tab of `to`, on every instance; returns how
     /// many instances have `to`, or an error for the client.
-    pub async fn notify(&self, from: &str, to: &str, text: &str) -> Result<usize, String> {
+    pub async fn notify(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<usize, String> {
         let length = text.chars().count();
         if length == 0 || length > crate::users::NOTICE_MAX_CHARS {
             return Err(format!(
@@ -90,19 +95,26 @@ impl Registry {
         let json = serde_json::to_string(&notice).unwrap_or_default();
         let mut commands = self.commands.clone();
         // The connection manager gives up after its response timeout.
-        let sent: RedisResult<usize> =
-            self.notify.arg(to).arg(json).invoke_async(&mut commands).await;
+        let sent: RedisResult<usize> = self
+            .notify
+            .arg(to)
+            .arg(json)
+            .invoke_async(&mut commands)
+            .await;
         match sent {
             Ok(0) => Err(format!("{to:?} is not connected")),
             Ok(instances) => Ok(instances),
-            Err(_) => Err("notices are paused: the server cannot reach Redis".into()),
+            Err(_) => {
+                Err("notices are paused: the server cannot reach Redis".into())
+            }
         }
     }
 
     /// Keeps this instance's part up to date, and applies the others', for as
     /// long as the server runs.
     pub async fn run(self, rooms: Arc<Rooms>, users: Arc<Users>) {
-        let listener = tokio::spawn(self.clone().listen(rooms.clone(), users.clone()));
+        let listener =
+            tokio::spawn(self.clone().listen(rooms.clone(), users.clone()));
         let mut pulse = tokio::time::interval(PULSE);
         let mut written = Written::default();
         loop {
@@ -188,13 +200,15 @@ impl Registry {
             if id == self.id {
                 continue;
             }
-            let alive: bool = commands.exists(format!("ws-lessons:alive:{id}")).await?;
+            let alive: bool =
+                commands.exists(format!("ws-lessons:alive:{id}")).await?;
             if !alive {
                 // An instance that died: its part goes too.
                 let _: () = commands.hdel(&key, &id).await?;
                 continue;
             }
-            let users: Vec<String> = serde_json::from_str(&json).unwrap_or_default();
+            let users: Vec<String> =
+                serde_json::from_str(&json).unwrap_or_default();
             elsewhere.extend(users);
         }
         rooms.set_elsewhere(room, elsewhere);

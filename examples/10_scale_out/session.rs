@@ -107,7 +107,9 @@ async fn answer(
     let request = ws_lessons::protocol::parse::<RoomRequest>(text);
     let reply = match request {
         Ok(RoomRequest::Join { room, after }) => member.join(&room, after),
-        Ok(RoomRequest::Leave { room }) => member.leave(&room).map(|left| vec![left]),
+        Ok(RoomRequest::Leave { room }) => {
+            member.leave(&room).map(|left| vec![left])
+        }
         Ok(RoomRequest::SetThreshold {
             room,
             sensor,
@@ -118,7 +120,11 @@ async fn answer(
             let sent = hub.registry.notify(from, &user, &text).await;
             sent.map(|instances| {
                 let instances = Some(instances);
-                let sent = RoomMessage::Sent { to: user, tabs: None, instances };
+                let sent = RoomMessage::Sent {
+                    to: user,
+                    tabs: None,
+                    instances,
+                };
                 vec![text_json(sent)]
             })
         }
@@ -137,11 +143,15 @@ async fn set_threshold(
 ) -> Result<Vec<Utf8Bytes>, String> {
     let id = member.room(room)?;
     let change = hub.rooms.threshold(id, sensor, threshold)?;
-    let paused = || "updates are paused: the server cannot reach Redis".to_owned();
+    let paused =
+        || "updates are paused: the server cannot reach Redis".to_owned();
     if !*hub.bus.up.borrow() {
         return Err(paused());
     }
-    let stored = tokio::time::timeout(Duration::from_secs(2), hub.bus.record(room, &change));
+    let stored = tokio::time::timeout(
+        Duration::from_secs(2),
+        hub.bus.record(room, &change),
+    );
     match stored.await {
         // The member sees it when it comes back from Redis, in its place.
         Ok(Ok(_seq)) => Ok(Vec::new()),

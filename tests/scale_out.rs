@@ -1,0 +1,246 @@
+//! Lesson 10, `examples/10_scale_out`: two and three instances sharing a real
+//! Redis (`redis-server`, started by each test on a free port).
+
+mod common;
+
+use common::{Client, Redis, Server, next_json, next_of, run_to_exit, send_json};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+const EXAMPLE: &str = "10_scale_out";
+
+/// An instance on the shared Redis; the first of a test produces.
+async fn instance(redis: &Redis, produce: bool, extra: &[&str]) -> Server {
+    let url = redis.url();
+    let mut args = vec!["--redis", url.as_str(), "--sites", "2", "--rate", "200"];
+    if produce {
+        args.push("--produce");
+    }
+    args.extend_from_slice(extra);
+    Server::start(EXAMPLE, &args).await
+}
+
+async fn connect(server: &Server, user: &str) -> Client {
+    server.connect_to(&format!("/ws?user={user}")).await
+}
+
+/// Joins `room`, and returns the answer (a snapshot, or `joined`).
+async fn join(client: &mut Client, room: &str, after: Option<u64>) -> Value {
+    let mut request = json!({"type": "join", "room": room});
+    if let Some(after) = after {
+        request["after"] = after.into();
+    }
+    send_json(client, request).await;
+    loop {
+        let message = next_json(client).await;
+        if matches!(message["type"].as_str(), Some("snapshot" | "joined")) {
+            return message;
+        }
+    }
+}
+
+/// The next `count` changes (readings and thresholds) as (type, seq),
+/// checking that they are consecutive.
+async fn changes(client: &mut Client, count: usize) -> Vec<(String, u64)> {
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    while seen.len() < count {
+        let message = next_json(client).await;
+        let kind = message["type"].as_str().unwrap_or_default().to_owned();
+        if kind != "reading" && kind != "threshold" {
+            continue;
+        }
+        let seq = message["seq"].as_u64().expect("a seq");
+        if let Some((_, last)) = seen.last() {
+            assert_eq!(seq, last + 1, "a gap after {last}: {message}");
+        }
+        seen.push((kind, seq));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn start_up_without_redis_is_a_one_line_error() {
+    let args = ["127.0.0.1:0", "--redis", "redis://127.0.0.1:1"];
+    let (status, stdout, stderr) = run_to_exit(EXAMPLE, &args).await;
+    assert!(!status.success());
+    assert!(stdout.is_empty(), "no start-up line: {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: cannot reach Redis at redis://127.0.0.1:1")
+    );
+}
+
+// ANCHOR: one_order
+#[tokio::test]
+async fn every_instance_delivers_the_same_changes_in_the_same_order() {
+    let redis = Redis::start().await;
+    let a = instance(&redis, true, &[]).await;
+    let b = instance(&redis, false, &[]).await;
+    let c = instance(&redis, false, &[]).await;
+    let mut clients = Vec::new();
+    for (server, user) in [(&a, "ann"), (&b, "bob"), (&c, "cid")] {
+        let mut client = connect(server, user).await;
+        join(&mut client, "site-1", None).await;
+        clients.push(client);
+    }
+    // A threshold set through c reaches every instance as one of the changes.
+    let threshold = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-2", "threshold": 99.5});
+    send_json(&mut clients[2], threshold).await;
+    let mut seen = Vec::new();
+    for client in &mut clients {
+        let at = next_of(client, "threshold").await;
+        assert_eq!(at["threshold"], 99.5);
+        let at = at["seq"].as_u64().expect("a seq");
+        seen.push((at, changes(client, 50).await));
+    }
+    assert!(
+        seen.iter().all(|(at, _)| *at == seen[0].0),
+        "one seq: {seen:?}"
+    );
+    assert!(seen.iter().all(|(_, c)| *c == seen[0].1), "one order");
+}
+// ANCHOR_END: one_order
+
+#[tokio::test]
+async fn presence_and_notices_cross_instances() {
+    let redis = Redis::start().await;
+    let a = instance(&redis, true, &[]).await;
+    let b = instance(&redis, false, &[]).await;
+    let mut alice_a = connect(&a, "alice").await;
+    let mut alice_b = connect(&b, "alice").await;
+    let mut bob = connect(&b, "bob").await;
+    join(&mut alice_a, "site-1", None).await;
+    join(&mut bob, "site-1", None).await;
+    // bob, on b, sees alice, who is on a.
+    let mut users = Value::Null;
+    for _ in 0..100 {
+        users = next_of(&mut bob, "presence").await["users"].clone();
+        if users == json!(["alice", "bob"]) {
+            break;
+        }
+    }
+    assert_eq!(users, json!(["alice", "bob"]));
+
+    let notice = json!({"type": "notify", "user": "alice", "text": "hello"});
+    send_json(&mut bob, notice).await;
+    let sent = next_of(&mut bob, "sent").await;
+    assert_eq!(sent, json!({"type": "sent", "to": "alice", "instances": 2}));
+    for tab in [&mut alice_a, &mut alice_b] {
+        let got = next_of(tab, "notice").await;
+        assert_eq!(
+            got,
+            json!({"type": "notice", "from": "bob", "text": "hello"})
+        );
+    }
+    let nobody = json!({"type": "notify", "user": "dave", "text": "hi"});
+    send_json(&mut bob, nobody).await;
+    let error = next_of(&mut bob, "error").await;
+    assert_eq!(error["message"], "\"dave\" is not connected");
+
+    // alice's instance a dies: within seconds, bob sees her gone.
+    drop(alice_b);
+    a.signal(Signal::SIGKILL);
+    let mut users = Value::Null;
+    for _ in 0..1000 {
+        users = next_of(&mut bob, "presence").await["users"].clone();
+        if users == json!(["bob"]) {
+            break;
+        }
+    }
+    assert_eq!(users, json!(["bob"]), "a dead instance's users go");
+}
+
+// ANCHOR: resume
+#[tokio::test]
+async fn a_client_resumes_on_another_instance_after_a_sigkill() {
+    let redis = Redis::start().await;
+    let producer = instance(&redis, true, &[]).await;
+    let doomed = instance(&redis, false, &[]).await;
+    let mut client = connect(&doomed, "ann").await;
+    join(&mut client, "site-1", None).await;
+    let last = changes(&mut client, 20).await.last().expect("changes").1;
+
+    doomed.signal(Signal::SIGKILL);
+    // The client moves to the other instance and asks for what followed.
+    let mut client = connect(&producer, "ann").await;
+    let answer = join(&mut client, "site-1", Some(last)).await;
+    assert_eq!(answer["type"], "joined", "{answer}");
+    let next = changes(&mut client, 1).await[0].1;
+    assert_eq!(next, last + 1, "no gap, nothing twice");
+}
+// ANCHOR_END: resume
+
+#[tokio::test]
+async fn a_client_too_far_behind_gets_a_snapshot_with_an_exact_missed() {
+    let redis = Redis::start().await;
+    let server = instance(&redis, true, &["--history", "10"]).await;
+    let mut client = connect(&server, "ann").await;
+    let snapshot = join(&mut client, "site-1", None).await;
+    let after = snapshot["seq"].as_u64().expect("a seq");
+    changes(&mut client, 30).await;
+    let mut other = connect(&server, "bob").await;
+    let answer = join(&mut other, "site-1", Some(after)).await;
+    assert_eq!(answer["type"], "snapshot", "{answer}");
+    let seq = answer["seq"].as_u64().expect("a seq");
+    assert_eq!(answer["missed"], seq - after);
+}
+
+// ANCHOR: redis_restart
+#[tokio::test]
+async fn a_redis_restart_pauses_updates_and_loses_nothing() {
+    let mut redis = Redis::start().await;
+    let _producer = instance(&redis, true, &[]).await;
+    let server = instance(&redis, false, &[]).await;
+    let mut client = connect(&server, "ann").await;
+    join(&mut client, "site-1", None).await;
+    let last = changes(&mut client, 10).await.last().expect("changes").1;
+
+    redis.stop().await;
+    // Changes the instance had before Redis went may still arrive after
+    // `paused` (two channels, no order between them); none may be missing.
+    let mut last_before = last;
+    let expect = |message: &Value, last_before: &mut u64| {
+        if message["type"] == "reading" {
+            let seq = message["seq"].as_u64().expect("a seq");
+            assert_eq!(seq, *last_before + 1, "{message}");
+            *last_before = seq;
+        }
+    };
+    loop {
+        let message = next_json(&mut client).await;
+        expect(&message, &mut last_before);
+        if message["type"] == "paused" {
+            break;
+        }
+    }
+    assert_eq!(server.get("/ready").await.status, 503);
+    assert_eq!(server.stats().await["connections"], 1, "/stats still works");
+
+    redis.start_again().await;
+    loop {
+        let message = next_json(&mut client).await;
+        expect(&message, &mut last_before);
+        if message["type"] == "resumed" {
+            break;
+        }
+    }
+    let after = changes(&mut client, 10).await;
+    assert_eq!(
+        after[0].1,
+        last_before + 1,
+        "carries on where it stopped: {after:?}"
+    );
+    assert_eq!(server.get("/ready").await.status, 200);
+}
+// ANCHOR_END: redis_restart
+
+#[tokio::test]
+async fn sigterm_sends_1001_with_redis_behind() {
+    let redis = Redis::start().await;
+    let mut server = instance(&redis, true, &[]).await;
+    let mut client = connect(&server, "ann").await;
+    join(&mut client, "site-1", None).await;
+    server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
+}
