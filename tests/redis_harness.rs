@@ -1,6 +1,7 @@
 //! The Redis harness itself (`tests/common/redis.rs`): a real `redis-server`
 //! keeps its data across a stop and a crash, leaves nothing behind when
 //! dropped, and two of them never share a port.
+#![cfg(feature = "with-redis")]
 
 mod common;
 

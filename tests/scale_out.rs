@@ -1,5 +1,6 @@
 //! Lesson 10, `examples/10_scale_out`: two and three instances sharing a real
 //! Redis (`redis-server`, started by each test on a free port).
+#![cfg(feature = "with-redis")]
 
 mod common;
 

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+// ANCHOR: login
 /// `?user=NAME` on the upgrade request.
 #[derive(Deserialize)]
 pub struct Login {
@@ -27,3 +28,4 @@ impl TryFrom<String> for UserName {
         }
     }
 }
+// ANCHOR_END: login

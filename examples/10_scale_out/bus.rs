@@ -162,6 +162,7 @@ impl Bus {
         Ok(seq)
     }
 
+    // ANCHOR: follow
     /// Feeds the mirror from Redis for as long as the server runs: every room's
     /// changes, in order. When Redis goes away the clients are told, the bus
     /// reconnects with backoff and jitter, and catches up where it stopped.
@@ -186,6 +187,11 @@ impl Bus {
         }
     }
 
+    // ANCHOR_END: follow
+
+    // ANCHOR: tail
+    /// Reads every room's stream from where the mirror is, and applies what
+    /// comes, until Redis fails.
     async fn tail(&self, rooms: &Rooms) -> RedisResult<std::convert::Infallible> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -229,6 +235,9 @@ impl Bus {
         }
     }
 
+    // ANCHOR_END: tail
+
+    // ANCHOR: apply
     /// Applies one stream entry to the mirror. A gap (the stream was trimmed
     /// past what this instance had) reloads the room's state, and its members
     /// take a snapshot that counts what they missed.
@@ -265,6 +274,7 @@ impl Bus {
         );
         Ok(())
     }
+    // ANCHOR_END: apply
 
     /// This instance's part of the registry of users and members, on the same
     /// Redis.

@@ -180,6 +180,7 @@ impl Registry {
         Ok(())
     }
 
+    // ANCHOR: gather
     /// Reads who is in each occupied room on the other live instances.
     async fn gather(&self, rooms: &Rooms) -> RedisResult<()> {
         for room in rooms.all() {
@@ -214,6 +215,7 @@ impl Registry {
         rooms.set_elsewhere(room, elsewhere);
         Ok(())
     }
+    // ANCHOR_END: gather
 
     /// Listens to the other instances: presence changes, and notices for the
     /// users connected here. Reconnects with backoff and jitter.

@@ -134,6 +134,9 @@ async fn answer(
 }
 // ANCHOR_END: answer
 
+// ANCHOR: threshold
+/// A threshold: checked here, numbered and stored by Redis, and applied when it
+/// comes back, on every instance alike.
 async fn set_threshold(
     member: &Member,
     hub: &Hub,
@@ -162,6 +165,7 @@ async fn set_threshold(
         Err(_) => Err(paused()),
     }
 }
+// ANCHOR_END: threshold
 
 fn text(message: RoomMessage) -> Message {
     Message::Text(text_json(message))

@@ -118,6 +118,8 @@ pub enum RoomMessage {
         /// Sorted, each user once however many tabs they have open.
         users: Vec<String>,
     },
+    // ANCHOR_END: messages
+    // ANCHOR: messages_more
     /// The client has left the room; nothing of the room follows.
     Left {
         /// The room.
@@ -158,7 +160,7 @@ pub enum RoomMessage {
     /// next: its missing changes, or a snapshot that counts them.
     Resumed,
 }
-// ANCHOR_END: messages
+// ANCHOR_END: messages_more
 
 impl RoomMessage {
     /// The JSON text of this message.

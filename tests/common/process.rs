@@ -41,6 +41,9 @@ pub fn example_binary(name: &str) -> PathBuf {
         if cfg!(feature = "browser") {
             build.args(["--features", "browser"]);
         }
+        if cfg!(feature = "with-redis") {
+            build.args(["--features", "with-redis"]);
+        }
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build --example {name} failed");
         built.push(name.to_owned());
