@@ -26,31 +26,28 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::{Html, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
-use axum::{Json, Router};
 use clap::Parser;
-use serde::Serialize;
-use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::sensor::Simulator;
-use ws_lessons::server::Stats;
 use ws_lessons::{Connections, ListenArgs};
 
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
-mod login;
 mod member;
 mod rooms;
 mod session;
 mod site;
 mod users;
+mod web;
 
-use login::{Login, UserName};
 use rooms::Rooms;
 use session::Hub;
 use users::Users;
+use web::{Login, RoomsArgs, UserName};
 
 /// Sensor dashboards by site: join a site's room to follow it, see who else
 /// is watching, and send a notice to another user.
@@ -58,34 +55,8 @@ use users::Users;
 struct Args {
     #[command(flatten)]
     listen: ListenArgs,
-    /// Number of sites, each a room: site-1, site-2, and so on (--sensors
-    /// counts each site's sensors, --rate the readings of all sites together)
-    #[arg(
-        long,
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u16).range(1..=1000)
-    )]
-    sites: u16,
     #[command(flatten)]
-    sensors: SensorArgs,
-    /// How many messages a member may fall behind in a room before it is
-    /// resynchronised, rounded up to a power of two
-    #[arg(
-        long,
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..=100_000)
-    )]
-    queue: u32,
-    /// How many of each room's last changes are kept for clients that rejoin
-    /// with `after`
-    #[arg(
-        long,
-        default_value_t = 1000,
-        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
-    )]
-    history: u32,
-    #[command(flatten)]
-    heartbeat: HeartbeatArgs,
+    rooms: RoomsArgs,
 }
 
 #[tokio::main]
@@ -95,15 +66,15 @@ async fn main() -> ExitCode {
 
     let hub = Hub {
         connections: Connections::new(),
-        rooms: start_sites(&args),
+        rooms: start_sites(&args.rooms),
         users: Arc::new(Users::default()),
-        heartbeat: args.heartbeat,
+        heartbeat: args.rooms.heartbeat,
     };
     let connections = hub.connections.clone();
     let app = Router::new()
-        .route("/", get(page))
+        .route("/", get(web::page))
         .route("/ws", any(upgrade))
-        .route("/stats", get(stats))
+        .route("/stats", get(web::stats))
         .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
@@ -111,23 +82,16 @@ async fn main() -> ExitCode {
 
 /// The rooms, with one simulator producing every site's readings, watched or
 /// not.
-fn start_sites(args: &Args) -> Arc<Rooms> {
-    let sites = usize::from(args.sites);
-    let sensors = usize::from(args.sensors.sensors);
-    let queue = ws_lessons::cli::broadcast_capacity(args.queue);
-    let history = args.history as usize;
-    let rooms = Arc::new(Rooms::new(sites, sensors, history, queue));
+fn start_sites(args: &RoomsArgs) -> Arc<Rooms> {
+    let rooms = Arc::new(args.rooms());
     let recorder = rooms.clone();
-    let simulator = Simulator::new(sites * sensors);
+    let sensors = usize::from(args.sensors.sensors);
+    let simulator = Simulator::new(usize::from(args.sites) * sensors);
     tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
         let (site, sensor) = (sample.index / sensors, sample.index % sensors);
         recorder.record_reading(site, sensor, sample.value);
     }));
     rooms
-}
-
-async fn page() -> Html<&'static str> {
-    Html(include_str!("rooms.html"))
 }
 
 // ANCHOR: upgrade
@@ -151,22 +115,3 @@ async fn handle(mut socket: WebSocket, hub: Hub, UserName(user): UserName) {
     ws_lessons::server::end(socket, ended).await;
 }
 // ANCHOR_END: upgrade
-
-/// What `GET /stats` reports here: lesson 05's gauges, and the registry's.
-#[derive(Serialize)]
-struct RoomStats {
-    #[serde(flatten)]
-    server: Stats,
-    /// Rooms with at least one member.
-    rooms: usize,
-    /// Distinct users connected.
-    users: usize,
-}
-
-async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
-    Json(RoomStats {
-        server: hub.connections.stats(),
-        rooms: hub.rooms.occupied(),
-        users: hub.users.count(),
-    })
-}

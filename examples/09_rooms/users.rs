@@ -66,13 +66,7 @@ impl Users {
         to: &str,
         text: &str,
     ) -> Result<usize, String> {
-        let length = text.chars().count();
-        if length == 0 || length > NOTICE_MAX_CHARS {
-            return Err(format!(
-                "a notice is 1 to {NOTICE_MAX_CHARS} characters; \
-                 this one has {length}"
-            ));
-        }
+        check_notice(text)?;
         let notice = RoomMessage::Notice {
             from: from.to_owned(),
             text: text.to_owned(),
@@ -101,6 +95,17 @@ impl Users {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A notice is 1 to [`NOTICE_MAX_CHARS`] characters.
+pub fn check_notice(text: &str) -> Result<(), String> {
+    let length = text.chars().count();
+    if length == 0 || length > NOTICE_MAX_CHARS {
+        return Err(format!(
+            "a notice is 1 to {NOTICE_MAX_CHARS} characters; this one has {length}"
+        ));
+    }
+    Ok(())
 }
 
 impl Tab {

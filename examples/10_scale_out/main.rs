@@ -31,21 +31,16 @@ use axum::extract::Query;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
-use axum::response::{Html, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use clap::Parser;
-use serde::Serialize;
-use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::sensor::Simulator;
-use ws_lessons::server::Stats;
 use ws_lessons::{Connections, ListenArgs};
 
 mod bus;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
-#[path = "../09_rooms/login.rs"]
-mod login;
 #[path = "../09_rooms/member.rs"]
 mod member;
 mod registry;
@@ -56,12 +51,14 @@ mod session;
 mod site;
 #[path = "../09_rooms/users.rs"]
 mod users;
+#[path = "../09_rooms/web.rs"]
+mod web;
 
 use bus::Bus;
-use login::{Login, UserName};
 use rooms::{Change, Rooms};
 use session::Hub;
 use users::Users;
+use web::{Login, RoomsArgs, UserName};
 
 /// Lesson 09's dashboard, on as many instances as you like, sharing one Redis.
 #[derive(Parser)]
@@ -75,37 +72,12 @@ struct Args {
     /// Run the sensor simulator here: exactly one instance should
     #[arg(long)]
     produce: bool,
-    /// Number of sites, each a room: site-1, site-2, and so on
-    #[arg(
-        long,
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u16).range(1..=1000)
-    )]
-    sites: u16,
     #[command(flatten)]
-    sensors: SensorArgs,
-    /// How many messages a member may fall behind in a room before it is
-    /// resynchronised, rounded up to a power of two
-    #[arg(
-        long,
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..=100_000)
-    )]
-    queue: u32,
-    /// How many of each room's changes Redis and each instance keep for
-    /// clients that rejoin with `after`
-    #[arg(
-        long,
-        default_value_t = 1000,
-        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
-    )]
-    history: u32,
+    rooms: RoomsArgs,
     /// Another instance's address (`ws://HOST:PORT/ws`), which the page tries
     /// when this one goes away; repeat for each
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
-    #[command(flatten)]
-    heartbeat: HeartbeatArgs,
 }
 
 #[tokio::main]
@@ -113,9 +85,8 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     ws_lessons::init_tracing();
 
-    let sites = usize::from(args.sites);
-    let sensors = usize::from(args.sensors.sensors);
-    let history = args.history as usize;
+    let sensors = usize::from(args.rooms.sensors.sensors);
+    let history = args.rooms.history as usize;
     let bus = match Bus::connect(&args.redis, history, sensors).await {
         Ok(bus) => bus,
         Err(e) => {
@@ -123,8 +94,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let queue = ws_lessons::cli::broadcast_capacity(args.queue);
-    let rooms = Arc::new(Rooms::new(sites, sensors, history, queue));
+    let rooms = Arc::new(args.rooms.rooms());
     for room in rooms.all() {
         if let Err(e) = bus.load(&rooms, room).await {
             eprintln!("error: cannot load {} from Redis: {e}", rooms.name(room));
@@ -146,13 +116,13 @@ async fn main() -> ExitCode {
         users,
         bus,
         registry,
-        heartbeat: args.heartbeat,
+        heartbeat: args.rooms.heartbeat,
     };
     let connections = hub.connections.clone();
     let app = Router::new()
-        .route("/", get(page))
+        .route("/", get(web::page))
         .route("/ws", any(upgrade))
-        .route("/stats", get(stats))
+        .route("/stats", get(web::stats))
         .route("/ready", get(ready))
         .route("/peers", get(move || async move { peers }))
         .with_state(hub);
@@ -165,10 +135,10 @@ async fn main() -> ExitCode {
 /// taken. A reading that cannot be stored (Redis is down) never gets a number,
 /// so no client misses it; it is counted, and the count logged.
 fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
-    let sensors = usize::from(args.sensors.sensors);
-    let simulator = Simulator::new(usize::from(args.sites) * sensors);
+    let sensors = usize::from(args.rooms.sensors.sensors);
+    let simulator = Simulator::new(usize::from(args.rooms.sites) * sensors);
     let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+    tokio::spawn(simulator.run(args.rooms.sensors.rate, move |sample| {
         let _ = readings.try_send(sample);
     }));
     tokio::spawn(async move {
@@ -200,10 +170,6 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
 }
 // ANCHOR_END: produce
 
-async fn page() -> Html<&'static str> {
-    Html(include_str!("../09_rooms/rooms.html"))
-}
-
 async fn upgrade(
     Query(login): Query<Login>,
     ws: WebSocketUpgrade,
@@ -230,21 +196,4 @@ async fn ready(State(hub): State<Hub>) -> (StatusCode, &'static str) {
         true => (StatusCode::OK, "ready\n"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
     }
-}
-
-/// `GET /stats`: lesson 09's numbers, for this instance.
-#[derive(Serialize)]
-struct RoomStats {
-    #[serde(flatten)]
-    server: Stats,
-    rooms: usize,
-    users: usize,
-}
-
-async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
-    Json(RoomStats {
-        server: hub.connections.stats(),
-        rooms: hub.rooms.occupied(),
-        users: hub.users.count(),
-    })
 }

@@ -80,13 +80,7 @@ impl Registry {
         to: &str,
         text: &str,
     ) -> Result<usize, String> {
-        let length = text.chars().count();
-        if length == 0 || length > crate::users::NOTICE_MAX_CHARS {
-            return Err(format!(
-                "a notice is 1 to {} characters; this one has {length}",
-                crate::users::NOTICE_MAX_CHARS
-            ));
-        }
+        crate::users::check_notice(text)?;
         let notice = Notice {
             to: to.to_owned(),
             from: from.to_owned(),

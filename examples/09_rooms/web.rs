@@ -1,0 +1,114 @@
+//! The rooms server's outside, which lesson 10 shares: its flags, who the user
+//! is, the page, and `GET /stats`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Html;
+use serde::{Deserialize, Serialize};
+use ws_lessons::Connections;
+use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::server::Stats;
+
+use crate::rooms::Rooms;
+use crate::users::Users;
+
+/// The rooms' flags.
+#[derive(clap::Args)]
+pub struct RoomsArgs {
+    /// Number of sites, each a room: site-1, site-2, and so on (--sensors
+    /// counts each site's sensors, --rate the readings of all sites together)
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub sites: u16,
+    #[command(flatten)]
+    pub sensors: SensorArgs,
+    /// How many messages a member may fall behind in a room before it is
+    /// resynchronised, rounded up to a power of two
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub queue: u32,
+    /// How many of each room's last changes are kept for clients that rejoin
+    /// with `after`
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub history: u32,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+}
+
+impl RoomsArgs {
+    /// The rooms these flags ask for, with no member yet.
+    pub fn rooms(&self) -> Rooms {
+        let queue = ws_lessons::cli::broadcast_capacity(self.queue);
+        let sites = usize::from(self.sites);
+        let sensors = usize::from(self.sensors.sensors);
+        Rooms::new(sites, sensors, self.history as usize, queue)
+    }
+}
+
+// ANCHOR: login
+/// `?user=NAME` on the upgrade request.
+#[derive(Deserialize)]
+pub struct Login {
+    pub user: UserName,
+}
+
+/// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`: checked as the query is
+/// parsed, so a bad name is refused with 400 before the upgrade.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+pub struct UserName(pub String);
+
+impl TryFrom<String> for UserName {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
+        if (1..=32).contains(&name.len()) && name.chars().all(allowed) {
+            Ok(Self(name))
+        } else {
+            Err("a user name is 1 to 32 characters of a-z, 0-9, _ and -")
+        }
+    }
+}
+// ANCHOR_END: login
+
+/// `GET /`: the rooms page.
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("rooms.html"))
+}
+
+/// What `GET /stats` reports: lesson 05's gauges, and the registry's.
+#[derive(Serialize)]
+pub struct RoomStats {
+    #[serde(flatten)]
+    server: Stats,
+    /// Rooms with at least one member.
+    rooms: usize,
+    /// Distinct users connected.
+    users: usize,
+}
+
+/// `GET /stats`.
+pub async fn stats(
+    State(connections): State<Connections>,
+    State(rooms): State<Arc<Rooms>>,
+    State(users): State<Arc<Users>>,
+) -> Json<RoomStats> {
+    Json(RoomStats {
+        server: connections.stats(),
+        rooms: rooms.occupied(),
+        users: users.count(),
+    })
+}
