@@ -1,6 +1,7 @@
 //! The pages in a real headless Chromium, driven through chromedriver (WebDriver)
 //! by fantoccini: the dashboard's live values, a command sent from the page, and
-//! reconnection; the rooms page's presence and notices between two users.
+//! reconnection; the rooms page's presence and notices between two users, its
+//! thresholds, and how it resumes its rooms after losing its connection.
 //!
 //! Needs `chromium` and `chromedriver` on the machine, so it runs only with the
 //! `browser` feature: `cargo test --features browser --test browser`. CI always
@@ -13,13 +14,14 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Server, WAIT, next_of};
+use common::{Server, WAIT, next_of, send_json};
 use fantoccini::{Client, ClientBuilder, Locator};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, watch};
 
 /// One test drives a browser at a time: two Chromiums at once on a two-core
 /// machine can starve the dashboard page long enough to miss its 300 ms pong.
@@ -407,4 +409,195 @@ async fn the_rooms_page_shows_presence_and_notices_between_two_users() {
 
     alice.close().await.expect("the session closes");
     bob.close().await.expect("the session closes");
+}
+
+/// A TCP relay in front of a server, which the page is loaded from: the test
+/// can end the page's connection as a network failure would, without stopping
+/// the server, and hold the page's next attempt while another server starts.
+struct Relay {
+    addr: String,
+    gate: watch::Sender<Gate>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Gate {
+    /// New connections wait while this holds, as they would for a slow server.
+    held: bool,
+    /// Each change ends every connection going through.
+    cuts: u32,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let (gate, gates) = watch::channel(Gate::default());
+        tokio::spawn(async move {
+            while let Ok((page, _)) = listener.accept().await {
+                tokio::spawn(relay(page, to, gates.clone()));
+            }
+        });
+        Relay { addr, gate }
+    }
+
+    /// Ends every connection through the relay, without a Close frame.
+    fn cut(&self) {
+        self.gate.send_modify(|gate| gate.cuts += 1);
+    }
+
+    /// Holds new connections, or lets them through.
+    fn hold(&self, held: bool) {
+        self.gate.send_modify(|gate| gate.held = held);
+    }
+}
+
+async fn relay(
+    mut page: TcpStream,
+    to: std::net::SocketAddr,
+    mut gate: watch::Receiver<Gate>,
+) {
+    let cuts = match gate.wait_for(|gate| !gate.held).await {
+        Ok(gate) => gate.cuts,
+        Err(_) => return,
+    };
+    let Ok(mut server) = TcpStream::connect(to).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut page, &mut server) => {}
+        _ = gate.wait_for(|gate| gate.cuts != cuts) => {}
+    }
+}
+
+/// A room's card on the page.
+fn card(room: &str) -> String {
+    format!("//section[@data-room='{room}']")
+}
+
+/// The row of a sensor in a room's card.
+fn sensor_row(room: &str, sensor: &str) -> String {
+    format!("{}//tr[@data-sensor='{sensor}']", card(room))
+}
+
+/// The number of the room's last change that the page has.
+async fn seq_of(browser: &Client, room: &str) -> u64 {
+    let card = browser.find(Locator::XPath(&card(room))).await;
+    let seq = card.expect("the card").attr("data-seq").await;
+    let seq = seq.expect("the attribute").unwrap_or_default();
+    seq.parse()
+        .unwrap_or_else(|_| panic!("{room}'s data-seq is {seq:?}"))
+}
+
+/// Waits until the page is in `room` again, live, and has taken changes
+/// beyond the last one it has now.
+async fn changes_flow(browser: &Client, room: &str) {
+    let seq = seq_of(browser, room).await;
+    let live = format!(
+        "{}[not(contains(@class, 'stale')) and @data-seq > {seq}]",
+        card(room)
+    );
+    wait_for(browser, &live).await;
+}
+
+/// The note on a room's card, when it starts with `start` (and says `also`).
+fn note(room: &str, start: &str, also: &str) -> String {
+    format!(
+        "{}/div[contains(@class, 'note') and starts-with(text(), '{start}') \
+         and contains(text(), '{also}')]",
+        card(room)
+    )
+}
+
+/// Waits until `server`'s room has got past change `seq`.
+async fn wait_past(server: &Server, room: &str, seq: u64) {
+    let mut watcher = server.connect_to("/ws?user=watcher").await;
+    send_json(&mut watcher, json!({ "type": "join", "room": room })).await;
+    let snapshot = next_of(&mut watcher, "snapshot").await;
+    let mut last = snapshot["seq"].as_u64().expect("a seq");
+    let past = tokio::time::timeout(WAIT, async {
+        while last <= seq {
+            let reading = next_of(&mut watcher, "reading").await;
+            last = reading["seq"].as_u64().expect("a seq");
+        }
+    });
+    past.await
+        .expect("the new server gets past the page in time");
+}
+
+const ROOMS: [&str; 2] = ["site-1", "site-2"];
+
+#[tokio::test]
+async fn the_rooms_page_sets_thresholds_and_resumes_its_rooms_by_itself() {
+    let driver = start_driver().await;
+    let mut server = Server::start("09_rooms", &["--rate", "60"]).await;
+    let addr = server.addr.to_string();
+    let relay = Relay::start(server.addr).await;
+    let alice = rooms_page_of(&driver, &relay.addr, "alice").await;
+    click(&alice, &join_button("site-2")).await;
+    wait_for(&alice, &presence_line("site-2")).await;
+    let connected =
+        format!("//span[@id='server' and text()='server {}']", relay.addr);
+    wait_for(&alice, &connected).await;
+    for room in ROOMS {
+        changes_flow(&alice, room).await;
+    }
+
+    // A threshold set on the page comes back from the server as the room's
+    // next change, and the page shows it.
+    let row = sensor_row("site-1", "sensor-2");
+    type_into(&alice, &format!("{row}//input"), "31.5").await;
+    click(&alice, &format!("{row}//button[text()='Set']")).await;
+    let limit = format!("{row}/td[@class='limit' and text()='alert > 31.5']");
+    wait_for(&alice, &limit).await;
+
+    // The connection drops, and the server stays: the page reconnects by
+    // itself and resumes both rooms where it was, with every change since.
+    relay.cut();
+    let host = &relay.addr;
+    for room in ROOMS {
+        let resumed = note(room, &format!("resumed on {host} after change "), "");
+        wait_for(&alice, &resumed).await;
+        changes_flow(&alice, room).await;
+    }
+    wait_for(&alice, &limit).await;
+
+    // The server restarts. The page's attempts wait in the relay until the new
+    // server, faster and keeping no history, is past the page's last change in
+    // both rooms: it cannot replay what the page missed, and must say so with a
+    // snapshot that counts it. (With the old flags it would still be short of
+    // the page's last change, and a server answers a join after a change it
+    // has not reached yet with `joined`, as a lagging instance of lesson 10.)
+    relay.hold(true);
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(2)).await.success());
+    let reconnecting =
+        "//span[@id='status' and starts-with(text(), 'reconnecting')]";
+    wait_for(&alice, reconnecting).await;
+    let args = ["--rate", "600", "--history", "0"];
+    let server = Server::start_on("09_rooms", &addr, &args).await;
+    for room in ROOMS {
+        wait_past(&server, room, seq_of(&alice, room).await).await;
+    }
+    relay.hold(false);
+    wait_for(
+        &alice,
+        "//span[@id='status' and text()='connected as alice']",
+    )
+    .await;
+    for room in ROOMS {
+        let snapshot = format!("snapshot from {host}: ");
+        wait_for(&alice, &note(room, &snapshot, " changes missed")).await;
+        changes_flow(&alice, room).await;
+    }
+    // The new server's thresholds, not the old one's.
+    assert_eq!(count(&alice, &limit).await, 0);
+    let gaps = "//div[contains(@class, 'note') and contains(@class, 'gap')]";
+    assert_eq!(count(&alice, gaps).await, 0, "a change went missing");
+
+    // A picture for people, next to the build's other output.
+    if let Ok(png) = alice.screenshot().await {
+        let path = env!("CARGO_TARGET_TMPDIR").to_owned() + "/rooms-resumed.png";
+        let _ = std::fs::write(path, png);
+    }
+    alice.close().await.expect("the session closes");
 }
