@@ -385,6 +385,7 @@ async fn the_new_messages_as_they_are_sent() {
     frames.push(next_of(&mut alice, "error").await);
     insta::assert_json_snapshot!(frames, {
         "[].seq" => "[seq]",
+        "[].epoch" => "[epoch]",
         "[].at_ms" => "[time]",
         "[].value" => "[value]",
         "[].sensor" => "[sensor]",

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Client, Server, next_json, next_of, send_json};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 const EXAMPLE: &str = "09_rooms";
@@ -45,18 +46,18 @@ async fn a_client_that_comes_back_gets_exactly_what_it_missed() {
     let server = Server::start(EXAMPLE, &args).await;
     let mut first = connect(&server, "ann").await;
     let join = json!({"type": "join", "room": "site-1"});
-    ask(&mut first, join, &["snapshot"]).await;
+    let epoch = ask(&mut first, join, &["snapshot"]).await["epoch"].clone();
     let last = *readings(&mut first, 10).await.last().expect("readings");
     drop(first);
 
     // Gone for a while, then back: `joined`, and every change since, once.
     let mut again = connect(&server, "ann").await;
-    let join = json!({"type": "join", "room": "site-1", "after": last});
+    let join = json!({"type": "join", "room": "site-1", "after": last,
+        "epoch": epoch});
     let joined = ask(&mut again, join, &["joined", "snapshot"]).await;
-    assert_eq!(
-        joined,
-        json!({"type": "joined", "room": "site-1", "after": last})
-    );
+    let expected = json!({"type": "joined", "room": "site-1", "after": last,
+        "epoch": epoch});
+    assert_eq!(joined, expected);
     assert_eq!(readings(&mut again, 50).await[0], last + 1);
 }
 // ANCHOR_END: rejoin
@@ -127,3 +128,26 @@ async fn a_threshold_is_one_of_the_room_s_changes_for_its_members() {
     }
 }
 // ANCHOR_END: threshold
+
+#[tokio::test]
+async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
+    let args = ["--sites", "1", "--rate", "200"];
+    let mut server = Server::start(EXAMPLE, &args).await;
+    let mut client = connect(&server, "ann").await;
+    let join = json!({"type": "join", "room": "site-1"});
+    let epoch = ask(&mut client, join, &["snapshot"]).await["epoch"].clone();
+    // Far ahead of anything the new server will have reached.
+    let last = *readings(&mut client, 300).await.last().expect("readings");
+    let addr = server.addr.to_string();
+    server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
+
+    let server = Server::start_on(EXAMPLE, &addr, &args).await;
+    let mut client = connect(&server, "ann").await;
+    let join = json!({"type": "join", "room": "site-1", "after": last,
+        "epoch": epoch});
+    let answer = ask(&mut client, join, &["joined", "snapshot"]).await;
+    assert_eq!(answer["type"], "snapshot", "not `joined`: {answer}");
+    assert_ne!(answer["epoch"], epoch, "a new numbering");
+    let seq = answer["seq"].as_u64().expect("a seq");
+    assert_eq!(readings(&mut client, 5).await[0], seq + 1);
+}

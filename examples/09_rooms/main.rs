@@ -83,7 +83,10 @@ async fn main() -> ExitCode {
 /// The rooms, with one simulator producing every site's readings, watched or
 /// not.
 fn start_sites(args: &RoomsArgs) -> Arc<Rooms> {
-    let rooms = Arc::new(args.rooms());
+    // A new numbering on every start: a client that rejoins with the last one
+    // gets a snapshot rather than changes it already has.
+    let epoch = format!("{:x}", ws_lessons::protocol::unix_ms());
+    let rooms = Arc::new(args.rooms(&epoch));
     let recorder = rooms.clone();
     let sensors = usize::from(args.sensors.sensors);
     let simulator = Simulator::new(usize::from(args.sites) * sensors);

@@ -11,7 +11,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use ws_lessons::protocol::rooms::RoomMessage;
 
-use crate::rooms::{Entry, Event, EventKind, RoomId, Rooms};
+use crate::rooms::{Entry, Event, EventKind, Rejoin, RoomId, Rooms};
 
 /// The most rooms one connection may be in at once.
 pub const MAX_ROOMS: usize = 16;
@@ -49,11 +49,11 @@ impl Member {
     }
 
     /// Joins the room called `name`, and returns what to send first: its
-    /// snapshot, or `joined` and the changes after `after`.
+    /// snapshot, or `joined` and the changes it does not have.
     pub fn join(
         &mut self,
         name: &str,
-        after: Option<u64>,
+        rejoin: Option<Rejoin>,
     ) -> Result<Vec<Utf8Bytes>, String> {
         let room = self.find(name)?;
         if self.joined.contains_key(&room) {
@@ -64,7 +64,7 @@ impl Member {
                 "a connection may be in at most {MAX_ROOMS} rooms; leave one first"
             ));
         }
-        let entry = self.rooms.join(room, &self.user, after);
+        let entry = self.rooms.join(room, &self.user, rejoin);
         Ok(self.follow(room, entry))
     }
 

@@ -52,6 +52,14 @@ struct Room {
 }
 // ANCHOR_END: rooms
 
+/// What a member that comes back says of what it has.
+pub struct Rejoin {
+    /// The last change it has.
+    pub after: u64,
+    /// The numbering `after` belongs to, if it says.
+    pub epoch: Option<String>,
+}
+
 /// A member's start in a room, or a fresh start after it fell behind.
 pub struct Entry {
     /// Every event of the room after `seq`.
@@ -66,17 +74,19 @@ impl Rooms {
     /// `sites` sites of `sensors` sensors each, each keeping its last `history`
     /// changes; members may fall `queue` events behind (rounded up to a power
     /// of two) before a resync.
+    /// `epoch` names the numbering the rooms start with.
     pub fn new(
         sites: usize,
         sensors: usize,
         history: usize,
         queue: usize,
+        epoch: &str,
     ) -> Self {
         let sites = (0..sites)
             .map(|site| Named {
                 name: format!("site-{}", site + 1),
                 state: Mutex::new(SiteState {
-                    site: Site::new(site * sensors, sensors, history),
+                    site: Site::new(site * sensors, sensors, history, epoch),
                     room: None,
                     elsewhere: BTreeSet::new(),
                 }),
@@ -114,7 +124,12 @@ impl Rooms {
     /// Adds one connection of `user` to the room. The channel is created if this
     /// is the first member, and the receiver and the backlog are taken under the
     /// same lock, so the member neither misses nor repeats a change.
-    pub fn join(&self, room: RoomId, user: &str, after: Option<u64>) -> Entry {
+    pub fn join(
+        &self,
+        room: RoomId,
+        user: &str,
+        rejoin: Option<Rejoin>,
+    ) -> Entry {
         let named = &self.sites[room.0];
         let mut state = lock(named);
         let members = state.room.get_or_insert_with(|| Room {
@@ -123,7 +138,7 @@ impl Rooms {
         });
         *members.members.entry(user.to_owned()).or_default() += 1;
         let events = members.events.subscribe();
-        let (seq, backlog) = state.backlog(&named.name, after);
+        let (seq, backlog) = state.backlog(&named.name, rejoin);
         state.announce_presence(&named.name);
         self.membership.notify_one();
         Entry {
@@ -235,9 +250,15 @@ impl Rooms {
 
     /// Replaces the room's state with one loaded as of change `seq` (lesson 10),
     /// and has every member take a fresh snapshot.
-    pub fn load(&self, room: RoomId, seq: u64, sensors: Vec<Sensor>) {
+    pub fn load(
+        &self,
+        room: RoomId,
+        seq: u64,
+        epoch: &str,
+        sensors: Vec<Sensor>,
+    ) {
         let mut state = lock(&self.sites[room.0]);
-        state.site.load(seq, sensors);
+        state.site.load(seq, epoch, sensors);
         if let Some(room) = &state.room {
             let json = Utf8Bytes::from_static("");
             let kind = EventKind::Reset;
@@ -300,23 +321,40 @@ impl SiteState {
     /// What a joining member gets first, and the change it brings it to: a
     /// snapshot, or for a member that names its last change, `joined` and the
     /// changes since, while the history holds them.
-    fn backlog(&self, name: &str, after: Option<u64>) -> (u64, Vec<Utf8Bytes>) {
-        let seq = self.site.seq;
-        let Some(after) = after else {
-            return (seq, vec![self.site.snapshot(name, 0, self.users())]);
+    fn backlog(
+        &self,
+        name: &str,
+        rejoin: Option<Rejoin>,
+    ) -> (u64, Vec<Utf8Bytes>) {
+        let (seq, epoch) = (self.site.seq, &self.site.epoch);
+        let snapshot =
+            |missed| (seq, vec![self.site.snapshot(name, missed, self.users())]);
+        let Some(Rejoin {
+            after,
+            epoch: theirs,
+        }) = rejoin
+        else {
+            return snapshot(0);
         };
+        // Another numbering (the server restarted, or lesson 10's Redis lost
+        // its data): its `seq`s mean nothing here, and nothing can be counted.
+        if theirs.as_ref().is_some_and(|theirs| theirs != epoch)
+            || (theirs.is_none() && after > seq)
+        {
+            return snapshot(0);
+        }
         let Some(changes) = self.site.since(after) else {
-            let missed = seq - after;
-            return (seq, vec![self.site.snapshot(name, missed, self.users())]);
+            return snapshot(seq - after);
         };
         let joined = RoomMessage::Joined {
             room: name.to_owned(),
             after,
+            epoch: epoch.clone(),
         };
         let mut backlog = vec![joined.to_json().into()];
         backlog.extend(changes.map(|event| event.json.clone()));
-        // A member from an instance further along (lesson 10) waits for the
-        // changes after its own last one.
+        // In the same numbering, a member from an instance further along
+        // (lesson 10) waits for the changes after its own last one.
         (seq.max(after), backlog)
     }
     // ANCHOR_END: backlog

@@ -7,7 +7,7 @@ use super::*;
 
 #[test]
 fn a_room_exists_from_its_first_join_to_its_last_leave() {
-    let rooms = Rooms::new(2, 1, 16, 8);
+    let rooms = Rooms::new(2, 1, 16, 8, "e1");
     let site = rooms.find("site-2").unwrap();
     assert_eq!(rooms.occupied(), 0);
     let _alice = rooms.join(site, "alice", None);
@@ -21,7 +21,7 @@ fn a_room_exists_from_its_first_join_to_its_last_leave() {
 
 #[test]
 fn a_reading_reaches_only_its_rooms_members() {
-    let rooms = Rooms::new(2, 1, 16, 8);
+    let rooms = Rooms::new(2, 1, 16, 8, "e1");
     let (one, two) =
         (rooms.find("site-1").unwrap(), rooms.find("site-2").unwrap());
     let mut first = rooms.join(one, "alice", None).events;
@@ -44,7 +44,7 @@ fn a_reading_reaches_only_its_rooms_members() {
 /// join that landed on a channel being removed would hear nothing.
 #[test]
 fn a_join_never_lands_on_a_room_being_removed() {
-    let rooms = Arc::new(Rooms::new(1, 1, 16, 1024));
+    let rooms = Arc::new(Rooms::new(1, 1, 16, 1024, "e1"));
     let site = rooms.find("site-1").unwrap();
     let threads: Vec<_> = (0..2)
         .map(|thread| {

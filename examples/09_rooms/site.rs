@@ -54,6 +54,9 @@ pub enum EventKind {
 pub struct Site {
     /// The number of the site's last change.
     pub seq: u64,
+    /// Names the numbering `seq` belongs to: new when the numbering starts
+    /// over.
+    pub epoch: String,
     sensors: Vec<Sensor>,
     /// The last changes, oldest first, as members received them.
     history: VecDeque<Event>,
@@ -63,12 +66,18 @@ pub struct Site {
 impl Site {
     /// `sensors` sensors, numbered from `first` among the simulator's, keeping
     /// the last `history_len` changes.
-    pub fn new(first: usize, sensors: usize, history_len: usize) -> Self {
+    pub fn new(
+        first: usize,
+        sensors: usize,
+        history_len: usize,
+        epoch: &str,
+    ) -> Self {
         let sensors = (0..sensors)
             .map(|i| Sensor::new(first + i, format!("sensor-{}", i + 1)))
             .collect();
         Self {
             seq: 0,
+            epoch: epoch.to_owned(),
             sensors,
             history: VecDeque::with_capacity(history_len),
             history_len,
@@ -148,6 +157,7 @@ impl Site {
             room: room.to_owned(),
             seq: self.seq,
             missed,
+            epoch: self.epoch.clone(),
             users,
             sensors: self.sensors.iter().map(Sensor::state).collect(),
         };
@@ -155,9 +165,11 @@ impl Site {
     }
 
     /// Replaces the state with the one loaded from elsewhere (lesson 10: from
-    /// Redis), as of change `seq`, and forgets the history it no longer matches.
-    pub fn load(&mut self, seq: u64, sensors: Vec<Sensor>) {
+    /// Redis), as of change `seq` of numbering `epoch`, and forgets the history
+    /// it no longer matches.
+    pub fn load(&mut self, seq: u64, epoch: &str, sensors: Vec<Sensor>) {
         self.seq = seq;
+        self.epoch = epoch.to_owned();
         self.sensors = sensors;
         self.history.clear();
     }

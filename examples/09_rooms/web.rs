@@ -48,12 +48,13 @@ pub struct RoomsArgs {
 }
 
 impl RoomsArgs {
-    /// The rooms these flags ask for, with no member yet.
-    pub fn rooms(&self) -> Rooms {
+    /// The rooms these flags ask for, with no member yet, numbering their
+    /// changes in numbering `epoch`.
+    pub fn rooms(&self, epoch: &str) -> Rooms {
         let queue = ws_lessons::cli::broadcast_capacity(self.queue);
         let sites = usize::from(self.sites);
         let sensors = usize::from(self.sensors.sensors);
-        Rooms::new(sites, sensors, self.history as usize, queue)
+        Rooms::new(sites, sensors, self.history as usize, queue, epoch)
     }
 }
 

@@ -65,7 +65,12 @@ pub struct Bus {
     up_sender: Arc<watch::Sender<bool>>,
     /// `paused` and `resumed`, for every connection of this instance.
     pub announcements: broadcast::Sender<Utf8Bytes>,
+    /// The numbering the mirror follows (see [`Bus::epoch`]).
+    epoch: Arc<std::sync::Mutex<String>>,
 }
+
+/// Names the numbering that every instance shares.
+const EPOCH: &str = "ws-lessons:epoch";
 
 /// The keys of one room. The `{...}` hash tag keeps them in one Redis Cluster
 /// slot, as a script that touches them all needs.
@@ -98,7 +103,52 @@ impl Bus {
             up,
             up_sender: Arc::new(up_sender),
             announcements: broadcast::channel(16).0,
+            epoch: Arc::default(),
         })
+    }
+
+    // ANCHOR: epoch
+    /// The numbering every instance shares, set by the first instance that
+    /// finds none. A Redis that lost its data (restarted without persistence)
+    /// has none, and the next one starts a new numbering: clients that rejoin
+    /// with the old one get snapshots instead of changes that are not theirs.
+    pub async fn epoch(&self) -> RedisResult<String> {
+        let mine = format!(
+            "{:x}-{}",
+            ws_lessons::protocol::unix_ms(),
+            std::process::id()
+        );
+        let mut commands = self.commands.clone();
+        // "OK" if it was ours to set, nothing if another instance's is there.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(EPOCH)
+            .arg(mine)
+            .arg("NX")
+            .query_async(&mut commands)
+            .await?;
+        redis::AsyncCommands::get(&mut commands, EPOCH).await
+    }
+
+    /// Takes up the shared numbering, and reloads every room when it is new
+    /// to this instance.
+    pub async fn follow_epoch(&self, rooms: &Rooms) -> RedisResult<String> {
+        let epoch = self.epoch().await?;
+        let known = self.current_epoch();
+        if known != epoch {
+            if !known.is_empty() {
+                tracing::warn!(%known, %epoch, "Redis numbers anew; reloading");
+            }
+            *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = epoch.clone();
+            for room in rooms.all() {
+                self.load(rooms, room).await?;
+            }
+        }
+        Ok(epoch)
+    }
+    // ANCHOR_END: epoch
+
+    fn current_epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stores `change` as the room's next change, and returns its number. Every
@@ -158,7 +208,7 @@ impl Bus {
                 })
             })
             .collect();
-        rooms.load(room, seq, sensors);
+        rooms.load(room, seq, &self.current_epoch(), sensors);
         Ok(seq)
     }
 
@@ -204,6 +254,8 @@ impl Bus {
         let keys: Vec<String> =
             rooms.all().map(|r| key(rooms.name(r), "changes")).collect();
         let wait = StreamReadOptions::default().block(1000).count(1000);
+        // Redis may have come back without its data, and numbering anew.
+        self.follow_epoch(rooms).await?;
         let mut resumed = false;
         loop {
             let ids: Vec<String> =

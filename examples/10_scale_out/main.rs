@@ -94,13 +94,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rooms = Arc::new(args.rooms.rooms());
-    for room in rooms.all() {
-        if let Err(e) = bus.load(&rooms, room).await {
-            eprintln!("error: cannot load {} from Redis: {e}", rooms.name(room));
+    let loaded = async {
+        let epoch = bus.epoch().await?;
+        let rooms = Arc::new(args.rooms.rooms(&epoch));
+        bus.follow_epoch(&rooms).await?;
+        Ok::<_, redis::RedisError>(rooms)
+    };
+    let rooms = match loaded.await {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            eprintln!("error: cannot load the rooms from Redis: {e}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     tokio::spawn(bus.clone().follow(rooms.clone()));
     let users = Arc::new(Users::default());
     let registry = bus.registry();

@@ -18,6 +18,7 @@ use crate::bus::Bus;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::member::Member;
 use crate::registry::Registry;
+use crate::rooms::Rejoin;
 use crate::rooms::Rooms;
 use crate::users::{Tab, Users};
 
@@ -106,7 +107,10 @@ async fn answer(
 ) -> Vec<Utf8Bytes> {
     let request = ws_lessons::protocol::parse::<RoomRequest>(text);
     let reply = match request {
-        Ok(RoomRequest::Join { room, after }) => member.join(&room, after),
+        Ok(RoomRequest::Join { room, after, epoch }) => {
+            let rejoin = after.map(|after| Rejoin { after, epoch });
+            member.join(&room, rejoin)
+        }
         Ok(RoomRequest::Leave { room }) => {
             member.leave(&room).map(|left| vec![left])
         }

@@ -39,6 +39,11 @@ pub enum RoomRequest {
         /// The last change of the room the client has.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<u64>,
+        /// The numbering `after` belongs to, as the last `snapshot` or
+        /// `joined` gave it: a server that numbers anew (it restarted, or
+        /// its Redis lost its data) answers with a snapshot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     /// Leave a room: `left` comes back, and nothing of the room after it.
     Leave {
@@ -77,8 +82,13 @@ pub enum RoomMessage {
         room: String,
         /// The number of the room's last change this snapshot includes.
         seq: u64,
-        /// The room's changes this client missed before this snapshot.
+        /// The room's changes this client missed before this snapshot, in
+        /// this numbering (`epoch`); a snapshot of a new numbering cannot
+        /// count the changes of the old one.
         missed: u64,
+        /// Names the numbering of `seq`: it changes when the server starts
+        /// numbering anew, and a rejoin sends it back.
+        epoch: String,
         /// Who is in the room, sorted, each user once.
         users: Vec<String>,
         /// The room's sensors.
@@ -91,6 +101,8 @@ pub enum RoomMessage {
         room: String,
         /// The `after` of the join.
         after: u64,
+        /// The numbering, as in `snapshot`.
+        epoch: String,
     },
     /// A new reading in a room; its `seq` counts the room's changes.
     Reading {

@@ -20,6 +20,8 @@
 // below.
 #![allow(dead_code, unused_imports)]
 
+#[cfg(feature = "browser")]
+pub mod browser;
 mod client;
 mod frames;
 mod http;
