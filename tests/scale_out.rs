@@ -238,6 +238,27 @@ async fn a_redis_restart_pauses_updates_and_loses_nothing() {
 // ANCHOR_END: redis_restart
 
 #[tokio::test]
+async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
+    let mut redis = Redis::start().await;
+    let _producer = instance(&redis, true, &[]).await;
+    let server = instance(&redis, false, &[]).await;
+    let mut client = connect(&server, "ann").await;
+    let snapshot = join(&mut client, "site-1", None).await;
+    changes(&mut client, 20).await;
+
+    redis.stop().await;
+    let data = redis.dir().join("appendonlydir");
+    std::fs::remove_dir_all(data).expect("Redis's data is gone");
+    redis.start_again().await;
+    // The room's count starts again at 1, in a new numbering, and the client
+    // is told with a snapshot rather than fed changes it cannot place.
+    let renumbered = next_of(&mut client, "snapshot").await;
+    assert_ne!(renumbered["epoch"], snapshot["epoch"]);
+    let seq = renumbered["seq"].as_u64().expect("a seq");
+    assert_eq!(changes(&mut client, 5).await[0].1, seq + 1);
+}
+
+#[tokio::test]
 async fn sigterm_sends_1001_with_redis_behind() {
     let redis = Redis::start().await;
     let mut server = instance(&redis, true, &[]).await;
