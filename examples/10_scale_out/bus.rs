@@ -160,7 +160,8 @@ impl Bus {
                 ("threshold", sensor, threshold)
             }
         };
-        let json = serde_json::to_string(change).unwrap_or_default();
+        let json =
+            serde_json::to_string(change).expect("a Change always serializes");
         let mut commands = self.commands.clone();
         self.record
             .key(key(room, "seq"))

@@ -112,12 +112,13 @@ impl Registry {
         let mut pulse = tokio::time::interval(PULSE);
         let mut written = Written::default();
         loop {
-            tokio::select! {
-                _ = pulse.tick() => written = Written::default(),
-                () = rooms.membership.notified() => {}
-                () = users.changed.notified() => {}
-            }
-            if let Err(e) = self.publish(&rooms, &users, &mut written).await {
+            let refresh = tokio::select! {
+                _ = pulse.tick() => true,
+                () = rooms.membership.notified() => false,
+                () = users.changed.notified() => false,
+            };
+            let published = self.publish(&rooms, &users, &mut written, refresh);
+            if let Err(e) = published.await {
                 tracing::debug!("cannot update the shared registry: {e}");
                 written = Written::default();
             }
@@ -130,20 +131,23 @@ impl Registry {
         }
     }
 
-    /// Writes what changed of this instance's part: its users, its members of
-    /// each room, and that it is alive.
+    /// Writes what changed of this instance's part (its users, its members of
+    /// each room) and that it is alive, and tells the others what changed. On
+    /// a `refresh`, every second, it writes its part again whether or not it
+    /// changed: a Redis that restarted without its data has lost it.
     async fn publish(
         &self,
         rooms: &Rooms,
         users: &Users,
         written: &mut Written,
+        refresh: bool,
     ) -> RedisResult<()> {
         let mut commands = self.commands.clone();
         let mut pipe = redis::pipe();
         pipe.set_ex(format!("ws-lessons:alive:{}", self.id), 1, ALIVE_MS / 1000)
             .sadd("ws-lessons:instances", &self.id);
         let names: BTreeSet<String> = users.names().into_iter().collect();
-        if written.users.as_ref() != Some(&names) {
+        if refresh || written.users.as_ref() != Some(&names) {
             let key = format!("ws-lessons:users:{}", self.id);
             pipe.del(&key);
             if !names.is_empty() {
@@ -153,17 +157,17 @@ impl Registry {
         let mut changed = Vec::new();
         for room in rooms.all() {
             let here = rooms.local_users(room);
-            if written.rooms.get(&room) == Some(&here) {
-                continue;
-            }
+            let same = written.rooms.get(&room) == Some(&here);
             let key = format!("ws-lessons:{{{}}}:presence", rooms.name(room));
-            if here.is_empty() {
+            if here.is_empty() && !same {
                 pipe.hdel(&key, &self.id);
-            } else {
+            } else if !here.is_empty() && (refresh || !same) {
                 let json = serde_json::to_string(&here).unwrap_or_default();
                 pipe.hset(&key, &self.id, json);
             }
-            changed.push((room, here));
+            if !same {
+                changed.push((room, here));
+            }
         }
         for (room, _) in &changed {
             pipe.publish(PRESENCE, rooms.name(*room));
