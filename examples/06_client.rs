@@ -6,21 +6,30 @@
 //! - the dashboard's protocol from the client's side (the types in
 //!   `src/protocol.rs`);
 //! - reconnecting when the server goes away, with exponential backoff and jitter,
-//!   so that a thousand clients do not come back at the same instant;
+//!   so that a thousand clients do not come back at the same instant, and to
+//!   another server when there are several;
+//! - resuming with no gap: in rooms mode (lessons 09 and 10) the client rejoins
+//!   each room with `after`, the last change it printed, and checks that every
+//!   change follows the one before;
 //! - a polite exit: Ctrl-C sends Close 1000 and waits, briefly, for the server's
 //!   reply.
 //!
 //! Try it, with the dashboard running (`cargo run --example 05_dashboard`):
 //!     cargo run --example 06_client
 //!     cargo run --example 06_client -- ws://127.0.0.1:3000/ws --sensor sensor-1
-//! Stop and restart the dashboard, and watch the client reconnect.
+//! Stop and restart the dashboard, and watch the client reconnect. With two
+//! instances of lesson 09 or 10 on ports 3000 and 3001:
+//!     cargo run --example 06_client -- ws://127.0.0.1:3000/ws \
+//!         ws://127.0.0.1:3001/ws --room site-1 --user alice
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::http::Uri;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,19 +37,32 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
+use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
 use ws_lessons::protocol::{ClientMessage, Reading, ServerMessage};
 
 // ANCHOR: args
-/// Follows a dashboard server's sensors and prints every change.
+/// Follows a dashboard server's sensors, or rooms of lessons 09 and 10, and
+/// prints every change.
 #[derive(Parser)]
 struct Args {
-    /// The dashboard's WebSocket URL
+    /// The server's WebSocket URLs, tried in turn from the one that last worked
     #[arg(default_value = "ws://127.0.0.1:3000/ws", value_parser = websocket_url)]
-    url: Uri,
+    urls: Vec<Uri>,
     /// A sensor to follow (repeat for more); all sensors when none is given
     #[arg(long = "sensor", value_name = "NAME")]
     sensors: Vec<String>,
-    /// The longest wait between two attempts to reconnect
+    /// A room of lesson 09 or 10 to follow instead (repeat for more)
+    #[arg(long = "room", value_name = "NAME", conflicts_with = "sensors")]
+    rooms: Vec<String>,
+    /// Who to connect as, with --room: `?user=NAME` on every URL
+    #[arg(
+        long,
+        default_value = "client",
+        requires = "rooms",
+        value_parser = user_name
+    )]
+    user: String,
+    /// The longest wait between two rounds of attempts to reconnect
     #[arg(long, default_value = "10s", value_parser = ws_lessons::cli::duration)]
     max_backoff: Duration,
 }
@@ -57,6 +79,15 @@ fn websocket_url(text: &str) -> Result<Uri, String> {
     }
 }
 // ANCHOR_END: args
+
+/// Accepts the names lessons 09 and 10 accept, which need no escaping in a URL.
+fn user_name(text: &str) -> Result<String, String> {
+    let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
+    match (1..=32).contains(&text.len()) && text.chars().all(allowed) {
+        true => Ok(text.to_owned()),
+        false => Err("expected 1 to 32 characters of a-z, 0-9, _ and -".into()),
+    }
+}
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -82,9 +113,21 @@ async fn main() -> ExitCode {
         eprintln!("error: cannot listen for Ctrl-C: {e}");
         return ExitCode::FAILURE;
     }
+    let mut urls = Urls::new(&args);
+    let mut follower = Follower::new(&args);
     let mut attempt: u32 = 0;
     loop {
-        match follow(&args, &mut attempt, &interrupted).await {
+        let ended = tokio::select! {
+            connected = urls.connect() => match connected {
+                Ok(socket) => {
+                    attempt = 0;
+                    follow(socket, &mut follower, &interrupted).await
+                }
+                Err(ended) => ended,
+            },
+            () = interrupted.cancelled() => Ended::Interrupted,
+        };
+        match ended {
             Ended::Interrupted => return ExitCode::SUCCESS,
             Ended::Failed(why) => {
                 eprintln!("error: {why}");
@@ -114,45 +157,83 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
 }
 // ANCHOR_END: main
 
+/// The URLs to try, and what each one answered.
+struct Urls {
+    /// Each URL as connected to, and why it refused the upgrade, if it did.
+    urls: Vec<(String, Option<String>)>,
+    /// The one that last worked, tried first.
+    current: usize,
+}
+
+// ANCHOR: connect
+impl Urls {
+    /// The URLs of `args`; in rooms mode, with `?user=NAME`.
+    fn new(args: &Args) -> Self {
+        let url = |url: &Uri| match (args.rooms.is_empty(), url.query()) {
+            (true, _) => url.to_string(),
+            (false, None) => format!("{url}?user={}", args.user),
+            (false, Some(_)) => format!("{url}&user={}", args.user),
+        };
+        let urls = args.urls.iter().map(|u| (url(u), None)).collect();
+        Self { urls, current: 0 }
+    }
+
+    /// One round: tries each URL once, from the one that last worked, and
+    /// returns the first connection.
+    async fn connect(&mut self) -> Result<Socket, Ended> {
+        for i in 0..self.urls.len() {
+            let i = (self.current + i) % self.urls.len();
+            let (url, refused) = &mut self.urls[i];
+            if refused.is_some() {
+                continue;
+            }
+            let connecting = tokio_tungstenite::connect_async(url.as_str());
+            let why = match tokio::time::timeout(TIMEOUT, connecting).await {
+                Ok(Ok((socket, _response))) => {
+                    tracing::info!("connected to {url}");
+                    self.current = i;
+                    return Ok(socket);
+                }
+                // A 4xx answer to the handshake (401, 403, 404) says this URL
+                // will not work, however often we try: drop it.
+                Ok(Err(tungstenite::Error::Http(response)))
+                    if response.status().is_client_error() =>
+                {
+                    let status = response.status();
+                    let why = format!("{url} refused the upgrade: {status}");
+                    refused.insert(why).clone()
+                }
+                Ok(Err(e)) => format!("cannot connect to {url}: {e}"),
+                Err(_) => format!("no answer from {url} in {TIMEOUT:?}"),
+            };
+            tracing::warn!("{why}");
+        }
+        let refusals: Option<Vec<&str>> =
+            self.urls.iter().map(|(_, why)| why.as_deref()).collect();
+        Err(match refusals {
+            Some(refusals) => Ended::Failed(refusals.join("; ")),
+            None => Ended::Lost("no URL answered".into()),
+        })
+    }
+}
+// ANCHOR_END: connect
+
+/// How long a handshake may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 // ANCHOR: follow
-/// One connection, from the handshake to its end.
+/// One connection, from the first request to its end.
 async fn follow(
-    args: &Args,
-    attempt: &mut u32,
+    mut socket: Socket,
+    follower: &mut Follower,
     interrupted: &CancellationToken,
 ) -> Ended {
-    let connecting = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(args.url.to_string()),
-    );
-    let mut socket = tokio::select! {
-        connected = connecting => match connected {
-            Ok(Ok((socket, _response))) => socket,
-            // A 4xx answer to the handshake (401, 403, 404) says this URL will
-            // not work, however often we try.
-            Ok(Err(tungstenite::Error::Http(response)))
-                if response.status().is_client_error() =>
-            {
-                let (url, status) = (&args.url, response.status());
-                let why = format!("{url} refused the upgrade: {status}");
-                return Ended::Failed(why);
-            }
-            Ok(Err(e)) => {
-                let url = &args.url;
-                return Ended::Lost(format!("cannot connect to {url}: {e}"));
-            }
-            Err(_) => {
-                let url = &args.url;
-                return Ended::Lost(format!("no answer from {url} in 10 s"));
-            }
-        },
-        () = interrupted.cancelled() => return Ended::Interrupted,
-    };
-    tracing::info!("connected to {}", args.url);
-    *attempt = 0;
-    // ANCHOR_END: follow
-
-    // ANCHOR: read
+    for request in follower.greeting() {
+        if let Err(e) = socket.send(Message::text(&request)).await {
+            return Ended::Lost(format!("the connection failed: {e}"));
+        }
+        tracing::info!("sent {request}");
+    }
     loop {
         let message = tokio::select! {
             message = socket.next() => message,
@@ -182,84 +263,249 @@ async fn follow(
             }
             None => return Ended::Lost("the connection ended".into()),
         };
-        // ANCHOR_END: read
-        // ANCHOR: messages
-        match serde_json::from_str::<ServerMessage>(&text) {
-            Ok(ServerMessage::Snapshot {
-                seq,
-                missed,
-                sensors,
-            }) => {
-                let names: Vec<&str> =
-                    sensors.iter().map(|s| s.sensor.as_str()).collect();
-                if let Some(unknown) =
-                    args.sensors.iter().find(|s| !names.contains(&s.as_str()))
-                {
-                    close(&mut socket).await;
-                    let known = names.join(", ");
-                    return Ended::Failed(format!(
-                        "the server has no sensor {unknown:?} (it has {known})"
-                    ));
-                }
-                if missed > 0 {
-                    println!("resynchronised after missing {missed} changes");
-                }
-                for sensor in sensors.iter().filter(|s| wanted(args, &s.sensor)) {
-                    let value =
-                        sensor.value.map_or("-".to_owned(), |v| v.to_string());
-                    println!(
-                        "{} {value} (alert above {}) at seq {seq}",
-                        sensor.sensor, sensor.threshold
-                    );
-                }
-                // Follow only the sensors asked for: stop the others.
-                let others: Vec<String> = names
-                    .iter()
-                    .filter(|n| !wanted(args, n))
-                    .map(|n| n.to_string())
-                    .collect();
-                if !others.is_empty() {
-                    let request = ClientMessage::Unsubscribe {
-                        id: seq,
-                        sensors: others,
-                    };
-                    let json = serde_json::to_string(&request)
-                        .expect("a request always serializes");
-                    if let Err(e) = socket.send(Message::text(json)).await {
-                        return Ended::Lost(format!(
-                            "the connection failed: {e}"
-                        ));
-                    }
+        match follower.read(&text) {
+            Ok(None) => {}
+            Ok(Some(request)) => {
+                if let Err(e) = socket.send(Message::text(request)).await {
+                    return Ended::Lost(format!("the connection failed: {e}"));
                 }
             }
-            // ANCHOR_END: messages
-            // ANCHOR: updates
-            Ok(ServerMessage::Reading(Reading {
-                sensor,
-                value,
-                alert,
-                ..
-            })) if wanted(args, &sensor) => {
-                println!("{sensor} {value}{}", if alert { " ALERT" } else { "" });
+            Err(why) => {
+                close(&mut socket).await;
+                return Ended::Failed(why);
             }
-            Ok(ServerMessage::Threshold {
-                sensor, threshold, ..
-            }) if wanted(args, &sensor) => {
-                println!("{sensor} alert threshold is now {threshold}");
-            }
-            Ok(ServerMessage::Error { message, .. }) => {
-                tracing::warn!("the server says: {message}")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("not a dashboard message ({e}): {text}"),
         }
     }
 }
+// ANCHOR_END: follow
+
+/// What the client follows, and what it has seen: all that outlives one
+/// connection.
+enum Follower {
+    /// Lesson 05's dashboard: these sensors, or all when none is given.
+    Sensors(Vec<String>),
+    /// Rooms of lessons 09 and 10.
+    Rooms(Rooms),
+}
+
+impl Follower {
+    fn new(args: &Args) -> Self {
+        match args.rooms.is_empty() {
+            true => Self::Sensors(args.sensors.clone()),
+            false => Self::Rooms(Rooms {
+                last: args.rooms.iter().map(|r| (r.clone(), None)).collect(),
+                unanswered: BTreeSet::new(),
+            }),
+        }
+    }
+
+    /// What to send as soon as connected.
+    fn greeting(&mut self) -> Vec<String> {
+        match self {
+            Self::Sensors(_) => Vec::new(),
+            Self::Rooms(rooms) => rooms.joins(),
+        }
+    }
+
+    /// Prints one message. Returns a request to send back, or why to give up.
+    fn read(&mut self, text: &str) -> Result<Option<String>, String> {
+        match self {
+            Self::Sensors(sensors) => read_dashboard(sensors, text),
+            Self::Rooms(rooms) => rooms.read(text).map(|()| None),
+        }
+    }
+}
+
+fn json(request: &impl Serialize) -> String {
+    serde_json::to_string(request).expect("a request always serializes")
+}
+
+// ANCHOR: messages
+/// One message of lesson 05's dashboard, for a client that follows `sensors`.
+fn read_dashboard(
+    sensors: &[String],
+    text: &str,
+) -> Result<Option<String>, String> {
+    let wanted =
+        |name: &str| sensors.is_empty() || sensors.iter().any(|s| s == name);
+    match serde_json::from_str::<ServerMessage>(text) {
+        Ok(ServerMessage::Snapshot {
+            seq,
+            missed,
+            sensors: states,
+        }) => {
+            let names: Vec<&str> =
+                states.iter().map(|s| s.sensor.as_str()).collect();
+            if let Some(unknown) =
+                sensors.iter().find(|s| !names.contains(&s.as_str()))
+            {
+                let known = names.join(", ");
+                return Err(format!(
+                    "the server has no sensor {unknown:?} (it has {known})"
+                ));
+            }
+            if missed > 0 {
+                println!("resynchronised after missing {missed} changes");
+            }
+            for sensor in states.iter().filter(|s| wanted(&s.sensor)) {
+                let value =
+                    sensor.value.map_or("-".to_owned(), |v| v.to_string());
+                println!(
+                    "{} {value} (alert above {}) at seq {seq}",
+                    sensor.sensor, sensor.threshold
+                );
+            }
+            // Follow only the sensors asked for: stop the others.
+            let others: Vec<String> = names
+                .iter()
+                .filter(|n| !wanted(n))
+                .map(|n| n.to_string())
+                .collect();
+            if !others.is_empty() {
+                let id = seq;
+                return Ok(Some(json(&ClientMessage::Unsubscribe {
+                    id,
+                    sensors: others,
+                })));
+            }
+        }
+        // ANCHOR_END: messages
+        // ANCHOR: updates
+        Ok(ServerMessage::Reading(Reading {
+            sensor,
+            value,
+            alert,
+            ..
+        })) if wanted(&sensor) => {
+            println!("{sensor} {value}{}", if alert { " ALERT" } else { "" });
+        }
+        Ok(ServerMessage::Threshold {
+            sensor, threshold, ..
+        }) if wanted(&sensor) => {
+            println!("{sensor} alert threshold is now {threshold}");
+        }
+        Ok(ServerMessage::Error { message, .. }) => {
+            tracing::warn!("the server says: {message}")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("not a dashboard message ({e}): {text}"),
+    }
+    Ok(None)
+}
 // ANCHOR_END: updates
 
-fn wanted(args: &Args, sensor: &str) -> bool {
-    args.sensors.is_empty() || args.sensors.iter().any(|s| s == sensor)
+/// The rooms followed (lessons 09 and 10), and how far each one got.
+struct Rooms {
+    /// The last change printed of each room: `None` before its first snapshot.
+    last: BTreeMap<String, Option<u64>>,
+    /// The rooms whose join this connection has not seen answered yet.
+    unanswered: BTreeSet<String>,
 }
+
+// ANCHOR: joins
+impl Rooms {
+    /// A join for each room, on every connection: the first time plain, then
+    /// with `after`, the last change printed, so that the server (this one or
+    /// another instance) sends the changes after it.
+    fn joins(&mut self) -> Vec<String> {
+        self.unanswered = self.last.keys().cloned().collect();
+        let joins = self.last.iter().map(|(room, &after)| {
+            let room = room.clone();
+            json(&RoomRequest::Join { room, after })
+        });
+        joins.collect()
+    }
+
+    /// Takes change `seq` of `room`, and warns unless it is the next one. A
+    /// change that comes again does not move `last` back.
+    fn check(&mut self, room: &str, seq: u64) {
+        let Some(last) = self.last.get_mut(room) else {
+            return;
+        };
+        let expected = last.map_or(seq, |last| last + 1);
+        if seq != expected {
+            tracing::warn!("gap in {room}: expected seq {expected}, got {seq}");
+        }
+        *last = Some(last.map_or(seq, |last| last.max(seq)));
+    }
+    // ANCHOR_END: joins
+
+    // ANCHOR: rooms
+    /// Prints one message of the rooms' protocol; a refused join is an error.
+    fn read(&mut self, text: &str) -> Result<(), String> {
+        let message = match serde_json::from_str::<RoomMessage>(text) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!("not a rooms message ({e}): {text}");
+                return Ok(());
+            }
+        };
+        match message {
+            RoomMessage::Snapshot {
+                room,
+                seq,
+                missed,
+                users,
+                sensors,
+            } => {
+                if missed > 0 {
+                    println!("{room}: missed {missed} changes");
+                }
+                let values: Vec<String> = sensors
+                    .iter()
+                    .map(|s| {
+                        let value = s.value.map_or("-".into(), |v| v.to_string());
+                        format!("{} {value}", s.sensor)
+                    })
+                    .collect();
+                let (values, users) = (values.join(", "), users.join(", "));
+                println!("{room} at seq {seq}: {values} (watching: {users})");
+                self.unanswered.remove(&room);
+                self.last.insert(room, Some(seq));
+            }
+            RoomMessage::Joined { room, after } => {
+                println!("{room}: resuming after seq {after}");
+                self.unanswered.remove(&room);
+            }
+            RoomMessage::Reading { room, reading } => {
+                self.check(&room, reading.seq);
+                let (seq, sensor, value) =
+                    (reading.seq, reading.sensor, reading.value);
+                let alert = if reading.alert { " ALERT" } else { "" };
+                println!("{room} seq {seq}: {sensor} {value}{alert}");
+            }
+            RoomMessage::Threshold {
+                room,
+                seq,
+                sensor,
+                threshold,
+            } => {
+                self.check(&room, seq);
+                println!(
+                    "{room} seq {seq}: {sensor} alert threshold is now {threshold}"
+                );
+            }
+            // ANCHOR_END: rooms
+            // ANCHOR: room_others
+            RoomMessage::Presence { room, users } => {
+                println!("{room} watching: {}", users.join(", "));
+            }
+            RoomMessage::Paused { reason } => println!("paused: {reason}"),
+            RoomMessage::Resumed => println!("resumed"),
+            RoomMessage::Notice { from, text } => println!("{from} says: {text}"),
+            RoomMessage::Error { message } if !self.unanswered.is_empty() => {
+                return Err(format!("the server refused to join: {message}"));
+            }
+            RoomMessage::Error { message } => {
+                tracing::warn!("the server says: {message}");
+            }
+            // This client sends neither `leave` nor `notify`.
+            RoomMessage::Left { .. } | RoomMessage::Sent { .. } => {}
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: room_others
 
 // ANCHOR: close
 /// Sends Close 1000 and reads until the server's reply, for at most a second.
