@@ -1,4 +1,4 @@
-//! Lesson 06, `examples/06_client.rs`: the standalone client, against the real
+//! Lesson 06, `examples/06_client`: the standalone client, against the real
 //! dashboard and lesson 09's rooms, and against stand-in servers.
 
 mod common;
@@ -241,9 +241,21 @@ async fn sent_join(client: &mut Process) -> RoomRequest {
     serde_json::from_str(json.unwrap_or_default()).expect("a request")
 }
 
+/// A join of site-1: plain, or after change `after` of the numbering that the
+/// stand-in servers below call `e1`.
 fn join(after: Option<u64>) -> RoomRequest {
     let room = "site-1".into();
-    RoomRequest::Join { room, after }
+    let epoch = after.map(|_| "e1".into());
+    RoomRequest::Join { room, after, epoch }
+}
+
+/// The `after` of a join, and whether it names a numbering when it has one.
+fn after_of(request: &RoomRequest) -> Option<u64> {
+    let RoomRequest::Join { after, epoch, .. } = request else {
+        panic!("not a join: {request:?}");
+    };
+    assert_eq!(after.is_some(), epoch.is_some(), "{request:?}");
+    *after
 }
 
 // ANCHOR: resume
@@ -276,7 +288,8 @@ async fn resumes_a_room_on_the_next_url_after_the_last_change_it_printed() {
     let rejoin = sent_join(&mut client).await;
     let mut last = Some(seq);
     let answer = changes_until_answer(&mut client, &mut last).await;
-    assert_eq!(rejoin, join(last), "rejoined after the last change printed");
+    let after = after_of(&rejoin);
+    assert_eq!(after, last, "rejoined after the last change printed");
     // Lesson 09's second instance replays its own changes after that one, or
     // sends a snapshot; the changes then follow on, one by one.
     let mut seq = match answer {
@@ -370,6 +383,11 @@ fn reading(seq: u64) -> RoomMessage {
     }
 }
 
+fn joined(after: u64) -> RoomMessage {
+    let (room, epoch) = ("site-1".into(), "e1".into());
+    RoomMessage::Joined { room, after, epoch }
+}
+
 fn snapshot(seq: u64, missed: u64) -> RoomMessage {
     let sensor = SensorState {
         sensor: "sensor-1".into(),
@@ -382,6 +400,7 @@ fn snapshot(seq: u64, missed: u64) -> RoomMessage {
         room,
         seq,
         missed,
+        epoch: "e1".into(),
         users,
         sensors: vec![sensor],
     }
@@ -396,10 +415,9 @@ async fn checks_each_change_and_rejoins_after_the_last_one() {
         // Change 7 never comes.
         let first = [snapshot(5, 0), reading(6), reading(8)];
         let first = stand_in(&listener, first).await;
-        let room = "site-1".to_owned();
         let reason = "Redis is away".to_owned();
         let second = [
-            RoomMessage::Joined { room, after: 8 },
+            joined(8),
             reading(9),
             RoomMessage::Paused { reason },
             RoomMessage::Resumed,
@@ -465,8 +483,7 @@ async fn reconnects_first_to_the_url_that_last_worked() {
         .await;
     // A comes back while B serves; then B closes the connection.
     let a = TcpListener::bind(at_a).await.unwrap();
-    let room = "site-1".to_owned();
-    stand_in(&b, [RoomMessage::Joined { room, after: 1 }]).await;
+    stand_in(&b, [joined(1)]).await;
 
     // The next round starts with B, the URL that last worked.
     let next = tokio::time::timeout(common::WAIT, async {

@@ -31,14 +31,18 @@ use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
 use ws_lessons::protocol::{ClientMessage, Reading, ServerMessage};
+
+mod rooms;
+mod urls;
+
+use rooms::Rooms;
+use urls::Urls;
 
 // ANCHOR: args
 /// Follows a dashboard server's sensors, or rooms of lessons 09 and 10, and
@@ -157,70 +161,6 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
 }
 // ANCHOR_END: main
 
-/// The URLs to try, and what each one answered.
-struct Urls {
-    /// Each URL as connected to, and why it refused the upgrade, if it did.
-    urls: Vec<(String, Option<String>)>,
-    /// The one that last worked, tried first.
-    current: usize,
-}
-
-// ANCHOR: connect
-impl Urls {
-    /// The URLs of `args`; in rooms mode, with `?user=NAME`.
-    fn new(args: &Args) -> Self {
-        let url = |url: &Uri| match (args.rooms.is_empty(), url.query()) {
-            (true, _) => url.to_string(),
-            (false, None) => format!("{url}?user={}", args.user),
-            (false, Some(_)) => format!("{url}&user={}", args.user),
-        };
-        let urls = args.urls.iter().map(|u| (url(u), None)).collect();
-        Self { urls, current: 0 }
-    }
-
-    /// One round: tries each URL once, from the one that last worked, and
-    /// returns the first connection.
-    async fn connect(&mut self) -> Result<Socket, Ended> {
-        for i in 0..self.urls.len() {
-            let i = (self.current + i) % self.urls.len();
-            let (url, refused) = &mut self.urls[i];
-            if refused.is_some() {
-                continue;
-            }
-            let connecting = tokio_tungstenite::connect_async(url.as_str());
-            let why = match tokio::time::timeout(TIMEOUT, connecting).await {
-                Ok(Ok((socket, _response))) => {
-                    tracing::info!("connected to {url}");
-                    self.current = i;
-                    return Ok(socket);
-                }
-                // A 4xx answer to the handshake (401, 403, 404) says this URL
-                // will not work, however often we try: drop it.
-                Ok(Err(tungstenite::Error::Http(response)))
-                    if response.status().is_client_error() =>
-                {
-                    let status = response.status();
-                    let why = format!("{url} refused the upgrade: {status}");
-                    refused.insert(why).clone()
-                }
-                Ok(Err(e)) => format!("cannot connect to {url}: {e}"),
-                Err(_) => format!("no answer from {url} in {TIMEOUT:?}"),
-            };
-            tracing::warn!("{why}");
-        }
-        let refusals: Option<Vec<&str>> =
-            self.urls.iter().map(|(_, why)| why.as_deref()).collect();
-        Err(match refusals {
-            Some(refusals) => Ended::Failed(refusals.join("; ")),
-            None => Ended::Lost("no URL answered".into()),
-        })
-    }
-}
-// ANCHOR_END: connect
-
-/// How long a handshake may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 // ANCHOR: follow
 /// One connection, from the first request to its end.
 async fn follow(
@@ -294,6 +234,7 @@ impl Follower {
             true => Self::Sensors(args.sensors.clone()),
             false => Self::Rooms(Rooms {
                 last: args.rooms.iter().map(|r| (r.clone(), None)).collect(),
+                epochs: BTreeMap::new(),
                 unanswered: BTreeSet::new(),
             }),
         }
@@ -393,119 +334,6 @@ fn read_dashboard(
     Ok(None)
 }
 // ANCHOR_END: updates
-
-/// The rooms followed (lessons 09 and 10), and how far each one got.
-struct Rooms {
-    /// The last change printed of each room: `None` before its first snapshot.
-    last: BTreeMap<String, Option<u64>>,
-    /// The rooms whose join this connection has not seen answered yet.
-    unanswered: BTreeSet<String>,
-}
-
-// ANCHOR: joins
-impl Rooms {
-    /// A join for each room, on every connection: the first time plain, then
-    /// with `after`, the last change printed, so that the server (this one or
-    /// another instance) sends the changes after it.
-    fn joins(&mut self) -> Vec<String> {
-        self.unanswered = self.last.keys().cloned().collect();
-        let joins = self.last.iter().map(|(room, &after)| {
-            let room = room.clone();
-            json(&RoomRequest::Join { room, after })
-        });
-        joins.collect()
-    }
-
-    /// Takes change `seq` of `room`, and warns unless it is the next one. A
-    /// change that comes again does not move `last` back.
-    fn check(&mut self, room: &str, seq: u64) {
-        let Some(last) = self.last.get_mut(room) else {
-            return;
-        };
-        let expected = last.map_or(seq, |last| last + 1);
-        if seq != expected {
-            tracing::warn!("gap in {room}: expected seq {expected}, got {seq}");
-        }
-        *last = Some(last.map_or(seq, |last| last.max(seq)));
-    }
-    // ANCHOR_END: joins
-
-    // ANCHOR: rooms
-    /// Prints one message of the rooms' protocol; a refused join is an error.
-    fn read(&mut self, text: &str) -> Result<(), String> {
-        let message = match serde_json::from_str::<RoomMessage>(text) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!("not a rooms message ({e}): {text}");
-                return Ok(());
-            }
-        };
-        match message {
-            RoomMessage::Snapshot {
-                room,
-                seq,
-                missed,
-                users,
-                sensors,
-            } => {
-                if missed > 0 {
-                    println!("{room}: missed {missed} changes");
-                }
-                let values: Vec<String> = sensors
-                    .iter()
-                    .map(|s| {
-                        let value = s.value.map_or("-".into(), |v| v.to_string());
-                        format!("{} {value}", s.sensor)
-                    })
-                    .collect();
-                let (values, users) = (values.join(", "), users.join(", "));
-                println!("{room} at seq {seq}: {values} (watching: {users})");
-                self.unanswered.remove(&room);
-                self.last.insert(room, Some(seq));
-            }
-            RoomMessage::Joined { room, after } => {
-                println!("{room}: resuming after seq {after}");
-                self.unanswered.remove(&room);
-            }
-            RoomMessage::Reading { room, reading } => {
-                self.check(&room, reading.seq);
-                let (seq, sensor, value) =
-                    (reading.seq, reading.sensor, reading.value);
-                let alert = if reading.alert { " ALERT" } else { "" };
-                println!("{room} seq {seq}: {sensor} {value}{alert}");
-            }
-            RoomMessage::Threshold {
-                room,
-                seq,
-                sensor,
-                threshold,
-            } => {
-                self.check(&room, seq);
-                println!(
-                    "{room} seq {seq}: {sensor} alert threshold is now {threshold}"
-                );
-            }
-            // ANCHOR_END: rooms
-            // ANCHOR: room_others
-            RoomMessage::Presence { room, users } => {
-                println!("{room} watching: {}", users.join(", "));
-            }
-            RoomMessage::Paused { reason } => println!("paused: {reason}"),
-            RoomMessage::Resumed => println!("resumed"),
-            RoomMessage::Notice { from, text } => println!("{from} says: {text}"),
-            RoomMessage::Error { message } if !self.unanswered.is_empty() => {
-                return Err(format!("the server refused to join: {message}"));
-            }
-            RoomMessage::Error { message } => {
-                tracing::warn!("the server says: {message}");
-            }
-            // This client sends neither `leave` nor `notify`.
-            RoomMessage::Left { .. } | RoomMessage::Sent { .. } => {}
-        }
-        Ok(())
-    }
-}
-// ANCHOR_END: room_others
 
 // ANCHOR: close
 /// Sends Close 1000 and reads until the server's reply, for at most a second.

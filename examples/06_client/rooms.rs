@@ -1,0 +1,129 @@
+//! The rooms mode (lessons 09 and 10): a join for each room, again with `after`
+//! on every reconnection, and a check that every change follows the last.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
+
+use crate::json;
+
+/// The rooms followed (lessons 09 and 10), and how far each one got.
+pub struct Rooms {
+    /// The last change printed of each room: `None` before its first snapshot.
+    pub last: BTreeMap<String, Option<u64>>,
+    /// The numbering each room's `last` belongs to, sent back with it.
+    pub epochs: BTreeMap<String, String>,
+    /// The rooms whose join this connection has not seen answered yet.
+    pub unanswered: BTreeSet<String>,
+}
+
+// ANCHOR: joins
+impl Rooms {
+    /// A join for each room, on every connection: the first time plain, then
+    /// with `after`, the last change printed, so that the server (this one or
+    /// another instance) sends the changes after it.
+    pub fn joins(&mut self) -> Vec<String> {
+        self.unanswered = self.last.keys().cloned().collect();
+        let joins = self.last.iter().map(|(room, &after)| {
+            let epoch = after.and(self.epochs.get(room).cloned());
+            let room = room.clone();
+            json(&RoomRequest::Join { room, after, epoch })
+        });
+        joins.collect()
+    }
+
+    /// Takes change `seq` of `room`, and warns unless it is the next one. A
+    /// change that comes again does not move `last` back.
+    fn check(&mut self, room: &str, seq: u64) {
+        let Some(last) = self.last.get_mut(room) else {
+            return;
+        };
+        let expected = last.map_or(seq, |last| last + 1);
+        if seq != expected {
+            tracing::warn!("gap in {room}: expected seq {expected}, got {seq}");
+        }
+        *last = Some(last.map_or(seq, |last| last.max(seq)));
+    }
+    // ANCHOR_END: joins
+
+    // ANCHOR: rooms
+    /// Prints one message of the rooms' protocol; a refused join is an error.
+    pub fn read(&mut self, text: &str) -> Result<(), String> {
+        let message = match serde_json::from_str::<RoomMessage>(text) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!("not a rooms message ({e}): {text}");
+                return Ok(());
+            }
+        };
+        match message {
+            RoomMessage::Snapshot {
+                room,
+                seq,
+                missed,
+                epoch,
+                users,
+                sensors,
+            } => {
+                let known = self.epochs.insert(room.clone(), epoch.clone());
+                if known.is_some_and(|known| known != epoch) {
+                    println!("{room}: the server numbers its changes anew");
+                } else if missed > 0 {
+                    println!("{room}: missed {missed} changes");
+                }
+                let values: Vec<String> = sensors
+                    .iter()
+                    .map(|s| {
+                        let value = s.value.map_or("-".into(), |v| v.to_string());
+                        format!("{} {value}", s.sensor)
+                    })
+                    .collect();
+                let (values, users) = (values.join(", "), users.join(", "));
+                println!("{room} at seq {seq}: {values} (watching: {users})");
+                self.unanswered.remove(&room);
+                self.last.insert(room, Some(seq));
+            }
+            RoomMessage::Joined { room, after, epoch } => {
+                self.epochs.insert(room.clone(), epoch);
+                println!("{room}: resuming after seq {after}");
+                self.unanswered.remove(&room);
+            }
+            RoomMessage::Reading { room, reading } => {
+                self.check(&room, reading.seq);
+                let (seq, sensor, value) =
+                    (reading.seq, reading.sensor, reading.value);
+                let alert = if reading.alert { " ALERT" } else { "" };
+                println!("{room} seq {seq}: {sensor} {value}{alert}");
+            }
+            RoomMessage::Threshold {
+                room,
+                seq,
+                sensor,
+                threshold,
+            } => {
+                self.check(&room, seq);
+                println!(
+                    "{room} seq {seq}: {sensor} alert threshold is now {threshold}"
+                );
+            }
+            // ANCHOR_END: rooms
+            // ANCHOR: room_others
+            RoomMessage::Presence { room, users } => {
+                println!("{room} watching: {}", users.join(", "));
+            }
+            RoomMessage::Paused { reason } => println!("paused: {reason}"),
+            RoomMessage::Resumed => println!("resumed"),
+            RoomMessage::Notice { from, text } => println!("{from} says: {text}"),
+            RoomMessage::Error { message } if !self.unanswered.is_empty() => {
+                return Err(format!("the server refused to join: {message}"));
+            }
+            RoomMessage::Error { message } => {
+                tracing::warn!("the server says: {message}");
+            }
+            // This client sends neither `leave` nor `notify`.
+            RoomMessage::Left { .. } | RoomMessage::Sent { .. } => {}
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: room_others
