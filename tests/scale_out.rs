@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Client, Redis, Server, next_json, next_of, run_to_exit, send_json};
+use common::{
+    Client, Process, Redis, Server, next_json, next_of, run_to_exit, send_json,
+};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -172,6 +174,48 @@ async fn a_client_resumes_on_another_instance_after_a_sigkill() {
     assert_eq!(next, last + 1, "no gap, nothing twice");
 }
 // ANCHOR_END: resume
+
+// ANCHOR: client_moves
+#[tokio::test]
+async fn lesson_06s_client_moves_to_another_instance_without_a_gap() {
+    let redis = Redis::start().await;
+    let doomed = instance(&redis, false, &[]).await;
+    let producer = instance(&redis, true, &[]).await;
+    let (first, second) = (doomed.ws_url(), producer.ws_url());
+    let args = [
+        &*first,
+        &second,
+        "--room",
+        "site-1",
+        "--max-backoff",
+        "100ms",
+    ];
+    let mut client = Process::spawn("06_client", &args);
+    client
+        .wait_for_stderr(&format!("connected to {first}"))
+        .await;
+    client.wait_for_stdout("site-1 seq ").await;
+
+    doomed.signal(Signal::SIGKILL);
+    client
+        .wait_for_stderr(&format!("connected to {second}"))
+        .await;
+    // The other instance has the same changes under the same numbers.
+    let resumed = client.wait_for_stdout("site-1: ").await;
+    assert!(
+        resumed.starts_with("site-1: resuming after seq "),
+        "{resumed}"
+    );
+    for _ in 0..20 {
+        client.wait_for_stdout("site-1 seq ").await;
+    }
+    let gaps = client
+        .stderr_so_far()
+        .into_iter()
+        .filter(|l| l.contains("gap"));
+    assert_eq!(gaps.count(), 0, "no change was missed or repeated");
+}
+// ANCHOR_END: client_moves
 
 #[tokio::test]
 async fn a_client_too_far_behind_gets_a_snapshot_with_an_exact_missed() {
