@@ -27,9 +27,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::response::Response;
 use axum::routing::{any, get};
 use clap::Parser;
 use ws_lessons::sensor::Simulator;
@@ -47,7 +44,7 @@ mod web;
 use rooms::Rooms;
 use session::Hub;
 use users::Users;
-use web::{Login, RoomsArgs, UserName};
+use web::RoomsArgs;
 
 /// Sensor dashboards by site: join a site's room to follow it, see who else
 /// is watching, and send a notice to another user.
@@ -59,6 +56,7 @@ struct Args {
     rooms: RoomsArgs,
 }
 
+// ANCHOR: main
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -73,12 +71,13 @@ async fn main() -> ExitCode {
     let connections = hub.connections.clone();
     let app = Router::new()
         .route("/", get(web::page))
-        .route("/ws", any(upgrade))
-        .route("/stats", get(web::stats))
+        .route("/ws", any(web::upgrade::<Hub>))
+        .route("/stats", get(web::stats::<Hub>))
         .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
+// ANCHOR_END: main
 
 /// The rooms, with one simulator producing every site's readings, watched or
 /// not.
@@ -96,25 +95,3 @@ fn start_sites(args: &RoomsArgs) -> Arc<Rooms> {
     }));
     rooms
 }
-
-// ANCHOR: upgrade
-async fn upgrade(
-    Query(login): Query<Login>,
-    ws: WebSocketUpgrade,
-    State(hub): State<Hub>,
-) -> Response {
-    let connections = hub.connections.clone();
-    // Small requests, and a small read buffer, as in lesson 05.
-    ws.max_frame_size(64 * 1024)
-        .max_message_size(64 * 1024)
-        .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| {
-            connections.track(handle(socket, hub, login.user))
-        })
-}
-
-async fn handle(mut socket: WebSocket, hub: Hub, UserName(user): UserName) {
-    let ended = session::run(&mut socket, &hub, &user).await;
-    ws_lessons::server::end(socket, ended).await;
-}
-// ANCHOR_END: upgrade

@@ -1,11 +1,12 @@
 //! One connection of one user: the rooms it is in, the notices to its user, its
-//! requests, and lesson 03's heartbeat, in one loop.
+//! requests, and lesson 03's heartbeat, in one loop. The loop is written against
+//! [`Server`], so that lesson 10 can run it with Redis behind two requests.
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures::StreamExt;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
@@ -14,12 +15,11 @@ use ws_lessons::server::{Connections, Ended};
 
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::member::Member;
-use crate::rooms::Rejoin;
-use crate::rooms::Rooms;
+use crate::rooms::{Change, Rejoin, RoomId, Rooms};
 use crate::users::{Tab, Users};
 
-/// What every connection shares.
-#[derive(Clone, FromRef)]
+/// What every connection of this process shares.
+#[derive(Clone)]
 pub struct Hub {
     pub connections: Connections,
     pub rooms: Arc<Rooms>,
@@ -27,16 +27,91 @@ pub struct Hub {
     pub heartbeat: HeartbeatArgs,
 }
 
+// ANCHOR: server
+/// What a connection asks of the server it runs in. This lesson answers
+/// everything in this process; lesson 10 sends thresholds and notices through
+/// Redis, and has news for every connection when Redis goes away.
+pub trait Server: Clone + Send + Sync + 'static {
+    /// What every connection shares.
+    fn hub(&self) -> &Hub;
+
+    /// Sets a threshold in `room`, as its next change.
+    fn set_threshold(
+        &self,
+        room: RoomId,
+        change: Change,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sends a notice to every tab of `to`, and returns the `sent` answer.
+    fn notify(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<RoomMessage, String>> + Send;
+
+    /// News for every connection, if any, and what a new one is told first.
+    fn news(&self) -> (Option<broadcast::Receiver<Utf8Bytes>>, Vec<Utf8Bytes>) {
+        (None, Vec::new())
+    }
+}
+
+impl Server for Hub {
+    fn hub(&self) -> &Hub {
+        self
+    }
+
+    async fn set_threshold(
+        &self,
+        room: RoomId,
+        change: Change,
+    ) -> Result<(), String> {
+        // Members, the one that asked included, see it as the room's next
+        // change.
+        self.rooms.set_threshold(room, &change);
+        Ok(())
+    }
+
+    async fn notify(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<RoomMessage, String> {
+        let tabs = self.users.notify(from, to, text)?;
+        let to = to.to_owned();
+        Ok(RoomMessage::Sent {
+            to,
+            tabs: Some(tabs),
+            instances: None,
+        })
+    }
+}
+// ANCHOR_END: server
+
 // ANCHOR: run
 /// Serves one connection of `user` until it ends, and says why it ended.
-pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
+pub async fn run(
+    socket: &mut impl Socket,
+    server: &impl Server,
+    user: &str,
+) -> Ended {
+    let hub = server.hub();
     // Both leave the registry when dropped, whichever way this function ends.
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
     let mut heartbeat = Heartbeat::new(hub.heartbeat);
+    let (mut news, mut outgoing) = server.news();
     loop {
-        let outgoing: Vec<Utf8Bytes> = tokio::select! {
+        for json in outgoing {
+            let sent = heartbeat.send(socket, Message::Text(json)).await;
+            if sent.is_err() {
+                return Ended::Gone;
+            }
+        }
+        outgoing = tokio::select! {
             backlog = member.next() => backlog,
+            Some(Ok(json)) = next_news(&mut news) => vec![json],
             notice = tab.notices.recv() => match notice {
                 Ok(json) => vec![json],
                 Err(RecvError::Lagged(missed)) => vec![error(format!(
@@ -46,16 +121,16 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
             },
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    answer(&text, &mut member, &tab, hub)
+                    answer(&text, &mut member, &tab, server).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     vec![error("send requests as JSON in text frames".into())]
                 }
                 Some(Ok(Message::Pong(payload))) => {
                     heartbeat.pong(&payload);
-                    continue;
+                    Vec::new()
                 }
-                Some(Ok(Message::Ping(_))) => continue,
+                Some(Ok(Message::Ping(_))) => Vec::new(),
                 Some(Ok(Message::Close(_))) => return Ended::PeerClosed,
                 Some(Err(e)) => return Ended::Failed(e),
                 None => return Ended::Gone,
@@ -65,30 +140,34 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
                     if heartbeat.send(socket, ping).await.is_err() {
                         return Ended::Gone;
                     }
-                    continue;
+                    Vec::new()
                 }
                 Beat::Missed => return Ended::Gone,
             },
             () = hub.connections.shutting_down() => return Ended::ShuttingDown,
         };
-        for json in outgoing {
-            let sent = heartbeat.send(socket, Message::Text(json)).await;
-            if sent.is_err() {
-                return Ended::Gone;
-            }
-        }
     }
 }
 // ANCHOR_END: run
 
+/// The next piece of news, or never when there is none.
+async fn next_news(
+    news: &mut Option<broadcast::Receiver<Utf8Bytes>>,
+) -> Option<Result<Utf8Bytes, RecvError>> {
+    match news {
+        Some(news) => Some(news.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
 // ANCHOR: answer
 /// Carries out one request, and returns the messages that answer it. Bad input
 /// gets an `error`, and the connection stays as it was.
-fn answer(
+async fn answer(
     text: &str,
     member: &mut Member,
     tab: &Tab,
-    hub: &Hub,
+    server: &impl Server,
 ) -> Vec<Utf8Bytes> {
     let request = ws_lessons::protocol::parse::<RoomRequest>(text);
     let reply = match request {
@@ -103,23 +182,19 @@ fn answer(
             room,
             sensor,
             threshold,
-        }) => member.room(&room).and_then(|room| {
-            let change = hub.rooms.threshold(room, &sensor, threshold)?;
-            // Members, this one included, see it as the room's next change.
-            hub.rooms.set_threshold(room, &change);
-            Ok(Vec::new())
-        }),
+        }) => {
+            let set = async {
+                let room = member.room(&room)?;
+                let change =
+                    server.hub().rooms.threshold(room, &sensor, threshold)?;
+                server.set_threshold(room, change).await?;
+                Ok(Vec::new())
+            };
+            set.await
+        }
         Ok(RoomRequest::Notify { user, text }) => {
-            let from = tab.user();
-            hub.users.notify(from, &user, &text).map(|tabs| {
-                let instances = None;
-                let sent = RoomMessage::Sent {
-                    to: user,
-                    tabs: Some(tabs),
-                    instances,
-                };
-                vec![sent.to_json().into()]
-            })
+            let sent = server.notify(tab.user(), &user, &text).await;
+            sent.map(|sent| vec![sent.to_json().into()])
         }
         Err(message) => Err(message),
     };

@@ -1,18 +1,16 @@
 //! The rooms server's outside, which lesson 10 shares: its flags, who the user
 //! is, the page, and `GET /stats`.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::State;
-use axum::response::Html;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{Html, Response};
 use serde::{Deserialize, Serialize};
-use ws_lessons::Connections;
 use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
 use ws_lessons::server::Stats;
 
 use crate::rooms::Rooms;
-use crate::users::Users;
+use crate::session::{self, Server};
 
 /// The rooms' flags.
 #[derive(clap::Args)]
@@ -102,14 +100,36 @@ pub struct RoomStats {
 }
 
 /// `GET /stats`.
-pub async fn stats(
-    State(connections): State<Connections>,
-    State(rooms): State<Arc<Rooms>>,
-    State(users): State<Arc<Users>>,
-) -> Json<RoomStats> {
+pub async fn stats<S: Server>(State(server): State<S>) -> Json<RoomStats> {
+    let hub = server.hub();
     Json(RoomStats {
-        server: connections.stats(),
-        rooms: rooms.occupied(),
-        users: users.count(),
+        server: hub.connections.stats(),
+        rooms: hub.rooms.occupied(),
+        users: hub.users.count(),
     })
 }
+
+// ANCHOR: upgrade
+/// `GET /ws?user=NAME`: the name is checked as the query is parsed, before the
+/// upgrade.
+pub async fn upgrade<S: Server>(
+    Query(login): Query<Login>,
+    ws: WebSocketUpgrade,
+    State(server): State<S>,
+) -> Response {
+    let connections = server.hub().connections.clone();
+    // Small requests, and a small read buffer, as in lesson 05.
+    ws.max_frame_size(64 * 1024)
+        .max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| {
+            connections.track(handle(socket, server, login.user))
+        })
+}
+
+async fn handle(mut socket: WebSocket, server: impl Server, user: UserName) {
+    let UserName(user) = user;
+    let ended = session::run(&mut socket, &server, &user).await;
+    ws_lessons::server::end(socket, ended).await;
+}
+// ANCHOR_END: upgrade

@@ -27,11 +27,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::extract::Query;
 use axum::extract::State;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use clap::Parser;
@@ -41,11 +38,13 @@ use ws_lessons::{Connections, ListenArgs};
 mod bus;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
+mod instance;
 #[path = "../09_rooms/member.rs"]
 mod member;
 mod registry;
 #[path = "../09_rooms/rooms.rs"]
 mod rooms;
+#[path = "../09_rooms/session.rs"]
 mod session;
 #[path = "../09_rooms/site.rs"]
 mod site;
@@ -55,10 +54,11 @@ mod users;
 mod web;
 
 use bus::Bus;
+use instance::Instance;
 use rooms::{Change, Rooms};
 use session::Hub;
 use users::Users;
-use web::{Login, RoomsArgs, UserName};
+use web::RoomsArgs;
 
 /// Lesson 09's dashboard, on as many instances as you like, sharing one Redis.
 #[derive(Parser)]
@@ -120,18 +120,17 @@ async fn main() -> ExitCode {
         connections: Connections::new(),
         rooms,
         users,
-        bus,
-        registry,
         heartbeat: args.rooms.heartbeat,
     };
     let connections = hub.connections.clone();
+    let instance = Instance { hub, bus, registry };
     let app = Router::new()
         .route("/", get(web::page))
-        .route("/ws", any(upgrade))
-        .route("/stats", get(web::stats))
+        .route("/ws", any(web::upgrade::<Instance>))
+        .route("/stats", get(web::stats::<Instance>))
         .route("/ready", get(ready))
         .route("/peers", get(move || async move { peers }))
-        .with_state(hub);
+        .with_state(instance);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
@@ -176,29 +175,10 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
 }
 // ANCHOR_END: produce
 
-async fn upgrade(
-    Query(login): Query<Login>,
-    ws: WebSocketUpgrade,
-    State(hub): State<Hub>,
-) -> Response {
-    let connections = hub.connections.clone();
-    ws.max_frame_size(64 * 1024)
-        .max_message_size(64 * 1024)
-        .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| {
-            connections.track(handle(socket, hub, login.user))
-        })
-}
-
-async fn handle(mut socket: WebSocket, hub: Hub, UserName(user): UserName) {
-    let ended = session::run(&mut socket, &hub, &user).await;
-    ws_lessons::server::end(socket, ended).await;
-}
-
 /// `GET /ready`: 200 while Redis answers, 503 while it does not, so that a load
 /// balancer sends new clients elsewhere.
-async fn ready(State(hub): State<Hub>) -> (StatusCode, &'static str) {
-    match *hub.bus.up.borrow() {
+async fn ready(State(instance): State<Instance>) -> (StatusCode, &'static str) {
+    match *instance.bus.up.borrow() {
         true => (StatusCode::OK, "ready\n"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
     }
