@@ -1,7 +1,7 @@
 //! Benchmarks of the ws-lessons examples, side by side with peer servers, in one
 //! run on one machine, reported as ratios. Run from the repository's root:
 //!
-//!     cargo run --release -p ws-bench            # the full run, about 23 minutes on 2 cores
+//!     cargo run --release -p ws-bench            # the full run, about 28 minutes on 2 cores
 //!     cargo run --release -p ws-bench -- --quick # a short run, to see that it works
 //!
 //! Every scenario runs each of its servers or settings in turn, round after round
@@ -12,6 +12,7 @@
 mod load;
 mod process;
 mod proxy;
+mod redis;
 mod report;
 mod scenario;
 mod stats;
@@ -67,6 +68,13 @@ pub struct Plan {
     /// How long the rooms scenario is measured, once its clients are set up and
     /// warmed up.
     pub rooms_measure: Duration,
+    /// Clients of the redis-hop scenario's heavy load, half on each instance of
+    /// lesson 10.
+    pub hop_clients: usize,
+    /// How long the redis-hop scenario measures its light load (the delay), and
+    /// its heavy load (the CPU per delivery), once warmed up.
+    pub hop_delay: Duration,
+    pub hop_measure: Duration,
 }
 
 impl Plan {
@@ -84,6 +92,9 @@ impl Plan {
                 polling: Duration::from_secs(3),
                 rooms_clients: 1_000,
                 rooms_measure: Duration::from_secs(3),
+                hop_clients: 1_000,
+                hop_delay: Duration::from_secs(3),
+                hop_measure: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -96,6 +107,9 @@ impl Plan {
                 polling: Duration::from_secs(10),
                 rooms_clients: 10_000,
                 rooms_measure: Duration::from_secs(20),
+                hop_clients: 10_000,
+                hop_delay: Duration::from_secs(10),
+                hop_measure: Duration::from_secs(20),
             }
         }
     }

@@ -186,40 +186,49 @@ impl Server {
 
     /// CPU time (user + system) the process has used, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid))
-                .unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may contain
-        // spaces.
-        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-            .sum();
-        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .unwrap_or(100) as f64;
-        ticks / per_second
+        cpu_seconds(self.process.pid)
     }
 
     /// Resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.process.pid))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| {
-                rest.trim().trim_end_matches("kB").trim().parse().ok()
-            })
-            .unwrap_or(0)
+        rss_kib(self.process.pid)
     }
 
     /// Stops the server as `Process::stop` does; returns the lines of its log.
     pub async fn stop(self) -> Vec<String> {
         self.process.stop().await
     }
+}
+
+/// CPU time (user + system) that process `pid` has used, in seconds, from
+/// /proc/PID/stat; 0 once it is gone.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain
+    // spaces.
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    ticks / per_second
+}
+
+/// Resident memory of process `pid`, in KiB, from /proc/PID/status; 0 once it
+/// is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Many connections need many file descriptors, in this process and in the

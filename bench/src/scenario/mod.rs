@@ -6,6 +6,7 @@ mod fan_out;
 mod idle_memory;
 mod polling;
 mod read_buffer;
+mod redis_hop;
 mod rooms;
 mod slow_consumer;
 
@@ -26,11 +27,12 @@ pub enum Scenario {
     SlowConsumer,
     Polling,
     Rooms,
+    RedisHop,
 }
 
 impl Scenario {
     /// Every scenario, in the order of the report's sections.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Echo,
         Scenario::IdleMemory,
         Scenario::ReadBuffer,
@@ -38,6 +40,7 @@ impl Scenario {
         Scenario::SlowConsumer,
         Scenario::Polling,
         Scenario::Rooms,
+        Scenario::RedisHop,
     ];
 
     /// Runs the scenario; returns its section of the report.
@@ -54,6 +57,7 @@ impl Scenario {
             Scenario::SlowConsumer => slow_consumer::run(binaries, plan).await,
             Scenario::Polling => polling::run(binaries, plan).await,
             Scenario::Rooms => rooms::run(binaries, plan).await,
+            Scenario::RedisHop => redis_hop::run(binaries, plan).await,
         }
     }
 }

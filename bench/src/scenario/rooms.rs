@@ -10,23 +10,17 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use hdrhistogram::Histogram;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::interleaved;
 use crate::Plan;
+use crate::load::{self, Counts, SETUP_CONCURRENCY, Tally};
 use crate::process::{Binaries, Log, Server};
 use crate::report::{Section, Table};
-use crate::stats::{histogram, now_ms};
-use ws_bench::wire::{
-    Conn, OPCODE_CLOSE, OPCODE_TEXT, json_number, masked_frame,
-};
+use ws_bench::wire::Conn;
 
 /// The two ways to send each client only its source's readings.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,30 +83,10 @@ impl RoomsServer {
         let source = n % SOURCES + 1;
         match self {
             RoomsServer::ChannelPerRoom => {
-                let path = format!("/ws?user=u{n}");
-                let mut conn = Conn::open_path(addr, &path).await?;
-                let join = format!(r#"{{"type":"join","room":"site-{source}"}}"#);
-                conn.write(&masked_frame(OPCODE_TEXT, join.as_bytes()))
-                    .await?;
-                // The room's snapshot answers the join.
-                read_until(&mut conn, SNAPSHOT).await?;
-                Ok(conn)
+                load::join_room(addr, &format!("u{n}"), source).await
             }
             RoomsServer::FilteredStream => {
-                let mut conn = Conn::open(addr).await?;
-                read_until(&mut conn, SNAPSHOT).await?;
-                let others: Vec<String> = (1..=SOURCES)
-                    .filter(|&sensor| sensor != source)
-                    .map(|sensor| format!(r#""sensor-{sensor}""#))
-                    .collect();
-                let unsubscribe = format!(
-                    r#"{{"type":"unsubscribe","id":1,"sensors":[{}]}}"#,
-                    others.join(",")
-                );
-                let frame = masked_frame(OPCODE_TEXT, unsubscribe.as_bytes());
-                conn.write(&frame).await?;
-                read_until(&mut conn, br#"{"type":"ack","id":1}"#).await?;
-                Ok(conn)
+                load::follow_one_sensor(addr, source, SOURCES).await
             }
         }
     }
@@ -147,16 +121,6 @@ const QUEUE_STREAM: &str = "4096";
 /// before the server gives up on the client.
 const PING_INTERVAL: &str = "1h";
 const PONG_TIMEOUT: &str = "60s";
-
-/// Clients that may be setting up at once.
-const SETUP_CONCURRENCY: usize = 64;
-
-/// How long all the clients have to set up.
-const SETUP_LIMIT: Duration = Duration::from_secs(180);
-
-/// How the messages the clients count begin.
-const READING: &[u8] = br#"{"type":"reading""#;
-const SNAPSHOT: &[u8] = br#"{"type":"snapshot""#;
 
 /// What the server's log says on a resynchronisation (05: `... slow client`, 09:
 /// `... slow member`), and when the heartbeat drops a client.
@@ -307,49 +271,16 @@ async fn measure(
     let server = kind.start(binaries).await?;
     let tally = Arc::new(Tally::new());
     let started = Instant::now();
-    let mut clients = JoinSet::new();
-    let (ready, mut readies) = mpsc::unbounded_channel();
-    let permits = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
-    for n in 1..=plan.rooms_clients {
-        let (tally, ready, permits) =
-            (tally.clone(), ready.clone(), permits.clone());
-        let addr = server.addr;
-        clients.spawn(async move {
-            let permit = permits.acquire_owned().await;
-            let conn = kind.set_up(addr, n).await;
-            drop(permit);
-            match conn {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    tally.follow(conn).await;
-                }
-                Err(e) => {
-                    let e =
-                        io::Error::other(format!("client {n} of {kind}: {e}"));
-                    let _ = ready.send(Err(e));
-                }
-            }
-        });
-    }
-    drop(ready);
-    let set_up = async {
-        for _ in 0..plan.rooms_clients {
-            match readies.recv().await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Err(io::Error::other("a client ended")),
-            }
-        }
-        Ok(())
-    };
-    tokio::time::timeout(SETUP_LIMIT, set_up)
+    let addr = server.addr;
+    let mut clients = {
+        let tally = tally.clone();
+        load::set_up_clients(plan.rooms_clients, move |n| {
+            let tally = tally.clone();
+            async move { Ok((tally, kind.set_up(addr, n).await?)) }
+        })
         .await
-        .map_err(|_| {
-            io::Error::other(format!(
-                "{kind}: the clients were not set up in {} s",
-                SETUP_LIMIT.as_secs()
-            ))
-        })??;
+        .map_err(|e| io::Error::other(format!("{kind}: {e}")))?
+    };
     let setup_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(plan.warm_up * 2).await;
     let before = Gauges::take(&server, &tally);
@@ -362,9 +293,9 @@ async fn measure(
     let log = server.stop().await;
 
     let seconds = (after.at - before.at).as_secs_f64();
-    let deliveries = after.readings - before.readings;
+    let deliveries = after.counts.readings - before.counts.readings;
     let cpu = after.cpu_seconds - before.cpu_seconds;
-    let delays = tally.delays.lock().unwrap_or_else(|e| e.into_inner());
+    let delays = tally.delays();
     Ok(RoomsRun {
         setup_s,
         deliveries_per_s: deliveries as f64 / seconds,
@@ -373,9 +304,9 @@ async fn measure(
         p50_ms: delays.value_at_quantile(0.5) as f64,
         p99_ms: delays.value_at_quantile(0.99) as f64,
         rss_mib,
-        others: after.others - before.others,
-        snapshots: after.snapshots,
-        closed: after.closed,
+        others: after.counts.others - before.counts.others,
+        snapshots: after.counts.snapshots,
+        closed: after.counts.closed,
         logged_resyncs: log.iter().filter(|l| l.contains(RESYNC_LOG)).count(),
         logged_drops: log
             .iter()
@@ -384,110 +315,20 @@ async fn measure(
     })
 }
 
-/// Reads frames until a text frame that begins with `prefix`; an `error`
-/// message from the server fails.
-async fn read_until(conn: &mut Conn, prefix: &[u8]) -> io::Result<()> {
-    loop {
-        let opcode = conn.read_frame().await?;
-        let payload = conn.payload();
-        if opcode == OPCODE_CLOSE {
-            return Err(io::Error::other("the server closed the connection"));
-        }
-        if opcode != OPCODE_TEXT {
-            continue;
-        }
-        if payload.starts_with(prefix) {
-            return Ok(());
-        }
-        if payload.starts_with(br#"{"type":"error""#) {
-            let error = String::from_utf8_lossy(payload).into_owned();
-            return Err(io::Error::other(error));
-        }
-    }
-}
-
-/// What every client counts, once set up, in one place: the bench reads the
-/// counts at the window's start and end.
-struct Tally {
-    /// Set during the window: the delays are recorded only then.
-    measuring: AtomicBool,
-    readings: AtomicU64,
-    /// Snapshots after the set-up: resynchronisations.
-    snapshots: AtomicU64,
-    /// Any other text message.
-    others: AtomicU64,
-    /// Connections that ended.
-    closed: AtomicU64,
-    delays: Mutex<Histogram<u64>>,
-}
-
-impl Tally {
-    fn new() -> Tally {
-        Tally {
-            measuring: AtomicBool::new(false),
-            readings: AtomicU64::new(0),
-            snapshots: AtomicU64::new(0),
-            others: AtomicU64::new(0),
-            closed: AtomicU64::new(0),
-            delays: Mutex::new(histogram()),
-        }
-    }
-
-    /// Reads and counts what arrives on `conn` until the connection ends (or the
-    /// task is aborted at the end of the run).
-    async fn follow(&self, mut conn: Conn) {
-        while let Ok(opcode) = conn.read_frame().await {
-            match opcode {
-                OPCODE_TEXT => self.count(conn.payload()),
-                OPCODE_CLOSE => break,
-                _ => {}
-            }
-        }
-        self.closed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts one text message, and times it if it is a reading in the window.
-    fn count(&self, payload: &[u8]) {
-        let counter = if payload.starts_with(READING) {
-            if self.measuring.load(Ordering::Relaxed)
-                && let Some(at) = json_number(payload, "at_ms")
-            {
-                let delay = now_ms().saturating_sub(at);
-                let mut delays =
-                    self.delays.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = delays.record(delay);
-            }
-            &self.readings
-        } else if payload.starts_with(SNAPSHOT) {
-            &self.snapshots
-        } else {
-            &self.others
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The counts and the server's CPU time at one moment: the window is the
 /// difference of two.
 struct Gauges {
     at: Instant,
     cpu_seconds: f64,
-    readings: u64,
-    snapshots: u64,
-    others: u64,
-    closed: u64,
+    counts: Counts,
 }
 
 impl Gauges {
     fn take(server: &Server, tally: &Tally) -> Gauges {
-        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Gauges {
             at: Instant::now(),
             cpu_seconds: server.cpu_seconds(),
-            readings: count(&tally.readings),
-            snapshots: count(&tally.snapshots),
-            others: count(&tally.others),
-            closed: count(&tally.closed),
+            counts: tally.counts(),
         }
     }
 }
