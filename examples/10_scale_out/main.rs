@@ -26,6 +26,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -137,38 +138,41 @@ async fn main() -> ExitCode {
 
 // ANCHOR: produce
 /// Runs the simulator, and stores each reading in Redis, in the order it was
-/// taken. A reading that cannot be stored (Redis is down) never gets a number,
-/// so no client misses it; it is counted, and the count logged.
+/// taken. A reading that cannot be stored (Redis is down, or too slow for the
+/// rate) never gets a number, so no client misses it; it is counted, and the
+/// count logged.
 fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
     let sensors = usize::from(args.rooms.sensors.sensors);
     let simulator = Simulator::new(usize::from(args.rooms.sites) * sensors);
     let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
+    let unstored = Arc::new(AtomicU64::new(0));
+    let overflow = unstored.clone();
     tokio::spawn(simulator.run(args.rooms.sensors.rate, move |sample| {
-        let _ = readings.try_send(sample);
+        let (site, sensor) = (sample.index / sensors, sample.index % sensors);
+        let at_ms = ws_lessons::protocol::unix_ms();
+        let value = sample.value;
+        let change = Change::Reading {
+            sensor,
+            value,
+            at_ms,
+        };
+        if readings.try_send((site, change)).is_err() {
+            overflow.fetch_add(1, Ordering::Relaxed);
+        }
     }));
     tokio::spawn(async move {
-        let mut unstored = 0u64;
-        while let Some(sample) = to_store.recv().await {
-            let (site, sensor) = (sample.index / sensors, sample.index % sensors);
+        while let Some((site, change)) = to_store.recv().await {
             let Some(room) = rooms.all().nth(site) else {
                 continue;
             };
-            let at_ms = ws_lessons::protocol::unix_ms();
-            let change = Change::Reading {
-                sensor,
-                value: sample.value,
-                at_ms,
-            };
             match bus.record(rooms.name(room), &change).await {
-                Ok(_) if unstored > 0 => {
-                    tracing::warn!(
-                        unstored,
-                        "readings lost while Redis was down"
-                    );
-                    unstored = 0;
+                Ok(_) => match unstored.swap(0, Ordering::Relaxed) {
+                    0 => {}
+                    lost => tracing::warn!(lost, "readings could not be stored"),
+                },
+                Err(_) => {
+                    unstored.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(_) => {}
-                Err(_) => unstored += 1,
             }
         }
     });
