@@ -42,6 +42,27 @@ pub struct SensorArgs {
     pub rate: f64,
 }
 
+/// How far a client may fall behind before it is resynchronised (lessons 05 and
+/// 09).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct QueueArgs {
+    /// How many changes a client may fall behind before it is resynchronised,
+    /// rounded up to a power of two as tokio's broadcast channel does
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub queue: u32,
+}
+
+impl QueueArgs {
+    /// The channel's real capacity (see [`broadcast_capacity`]).
+    pub fn capacity(&self) -> usize {
+        broadcast_capacity(self.queue)
+    }
+}
+
 /// The capacity a `tokio::sync::broadcast` channel really has when a lesson's
 /// `--queue` asks for `queue`: tokio rounds it up to a power of two, so
 /// `--queue 1000` lets a client fall 1024 behind. Logged at start-up when the

@@ -206,6 +206,7 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     let first = next_json(&mut slow).await;
     assert_eq!(first["type"], "snapshot");
     let mut last = first["seq"].as_u64().expect("a seq");
+    let mut resynchronised = false;
     for _ in 0..1_000_000 {
         let message = next_json(&mut slow).await;
         let seq = message["seq"].as_u64().expect("a seq");
@@ -217,15 +218,15 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
                 last + missed,
                 "the snapshot accounts for every missed change"
             );
-            let after = next_json(&mut slow).await;
-            assert_eq!(
-                after["seq"],
-                seq + 1,
-                "changes resume right after the snapshot"
-            );
+            // On a busy machine the client may fall behind again at once: the
+            // next snapshot must account for that too.
+            resynchronised = true;
+        } else if resynchronised {
+            assert_eq!(seq, last + 1, "changes resume right after the snapshot");
             return;
+        } else {
+            assert_eq!(seq, last + 1, "a gap without a snapshot");
         }
-        assert_eq!(seq, last + 1, "a gap without a snapshot");
         last = seq;
     }
     panic!("the slow client was never resynchronised");

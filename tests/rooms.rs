@@ -341,20 +341,22 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     }
 
     let mut last = snapshot["seq"].as_u64().expect("a seq");
+    let mut resynchronised = false;
     for _ in 0..1_000_000 {
         let message = next_json(&mut slow).await;
         let Some(seq) = message["seq"].as_u64() else {
             continue; // a presence message: not a change
         };
         if message["type"] == "snapshot" {
+            // Again, on a busy machine: each snapshot must count exactly.
             assert_eq!(message["room"], "site-1");
             assert_eq!(message["missed"], seq - last, "an exact count");
-            let next = next_of(&mut slow, "reading").await;
-            assert_eq!(next["seq"], seq + 1, "readings resume after it");
-            return;
-        }
-        if message["type"] == "reading" {
+            resynchronised = true;
+        } else {
             assert_eq!(seq, last + 1, "a gap without a snapshot");
+            if resynchronised {
+                return;
+            }
         }
         last = seq;
     }

@@ -10,7 +10,7 @@ use axum::extract::ws::Message;
 use axum::response::Html;
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
-use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
 use ws_lessons::protocol::ServerMessage;
 use ws_lessons::sensor::Simulator;
 use ws_lessons::server::Ended;
@@ -25,14 +25,8 @@ use crate::state::{Dashboard, Resync, Subscription};
 pub struct DashboardArgs {
     #[command(flatten)]
     pub sensors: SensorArgs,
-    /// How many changes a client may fall behind before it is resynchronised,
-    /// rounded up to a power of two as tokio's broadcast channel does
-    #[arg(
-        long,
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..=100_000)
-    )]
-    pub queue: u32,
+    #[command(flatten)]
+    pub queue: QueueArgs,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
 }
@@ -52,7 +46,7 @@ impl Feed {
     /// for as long as the server runs.
     pub fn start(args: &DashboardArgs, connections: Connections) -> Self {
         let simulator = Simulator::new(args.sensors.sensors.into());
-        let queue = ws_lessons::cli::broadcast_capacity(args.queue);
+        let queue = args.queue.capacity();
         let dashboard = Dashboard::new(simulator.sensors(), queue);
         let dashboard = Arc::new(dashboard);
         let recorder = dashboard.clone();

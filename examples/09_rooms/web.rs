@@ -6,7 +6,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{Html, Response};
 use serde::{Deserialize, Serialize};
-use ws_lessons::cli::{HeartbeatArgs, SensorArgs};
+use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
 use ws_lessons::server::Stats;
 
 use crate::rooms::Rooms;
@@ -25,14 +25,8 @@ pub struct RoomsArgs {
     pub sites: u16,
     #[command(flatten)]
     pub sensors: SensorArgs,
-    /// How many messages a member may fall behind in a room before it is
-    /// resynchronised, rounded up to a power of two
-    #[arg(
-        long,
-        default_value_t = 256,
-        value_parser = clap::value_parser!(u32).range(1..=100_000)
-    )]
-    pub queue: u32,
+    #[command(flatten)]
+    pub queue: QueueArgs,
     /// How many of each room's last changes are kept for clients that rejoin
     /// with `after`
     #[arg(
@@ -49,7 +43,7 @@ impl RoomsArgs {
     /// The rooms these flags ask for, with no member yet, numbering their
     /// changes in numbering `epoch`.
     pub fn rooms(&self, epoch: &str) -> Rooms {
-        let queue = ws_lessons::cli::broadcast_capacity(self.queue);
+        let queue = self.queue.capacity();
         let sites = usize::from(self.sites);
         let sensors = usize::from(self.sensors.sensors);
         Rooms::new(sites, sensors, self.history as usize, queue, epoch)
