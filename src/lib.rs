@@ -1,16 +1,18 @@
 //! Support code for the ws-lessons examples.
 //!
 //! Two kinds of thing live here. What would distract every lesson: serving and
-//! shutting down ([`server`]), the command-line pieces ([`cli`]), the sensor
-//! simulator ([`sensor`]) and the try-it page ([`page`]). And what several
-//! programs must agree on: the dashboard's wire protocol ([`protocol`]). What a
-//! lesson teaches (how to receive, send, split, ping, push back, fan out) always
-//! stays in its own files in `examples/`.
+//! shutting down ([`server`]), the command-line pieces ([`cli`]), the client's
+//! address behind a proxy ([`proxy`]), the sensor simulator ([`sensor`]) and
+//! the try-it page ([`page`]). And what several programs must agree on: the
+//! dashboard's wire protocol ([`protocol`]). What a lesson teaches (how to
+//! receive, send, split, ping, push back, fan out) always stays in its own files
+//! in `examples/`.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod page;
 pub mod protocol;
+pub mod proxy;
 pub mod sensor;
 pub mod server;
 

@@ -252,6 +252,9 @@ pub async fn serve_with_startup_line(
     // accepting and lets HTTP requests in flight finish; it does not wait for
     // upgraded sockets.
     let token = connections.shutdown.clone();
+    // With the TCP peer's address in each request, for `ConnectInfo` and
+    // `proxy::ClientAddr`.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(token.clone().cancelled_owned());
     let mut serving = std::pin::pin!(serving.into_future());

@@ -1,7 +1,8 @@
 //! The checks before an upgrade, as axum middleware on the `/ws` route: a plain
 //! GET is told what the URL wants (426), a page from another site is refused
 //! (403), and a client without the token is refused (401). A refused request
-//! costs an HTTP response, never a WebSocket connection.
+//! costs an HTTP response, never a WebSocket connection, and its log line names
+//! the client's address.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
+use ws_lessons::proxy::ClientAddr;
 
 use crate::{NoOrigin, Policy};
 
@@ -50,13 +52,14 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 /// Origin, which browsers always send, passes with `--no-origin allow`.
 pub async fn check_origin(
     State(policy): State<Arc<Policy>>,
+    client: ClientAddr,
     request: Request,
     next: Next,
 ) -> Response {
     match origin_allowed(&policy, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(why) => {
-            tracing::warn!("refused an upgrade: {why}");
+            tracing::warn!("refused an upgrade from {client}: {why}");
             (StatusCode::FORBIDDEN, format!("{why}\n")).into_response()
         }
     }
@@ -94,6 +97,7 @@ fn origin_allowed(policy: &Policy, headers: &HeaderMap) -> Result<(), String> {
 /// or in the `session` cookie that `/login` sets for browsers.
 pub async fn require_token(
     State(policy): State<Arc<Policy>>,
+    client: ClientAddr,
     request: Request,
     next: Next,
 ) -> Response {
@@ -101,7 +105,7 @@ pub async fn require_token(
         return next.run(request).await;
     }
     // Say nothing about the token itself, in the response or in the log.
-    tracing::warn!("refused an upgrade: missing or wrong token");
+    tracing::warn!("refused an upgrade from {client}: missing or wrong token");
     let challenge = [(header::WWW_AUTHENTICATE, "Bearer")];
     let body = "sign in at /login first\n";
     (StatusCode::UNAUTHORIZED, challenge, body).into_response()

@@ -1,8 +1,13 @@
 //! The defences inside a connection: a rate limit on what a client sends, and
-//! a Close frame that says why when a connection fails.
+//! a Close frame that says why when a connection fails. And one at its door: a
+//! cap on the connections that one client address may hold.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::error::Error as _;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -157,3 +162,60 @@ pub async fn echo(socket: &mut impl Socket, connections: &Connections) -> Ended 
     }
 }
 // ANCHOR_END: echo
+
+// ANCHOR: per_address
+/// The WebSocket connections open from each client address, held to
+/// `--max-per-address`. The address is the one [`ClientAddr`] works out: behind
+/// nginx, the client's, not nginx's, which would make every client one.
+///
+/// [`ClientAddr`]: ws_lessons::proxy::ClientAddr
+pub struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address; dropping it, when the
+/// connection ends, gives the place back.
+pub struct AddressSlot {
+    addresses: Arc<PerAddress>,
+    client: IpAddr,
+}
+
+impl PerAddress {
+    pub fn new(max: u32) -> Arc<Self> {
+        let open = Mutex::new(HashMap::new());
+        Arc::new(Self {
+            max: max as usize,
+            open,
+        })
+    }
+
+    /// A place for one more connection from `client`, or `None` if it already
+    /// holds `--max-per-address`.
+    pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(client).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        let addresses = self.clone();
+        Some(AddressSlot { addresses, client })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let open = &self.addresses.open;
+        let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Entry::Occupied(mut count) = open.entry(self.client) {
+            *count.get_mut() -= 1;
+            // An address with no connection leaves the map, so that it does
+            // not grow with every client ever seen.
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+}
+// ANCHOR_END: per_address

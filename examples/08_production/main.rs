@@ -14,8 +14,12 @@
 //!   a URL, so never in a log (`checks.rs`, `login.rs`).
 //! - **Size limits**: `max_message_size` and `max_frame_size`, set deliberately.
 //! - **Rate limits**: a token bucket per connection (`governor`), closing with
-//!   1008 when exceeded (`limits.rs`), and a cap on connections for the whole
-//!   server (503 when full).
+//!   1008 when exceeded (`limits.rs`), a cap on connections for the whole
+//!   server (503 when full), and one for each client address (429).
+//! - **The client's address**, behind a reverse proxy too: from
+//!   `X-Forwarded-For` when the request comes from a proxy named by
+//!   `--trust-proxy`, and never otherwise (`ws_lessons::proxy`). The per-address
+//!   cap counts it, and every refusal and every connection's log names it.
 //! - **Close codes on protocol errors**: tungstenite reports an error but sends
 //!   no Close frame; this server sends the right one (1002, 1007, 1009, 1011)
 //!   before dropping, so the client learns why instead of seeing 1006
@@ -27,8 +31,10 @@
 //!     WS_LESSONS_TOKEN=s3cret cargo run --example 08_production
 //! then open http://127.0.0.1:3000/login, sign in with `s3cret`, and you see the
 //! dashboard. `--echo` turns /ws into an echo server (for the Autobahn
-//! conformance suite).
+//! conformance suite). Behind a reverse proxy (`deploy/nginx.conf`), name it with
+//! `--trust-proxy ADDR`, or every client will seem to be the proxy.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,6 +51,8 @@ use clap::{Parser, ValueEnum};
 use governor::Quota;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceBuilder;
+use tracing::Instrument;
+use ws_lessons::proxy::{ClientAddr, ProxyArgs, TrustedProxies};
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: modules
@@ -62,7 +70,7 @@ mod login;
 // ANCHOR_END: modules
 
 use feed::{DashboardArgs, Feed};
-use limits::RateLimited;
+use limits::{AddressSlot, PerAddress, RateLimited};
 use ws_lessons::server::Ended;
 
 // ANCHOR: args
@@ -117,6 +125,16 @@ struct Args {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     max_connections: u32,
+    /// The most WebSocket connections from one client address (behind a NAT,
+    /// a whole office shares one)
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    max_per_address: u32,
+    #[command(flatten)]
+    proxy: ProxyArgs,
     /// Echo messages instead of serving the dashboard (for the Autobahn
     /// conformance suite)
     #[arg(long)]
@@ -154,6 +172,10 @@ struct AppState {
     policy: Arc<Policy>,
     /// One permit per WebSocket connection: the server-wide connection limit.
     slots: Arc<Semaphore>,
+    /// The connections of each client address.
+    per_address: Arc<PerAddress>,
+    /// Whose X-Forwarded-For to believe, for `ClientAddr`.
+    proxies: TrustedProxies,
 }
 
 impl FromRef<AppState> for Connections {
@@ -194,15 +216,17 @@ async fn main() -> ExitCode {
     let connections = Connections::new();
     let state = AppState {
         feed: Feed::start(&args.dashboard, connections.clone()),
-        policy: policy.clone(),
+        policy,
         slots: Arc::new(Semaphore::new(args.max_connections as usize)),
+        per_address: PerAddress::new(args.max_per_address),
+        proxies: args.proxy.trusted(),
     };
     // ANCHOR: layers
     // The checks before an upgrade, in the order they run (`checks.rs`).
     let checks = ServiceBuilder::new()
         .layer(from_fn(checks::refuse_plain_requests))
-        .layer(from_fn_with_state(policy.clone(), checks::check_origin))
-        .layer(from_fn_with_state(policy, checks::require_token));
+        .layer(from_fn_with_state(state.clone(), checks::check_origin))
+        .layer(from_fn_with_state(state.clone(), checks::require_token));
     let app = Router::new()
         .route("/", get(feed::page))
         .route("/login", get(login::page).post(login::sign_in))
@@ -215,14 +239,20 @@ async fn main() -> ExitCode {
 }
 
 // ANCHOR: upgrade
-/// Past the checks: a free slot, or 503, then the limits on what a client may
-/// send and on what may wait for it.
-async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+/// Past the checks: a place for the client's address (or 429) and a slot (or
+/// 503), then the limits on what a client may send and on what may wait for it.
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    ClientAddr(client): ClientAddr,
+    State(app): State<AppState>,
+) -> Response {
+    let Some(address_slot) = app.per_address.try_acquire(client) else {
+        let why = "too many connections from this address";
+        return refuse(client, StatusCode::TOO_MANY_REQUESTS, why);
+    };
     let Ok(slot) = app.slots.clone().try_acquire_owned() else {
-        tracing::warn!("refused an upgrade: the connection limit is reached");
-        let retry = [(header::RETRY_AFTER, "5")];
-        let body = "too many connections\n";
-        return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
+        let why = "the connection limit is reached";
+        return refuse(client, StatusCode::SERVICE_UNAVAILABLE, why);
     };
     let policy = &app.policy;
     let ws = ws
@@ -241,12 +271,18 @@ async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response 
         // default.
         .max_write_buffer_size(policy.max_message + 16 * 1024);
     let connections = app.feed.connections.clone();
-    ws.on_upgrade(move |socket| connections.track(run(socket, app, slot)))
+    // Every line the connection logs names its client.
+    let span = tracing::info_span!("connection", %client);
+    let slots = (slot, address_slot);
+    ws.on_upgrade(move |socket| {
+        connections.track(run(socket, app, slots).instrument(span))
+    })
 }
 
 /// Runs one connection behind the rate limit, and ends it with the close code
-/// that says why; the slot is released when it returns.
-async fn run(socket: WebSocket, app: AppState, _slot: OwnedSemaphorePermit) {
+/// that says why; the slots are released when it returns.
+async fn run(socket: WebSocket, app: AppState, _slots: Slots) {
+    tracing::info!("connection opened");
     let mut socket = RateLimited::new(socket, app.policy.rate_limit);
     let ended = if app.policy.echo {
         limits::echo(&mut socket, &app.feed.connections).await
@@ -263,3 +299,15 @@ async fn run(socket: WebSocket, app: AppState, _slot: OwnedSemaphorePermit) {
     }
 }
 // ANCHOR_END: upgrade
+
+/// What a connection holds while it lasts: its slot in the server, and its
+/// place among its address's connections.
+type Slots = (OwnedSemaphorePermit, AddressSlot);
+
+/// Refuses an upgrade for a limit reached, in the log (with the client's
+/// address) and to the client, who may try again in a few seconds.
+fn refuse(client: IpAddr, status: StatusCode, why: &str) -> Response {
+    tracing::warn!("refused an upgrade from {client}: {why}");
+    let retry = [(header::RETRY_AFTER, "5")];
+    (status, retry, format!("{why}\n")).into_response()
+}

@@ -16,6 +16,9 @@
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
 //! - `redis`: a real `redis-server` on a free port, its data kept across a
 //!   restart, and raw commands to check what the server under test wrote.
+//! - `nginx`: a real `nginx` on a free port in front of the servers under test,
+//!   configured by `deploy/nginx.conf`, and clients that connect from any
+//!   address of 127.0.0.0/8.
 // Each test file uses its own part of these helpers, and of the names re-exported
 // below.
 #![allow(dead_code, unused_imports)]
@@ -25,6 +28,7 @@ pub mod browser;
 mod client;
 mod frames;
 mod http;
+mod nginx;
 mod process;
 mod redis;
 mod server;
@@ -39,6 +43,7 @@ pub use frames::{
     upgrade_request_with,
 };
 pub use http::{HttpResponse, http_get, http_post_form};
+pub use nginx::{Nginx, connect_from};
 pub use process::{Process, run_to_exit};
 pub use redis::Redis;
 pub use server::Server;
