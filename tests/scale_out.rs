@@ -302,11 +302,13 @@ async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
     assert_eq!(changes(&mut client, 5).await[0].1, seq + 1);
 }
 
+/// Ctrl-C, the shutdown contract of every lesson. SIGTERM drains instead
+/// (`--drain`, tests/drain.rs).
 #[tokio::test]
-async fn sigterm_sends_1001_with_redis_behind() {
+async fn ctrl_c_sends_1001_with_redis_behind() {
     let redis = Redis::start().await;
     let mut server = instance(&redis, true, &[]).await;
     let mut client = connect(&server, "ann").await;
     join(&mut client, "site-1", None).await;
-    server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
+    server.shut_down_with(Signal::SIGINT, &mut [client]).await;
 }

@@ -170,6 +170,29 @@ impl Server {
     }
     // ANCHOR_END: wait_for_stats
 
+    /// Asks `GET path` again and again, each time on a fresh connection, until
+    /// it answers `status`, for at most `bound`; returns when that answer
+    /// arrived. Back to back, so that a change is seen within one round trip.
+    pub async fn wait_for_status(
+        &self,
+        path: &str,
+        status: u16,
+        bound: Duration,
+    ) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let response = self.get(path).await;
+            let now = tokio::time::Instant::now();
+            if response.status == status {
+                return now;
+            }
+            assert!(
+                now < deadline,
+                "GET {path} did not answer {status} within {bound:?}: {response}"
+            );
+        }
+    }
+
     /// Waits for a log line (stderr) that contains `needle`, and returns it.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
         self.process.wait_for_stderr(needle).await
