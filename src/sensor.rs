@@ -145,6 +145,11 @@ impl Sensor {
         }
     }
 
+    /// The alert threshold.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
     /// Changes the alert threshold.
     pub fn set_threshold(&mut self, threshold: f64) {
         self.threshold = threshold;

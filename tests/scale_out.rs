@@ -218,6 +218,29 @@ async fn lesson_06s_client_moves_to_another_instance_without_a_gap() {
 // ANCHOR_END: client_moves
 
 #[tokio::test]
+async fn an_instance_started_later_replays_what_came_before_it() {
+    let redis = Redis::start().await;
+    let producer = instance(&redis, true, &[]).await;
+    let mut client = connect(&producer, "ann").await;
+    let snapshot = join(&mut client, "site-1", None).await;
+    let last = changes(&mut client, 20).await.last().expect("changes").1;
+    // Fifty more changes happen before the new instance starts.
+    changes(&mut client, 50).await;
+
+    // A new instance (a restarted one, say) loads the room from Redis, and
+    // its history with it: the changes after `last` are replayed, not lost
+    // to a snapshot.
+    let late = instance(&redis, false, &[]).await;
+    let mut client = connect(&late, "ann").await;
+    let mut rejoin = json!({"type": "join", "room": "site-1", "after": last});
+    rejoin["epoch"] = snapshot["epoch"].clone();
+    send_json(&mut client, rejoin).await;
+    let answer = next_of(&mut client, "joined").await;
+    assert_eq!(answer["after"], last);
+    assert_eq!(changes(&mut client, 1).await[0].1, last + 1);
+}
+
+#[tokio::test]
 async fn a_client_too_far_behind_gets_a_snapshot_with_an_exact_missed() {
     let redis = Redis::start().await;
     let server = instance(&redis, true, &["--history", "10"]).await;

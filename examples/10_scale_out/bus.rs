@@ -10,7 +10,7 @@ use axum::extract::ws::Utf8Bytes;
 use redis::aio::{
     ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
 use tokio::sync::{broadcast, watch};
 use ws_lessons::protocol::SensorState;
@@ -28,14 +28,20 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// change goes through here, so they all share one order.
 const RECORD: &str = r"
 local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'change', ARGV[1])
+local alert = ''
 if ARGV[2] == 'reading' then
+  -- Decided here, in the one order: the same for every instance, and kept in
+  -- the entry, so that a history rebuilt later says the same.
+  local t = redis.call('HGET', KEYS[3], 't' .. ARGV[3]) or ARGV[7]
+  alert = tostring(tonumber(ARGV[5]) > tonumber(t))
   redis.call('HSET', KEYS[3], 'v' .. ARGV[3], ARGV[5])
   redis.call('RPUSH', KEYS[4], ARGV[5])
   redis.call('LTRIM', KEYS[4], -ARGV[6], -1)
 else
   redis.call('HSET', KEYS[3], 't' .. ARGV[3], ARGV[5])
 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq,
+  'change', ARGV[1], 'alert', alert)
 return seq
 ";
 // ANCHOR_END: record
@@ -174,8 +180,14 @@ impl Bus {
             .arg(self.history)
             .arg(value)
             .arg(ws_lessons::protocol::RECENT)
+            .arg(self.default_threshold(room, sensor))
             .invoke_async(&mut commands)
             .await
+    }
+
+    /// A sensor's threshold until a client sets one (as in lesson 05).
+    fn default_threshold(&self, room: &str, sensor: usize) -> f64 {
+        Simulator::default_threshold(room_index(room) * self.sensors + sensor)
     }
 
     /// Loads a room's state from Redis into the mirror, and returns its `seq`.
@@ -210,6 +222,19 @@ impl Bus {
             })
             .collect();
         rooms.load(room, seq, &self.current_epoch(), sensors);
+        // The changes before it, as far as the stream keeps them and the
+        // history holds, so that a client that comes back to this instance
+        // (new, or reloaded) gets them replayed rather than a snapshot.
+        let first = seq.saturating_sub(self.history as u64) + 1;
+        let (from, to) = (format!("0-{first}"), format!("0-{seq}"));
+        let stream = key(&name, "changes");
+        let before: StreamRangeReply =
+            redis::AsyncCommands::xrange(&mut commands, stream, from, to).await?;
+        for entry in &before.ids {
+            if let Some((seq, change)) = parse_entry(entry) {
+                rooms.remember(room, seq, &change);
+            }
+        }
         Ok(seq)
     }
 
@@ -300,18 +325,9 @@ impl Bus {
         room: RoomId,
         entry: &redis::streams::StreamId,
     ) -> RedisResult<()> {
-        let seq = entry
-            .id
-            .strip_prefix("0-")
-            .and_then(|s| s.parse::<u64>().ok());
-        let change = entry
-            .get::<String>("change")
-            .and_then(|json| serde_json::from_str::<Change>(&json).ok());
-        let (Some(seq), Some(change)) = (seq, change) else {
-            tracing::warn!(
-                id = entry.id,
-                "skipping an entry this lesson did not write"
-            );
+        let Some((seq, change)) = parse_entry(entry) else {
+            let id = &entry.id;
+            tracing::warn!(id, "skipping an entry this lesson did not write");
             return Ok(());
         };
         let have = rooms.seq(room);
@@ -338,6 +354,18 @@ impl Bus {
     fn announce(&self, message: RoomMessage) {
         let _ = self.announcements.send(message.to_json().into());
     }
+}
+
+/// A stream entry as the record script wrote it: its `seq` and its change,
+/// with the alert that Redis decided for a reading.
+fn parse_entry(entry: &redis::streams::StreamId) -> Option<(u64, Change)> {
+    let seq = entry.id.strip_prefix("0-")?.parse::<u64>().ok()?;
+    let json = entry.get::<String>("change")?;
+    let mut change = serde_json::from_str::<Change>(&json).ok()?;
+    if let Change::Reading { alert, .. } = &mut change {
+        *alert = entry.get::<String>("alert").and_then(|a| a.parse().ok());
+    }
+    Some((seq, change))
 }
 
 /// `site-3` is room index 2.

@@ -158,10 +158,12 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
         let (site, sensor) = (sample.index / sensors, sample.index % sensors);
         let at_ms = ws_lessons::protocol::unix_ms();
         let value = sample.value;
+        let alert = None; // Redis decides it, in the one order
         let change = Change::Reading {
             sensor,
             value,
             at_ms,
+            alert,
         };
         if readings.try_send((site, change)).is_err() {
             overflow.fetch_add(1, Ordering::Relaxed);
