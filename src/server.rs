@@ -157,6 +157,7 @@ impl Connections {
         self.tracker.track_future(CONNECTION.scope(turn, handler))
     }
 
+    // ANCHOR: shutting_down
     /// Completes when this connection should close. A handler selects on it
     /// and answers with [`going_away`].
     ///
@@ -189,12 +190,15 @@ impl Connections {
         }
     }
 
+    // ANCHOR_END: shutting_down
+
     /// Starts the shutdown, as Ctrl-C does: every connection closes at once.
     /// During a drain, this cuts it short.
     pub fn shut_down(&self) {
         self.shutdown.cancel();
     }
 
+    // ANCHOR: drain
     /// Drains, as SIGTERM does: [`Connections::draining`] turns true, each
     /// connection closes at its turn, and when the last has gone, or the drain's
     /// time is up, this shuts down (as [`Connections::shut_down`]) and returns.
@@ -223,6 +227,7 @@ impl Connections {
         }
         self.shut_down();
     }
+    // ANCHOR_END: drain
 
     /// Whether this server is on its way out: from the moment a drain begins
     /// (SIGTERM), or a shutdown. `GET /ready` answers 503 then, so that a load

@@ -141,6 +141,7 @@ async fn sigterm_turns_ready_to_503_before_any_socket_closes() {
     assert!(status.success(), "exit status {status}");
 }
 
+// ANCHOR: spread
 #[tokio::test]
 async fn a_drain_spreads_the_1012s_over_its_time_then_exits() {
     let redis = Redis::start().await;
@@ -189,6 +190,7 @@ async fn a_drain_spreads_the_1012s_over_its_time_then_exits() {
     let status = server.wait_exit(left).await;
     assert!(status.success(), "exit status {status}");
 }
+// ANCHOR_END: spread
 
 #[tokio::test]
 async fn a_drain_ends_when_the_last_client_has_gone() {
