@@ -1,17 +1,56 @@
 //! The command-line contract that every server example shares.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// The listen address, the optional first argument of every server example.
+/// Where every server example listens, and how.
 ///
-/// Flatten it into an example's own arguments with `#[command(flatten)]`.
+/// Flatten it into an example's own arguments with `#[command(flatten)]`, and
+/// hand `addr` to [`crate::serve`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListenArgs {
+    /// The address, and the certificate to serve TLS with, if any.
+    #[command(flatten)]
+    pub addr: ListenAddr,
+}
+
+// ANCHOR: listen_addr
+/// The listen address, the optional first argument of every server example, and
+/// with `--tls-cert` and `--tls-key`, TLS: `wss://` and `https://` instead of
+/// `ws://` and `http://` (`src/tls.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenAddr {
     /// Address to listen on, as IP:PORT; port 0 lets the system choose a free
     /// port
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
+    pub socket: SocketAddr,
+    /// Serve TLS with this certificate chain (PEM: the server's certificate
+    /// first, then any intermediates)
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), for --tls-cert
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+// ANCHOR_END: listen_addr
+
+impl ListenAddr {
+    /// True when the server is to serve TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+/// A plain address: no TLS.
+impl From<SocketAddr> for ListenAddr {
+    fn from(socket: SocketAddr) -> Self {
+        Self {
+            socket,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
 }
 
 // ANCHOR: heartbeat_args
@@ -142,6 +181,27 @@ mod tests {
         sender.send(1025).unwrap();
         let lagged = tokio::sync::broadcast::error::TryRecvError::Lagged(1);
         assert_eq!(receiver.try_recv(), Err(lagged));
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Listen {
+        #[command(flatten)]
+        listen: ListenArgs,
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_or_neither() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            Listen::try_parse_from([&["server"], args].concat())
+                .map(|l| l.listen.addr)
+        };
+        let plain = parse(&["127.0.0.1:0"]).expect("no TLS");
+        assert!(!plain.serves_tls());
+        let both = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        assert!(parse(&both).expect("TLS").serves_tls());
+        assert!(parse(&both[..2]).is_err(), "a certificate without its key");
+        assert!(parse(&both[2..]).is_err(), "a key without its certificate");
     }
 
     #[test]

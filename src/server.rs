@@ -34,6 +34,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cli::ListenAddr;
+use crate::tls;
+
 /// How long [`serve`] waits for open sockets after a shutdown signal. The
 /// contract is an exit within 2 seconds, so this leaves room for the rest of the
 /// process to wind down.
@@ -348,7 +351,7 @@ pub async fn end(socket: impl Socket, ended: Ended) {
 
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and serves `app` until Ctrl-C or
-/// SIGTERM.
+/// SIGTERM; with TLS when `addr` has a certificate ([`ListenAddr`]).
 ///
 /// The start-up line is printed to stdout (and flushed) once the socket is bound,
 /// so it shows the real port when `addr` asks for port 0. On a shutdown signal
@@ -358,7 +361,7 @@ pub async fn end(socket: impl Socket, ended: Ended) {
 /// Returns the exit code for `main`: failure, with a message on stderr, when the
 /// address cannot be bound.
 pub async fn serve(
-    addr: SocketAddr,
+    addr: impl Into<ListenAddr>,
     app: Router,
     connections: Connections,
 ) -> ExitCode {
@@ -381,11 +384,22 @@ pub async fn serve(
 /// ([`Connections::with_drain`]): the server keeps serving HTTP (so that `GET
 /// /ready` can answer 503) until the drain ends, then shuts down as on Ctrl-C.
 pub async fn serve_with_startup_line(
-    addr: SocketAddr,
+    addr: impl Into<ListenAddr>,
     app: Router,
     connections: Connections,
     startup: impl FnOnce(SocketAddr) -> String,
 ) -> ExitCode {
+    let addr = addr.into();
+    // With `--tls-cert` and `--tls-key`, the certificate is read first: a bad
+    // file is an error before the port is taken (`src/tls.rs`).
+    let tls = match tls::acceptor(&addr) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (secure, addr) = (tls.is_some(), addr.socket);
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -400,10 +414,11 @@ pub async fn serve_with_startup_line(
             return ExitCode::FAILURE;
         }
     };
+    let listener = tls::Listener::new(listener, local, tls);
     // Small frames should leave at once rather than wait for Nagle's algorithm to
     // batch them.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = tls::tcp(stream).set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
     });
@@ -414,7 +429,11 @@ pub async fn serve_with_startup_line(
     }
 
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", startup(local));
+    let mut line = startup(local);
+    if secure {
+        line = tls::secure_schemes(&line);
+    }
+    let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
     drop(stdout);
 

@@ -12,7 +12,9 @@
 //!   each room with `after`, the last change it printed, and checks that every
 //!   change follows the one before;
 //! - a polite exit: Ctrl-C sends Close 1000 and waits, briefly, for the server's
-//!   reply.
+//!   reply;
+//! - `wss://` with rustls: the system's roots, a private CA with `--ca`, and a
+//!   certificate that does not verify as a final error, never a retry.
 //!
 //! Try it, with the dashboard running (`cargo run --example 05_dashboard`):
 //!     cargo run --example 06_client
@@ -21,6 +23,8 @@
 //! instances of lesson 09 or 10 on ports 3000 and 3001:
 //!     cargo run --example 06_client -- ws://127.0.0.1:3000/ws \
 //!         ws://127.0.0.1:3001/ws --room site-1 --user alice
+//! Over TLS, with a server started with `--tls-cert` and `--tls-key`:
+//!     cargo run --example 06_client -- wss://localhost:3000/ws --ca ca.pem
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -39,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use ws_lessons::protocol::{ClientMessage, Reading, ServerMessage};
 
 mod rooms;
+mod tls;
 mod urls;
 
 use rooms::Rooms;
@@ -69,16 +74,17 @@ struct Args {
     /// The longest wait between two rounds of attempts to reconnect
     #[arg(long, default_value = "10s", value_parser = ws_lessons::cli::duration)]
     max_backoff: Duration,
+    /// A private CA to trust for wss:// URLs (PEM), besides the system's roots
+    #[arg(long, value_name = "PATH", value_parser = tls::ca_file)]
+    ca: Option<tls::Ca>,
 }
 
-/// Accepts `ws://HOST[:PORT]/PATH` and explains what is wrong with anything else.
+/// Accepts `ws://` and `wss://HOST[:PORT]/PATH` and explains what is wrong with
+/// anything else.
 fn websocket_url(text: &str) -> Result<Uri, String> {
     let uri: Uri = text.parse().map_err(|e| format!("not a URL ({e})"))?;
     match (uri.scheme_str(), uri.host()) {
-        (Some("ws"), Some(_)) => Ok(uri),
-        (Some("wss"), _) => {
-            Err("wss:// needs TLS, and this example is built without it".into())
-        }
+        (Some("ws" | "wss"), Some(_)) => Ok(uri),
         _ => Err("expected a URL such as ws://127.0.0.1:3000/ws".into()),
     }
 }

@@ -1,12 +1,12 @@
 //! The URLs to connect to, tried in turn from the one that last worked, and
-//! left for good when they refuse the upgrade.
+//! left for good when they refuse the upgrade or their certificate.
 
 use std::time::Duration;
 
 use axum::http::Uri;
-use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::{Connector, tungstenite};
 
-use crate::{Args, Ended, Socket};
+use crate::{Args, Ended, Socket, tls};
 
 /// The URLs to try, and what each one answered.
 pub struct Urls {
@@ -14,11 +14,13 @@ pub struct Urls {
     urls: Vec<(String, Option<String>)>,
     /// The one that last worked, tried first.
     current: usize,
+    /// What `wss://` URLs are checked with; `None` when there are none.
+    tls: Option<Connector>,
 }
 
-// ANCHOR: connect
 impl Urls {
-    /// The URLs of `args`; in rooms mode, with `?user=NAME`.
+    /// The URLs of `args`; in rooms mode, with `?user=NAME`. The `wss://` ones
+    /// are checked with the connector of `tls.rs`.
     pub fn new(args: &Args) -> Self {
         let url = |url: &Uri| match (args.rooms.is_empty(), url.query()) {
             (true, _) => url.to_string(),
@@ -26,9 +28,18 @@ impl Urls {
             (false, Some(_)) => format!("{url}&user={}", args.user),
         };
         let urls = args.urls.iter().map(|u| (url(u), None)).collect();
-        Self { urls, current: 0 }
+        let secure = args.urls.iter().any(|u| u.scheme_str() == Some("wss"));
+        let tls = secure.then(|| tls::connector(args.ca.as_ref()));
+        Self {
+            urls,
+            current: 0,
+            tls,
+        }
     }
+}
 
+// ANCHOR: connect
+impl Urls {
     /// One round: tries each URL once, from the one that last worked, and
     /// returns the first connection.
     pub async fn connect(&mut self) -> Result<Socket, Ended> {
@@ -38,7 +49,12 @@ impl Urls {
             if refused.is_some() {
                 continue;
             }
-            let connecting = tokio_tungstenite::connect_async(url.as_str());
+            let connecting = tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                None,
+                false,
+                self.tls.clone(),
+            );
             let why = match tokio::time::timeout(TIMEOUT, connecting).await {
                 Ok(Ok((socket, _response))) => {
                     tracing::info!("connected to {url}");
@@ -54,7 +70,12 @@ impl Urls {
                     let why = format!("{url} refused the upgrade: {status}");
                     refused.insert(why).clone()
                 }
-                Ok(Err(e)) => format!("cannot connect to {url}: {e}"),
+                // So does a certificate that does not verify: retrying would
+                // not make it verify, and falling back to no check is out.
+                Ok(Err(e)) => match tls::refusal(&e) {
+                    Some(why) => refused.insert(format!("{url}: {why}")).clone(),
+                    None => format!("cannot connect to {url}: {e}"),
+                },
                 Err(_) => format!("no answer from {url} in {TIMEOUT:?}"),
             };
             tracing::warn!("{why}");

@@ -27,7 +27,10 @@ pub struct Login {
 
 // ANCHOR: login
 /// `POST /login`: checks the token once and hands the browser an HttpOnly,
-/// SameSite=Strict cookie, which it sends with the WebSocket upgrade.
+/// SameSite=Strict cookie, which it sends with the WebSocket upgrade. Over TLS
+/// the cookie is also `Secure`, so that the browser never sends it in clear; not
+/// over plain HTTP, where browsers refuse a `Secure` cookie from any host but
+/// localhost.
 pub async fn sign_in(
     State(policy): State<Arc<Policy>>,
     Form(login): Form<Login>,
@@ -44,6 +47,7 @@ pub async fn sign_in(
         .http_only(true)
         .same_site(cookie::SameSite::Strict)
         .path("/")
+        .secure(policy.secure_cookie)
         .build();
     let set_cookie = [(header::SET_COOKIE, session.to_string())];
     (set_cookie, Redirect::to("/")).into_response()

@@ -163,6 +163,8 @@ pub struct Policy {
     read_buffer: usize,
     rate_limit: Option<Quota>,
     echo: bool,
+    /// The session cookie is `Secure` (sent over TLS only) when we serve TLS.
+    secure_cookie: bool,
 }
 // ANCHOR_END: policy
 
@@ -211,6 +213,7 @@ async fn main() -> ExitCode {
         read_buffer: to_usize(args.read_buffer).max(1),
         rate_limit,
         echo: args.echo,
+        secure_cookie: args.listen.addr.serves_tls(),
     });
 
     let connections = Connections::new();

@@ -33,6 +33,18 @@ pub fn example_binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "--quiet", "--example", name]);
+        // Cargo describes the package under test to this process in variables
+        // that a build script may watch (ring's watches CARGO_MANIFEST_DIR and
+        // CARGO_PKG_NAME): passed on, they would make this build and the next
+        // `cargo test` rebuild ring and all above it, each for the other.
+        for (variable, _) in std::env::vars_os() {
+            let text = variable.to_string_lossy();
+            if text.starts_with("CARGO_PKG_")
+                || text.starts_with("CARGO_MANIFEST_")
+            {
+                build.env_remove(&variable);
+            }
+        }
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }

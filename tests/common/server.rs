@@ -33,7 +33,7 @@ impl Server {
 
     // ANCHOR: start
     /// Starts `examples/<name>.rs` on `addr` and reads the address from its
-    /// start-up line.
+    /// start-up line: `ws://`, or `wss://` with `--tls-cert` (tests/tls.rs).
     pub async fn start_on(name: &str, addr: &str, args: &[&str]) -> Server {
         let mut process = Process::spawn(name, &[&[addr], args].concat());
         let startup_line = process.next_stdout().await;
@@ -44,7 +44,8 @@ impl Server {
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
                 panic!(
-                    "no ws://HOST:PORT/ or http://HOST:PORT/ in {startup_line:?}"
+                    "no ws[s]://HOST:PORT/ or http[s]://HOST:PORT/ in \
+                     {startup_line:?}"
                 )
             });
         Server {
