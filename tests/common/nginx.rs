@@ -14,7 +14,6 @@ use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -28,6 +27,7 @@ use tokio_tungstenite::tungstenite::http::HeaderName;
 
 use super::WAIT;
 use super::client::Client;
+use super::process::{free_port, fresh_dir};
 
 /// The template the tests fill in: the file the book explains, as it is.
 const TEMPLATE: &str = include_str!("../../deploy/nginx.conf");
@@ -64,7 +64,7 @@ impl Nginx {
         let mut nginx = Nginx {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            dir: fresh_dir(),
+            dir: fresh_dir("nginx"),
         };
         let deadline = Instant::now() + WAIT;
         loop {
@@ -269,27 +269,6 @@ fn nginx_binary() -> PathBuf {
                  .ci/run does so."
             )
         })
-}
-
-/// A new empty directory under the system's temporary directory, unique to
-/// this process and this call.
-fn fresh_dir() -> PathBuf {
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir()
-        .join(format!("ws-lessons-nginx-{}-{n}", std::process::id()));
-    // Left over from an earlier run whose process had the same id.
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir(&dir).expect("a temporary directory for nginx");
-    dir
-}
-
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 // ANCHOR: connect_from

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -219,4 +220,27 @@ pub async fn run_to_exit(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A new empty directory under the system's temporary directory, for a server
+/// the tests run (`kind`: redis, nginx), unique to this process and this call.
+pub fn fresh_dir(kind: &str) -> PathBuf {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir()
+        .join(format!("ws-lessons-{kind}-{}-{n}", std::process::id()));
+    // Left over from an earlier run whose process had the same id.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("a temporary directory");
+    dir
+}
+
+/// A port of 127.0.0.1 that was free a moment ago: bound with port 0, read and
+/// closed. Something else may take it before the server binds it; the caller
+/// handles that.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
 }

@@ -12,7 +12,6 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{
@@ -23,6 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 
 use super::WAIT;
+use super::process::{free_port, fresh_dir};
 
 /// How often a pending start-up is checked on.
 const POLL: Duration = Duration::from_millis(10);
@@ -62,7 +62,7 @@ impl Redis {
         let mut redis = Redis {
             child: None,
             port: 0,
-            dir: fresh_dir(),
+            dir: fresh_dir("redis"),
         };
         let deadline = Instant::now() + WAIT;
         loop {
@@ -338,29 +338,6 @@ fn require_redis_server() {
          Install it with `apt-get install redis-server` (Debian, Ubuntu); \
          .ci/run does so."
     );
-}
-
-/// A new empty directory under the system's temporary directory, unique to
-/// this process and this call.
-fn fresh_dir() -> PathBuf {
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir()
-        .join(format!("ws-lessons-redis-{}-{n}", std::process::id()));
-    // Left over from an earlier run whose process had the same id.
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir(&dir).expect("a temporary directory for redis-server");
-    dir
-}
-
-/// A port of 127.0.0.1 that was free a moment ago: bound with port 0, read and
-/// closed. Something else may take it before Redis binds it; the caller
-/// handles that.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 /// Reads one complete RESP reply and appends it, as it arrived (as text), to
