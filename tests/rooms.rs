@@ -5,7 +5,6 @@ mod common;
 
 use common::{Client, Server, WAIT, next_json, next_of, send_json};
 use futures::SinkExt;
-use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -395,15 +394,4 @@ async fn the_new_messages_as_they_are_sent() {
         "[].sensors[].value" => "[value]",
         "[].sensors[].recent" => "[recent]",
     });
-}
-
-#[tokio::test]
-async fn sigterm_sends_1001_to_every_member() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
-    let mut alice = connect(&server, "alice").await;
-    join(&mut alice, "site-1").await;
-    let bob = connect(&server, "bob").await;
-    server
-        .shut_down_with(Signal::SIGTERM, &mut [alice, bob])
-        .await;
 }

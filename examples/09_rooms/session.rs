@@ -68,7 +68,7 @@ impl Server for Hub {
     ) -> Result<(), String> {
         // Members, the one that asked included, see it as the room's next
         // change.
-        self.rooms.set_threshold(room, &change);
+        self.rooms.record(room, &change);
         Ok(())
     }
 

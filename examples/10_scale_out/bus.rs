@@ -159,7 +159,13 @@ impl Bus {
 
     /// Stores `change` as the room's next change, and returns its number. Every
     /// instance, this one included, applies it when it reads it back.
-    pub async fn record(&self, room: &str, change: &Change) -> RedisResult<u64> {
+    pub async fn record(
+        &self,
+        rooms: &Rooms,
+        id: RoomId,
+        change: &Change,
+    ) -> RedisResult<u64> {
+        let room = rooms.name(id);
         let (kind, sensor, value) = match *change {
             Change::Reading { sensor, value, .. } => ("reading", sensor, value),
             Change::Threshold { sensor, threshold } => {
@@ -180,14 +186,14 @@ impl Bus {
             .arg(self.history)
             .arg(value)
             .arg(ws_lessons::protocol::RECENT)
-            .arg(self.default_threshold(room, sensor))
+            .arg(self.default_threshold(id, sensor))
             .invoke_async(&mut commands)
             .await
     }
 
     /// A sensor's threshold until a client sets one (as in lesson 05).
-    fn default_threshold(&self, room: &str, sensor: usize) -> f64 {
-        Simulator::default_threshold(room_index(room) * self.sensors + sensor)
+    fn default_threshold(&self, room: RoomId, sensor: usize) -> f64 {
+        Simulator::default_threshold(room.index() * self.sensors + sensor)
     }
 
     /// Loads a room's state from Redis into the mirror, and returns its `seq`.
@@ -204,7 +210,7 @@ impl Bus {
                 invocation.invoke_async(&mut commands).await?;
             parse_load(reply)?
         };
-        let first = room_index(&name) * self.sensors;
+        let first = room.index() * self.sensors;
         let sensors = (0..self.sensors)
             .map(|i| {
                 let field = |prefix: &str| {
@@ -366,14 +372,6 @@ fn parse_entry(entry: &redis::streams::StreamId) -> Option<(u64, Change)> {
         *alert = entry.get::<String>("alert").and_then(|a| a.parse().ok());
     }
     Some((seq, change))
-}
-
-/// `site-3` is room index 2.
-fn room_index(name: &str) -> usize {
-    let number = name
-        .strip_prefix("site-")
-        .and_then(|n| n.parse::<usize>().ok());
-    number.unwrap_or(1).saturating_sub(1)
 }
 
 fn parse_load(

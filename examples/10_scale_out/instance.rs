@@ -41,8 +41,7 @@ impl Server for Instance {
         if !*self.bus.up.borrow() {
             return Err(paused());
         }
-        let name = self.hub.rooms.name(room);
-        let stored = self.bus.record(name, &change);
+        let stored = self.bus.record(&self.hub.rooms, room, &change);
         match tokio::time::timeout(Duration::from_secs(2), stored).await {
             Ok(Ok(_seq)) => Ok(()),
             Ok(Err(e)) => {

@@ -174,7 +174,7 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
             let Some(room) = rooms.all().nth(site) else {
                 continue;
             };
-            match bus.record(rooms.name(room), &change).await {
+            match bus.record(&rooms, room, &change).await {
                 Ok(_) => match unstored.swap(0, Ordering::Relaxed) {
                     0 => {}
                     lost => tracing::warn!(lost, "readings could not be stored"),
