@@ -341,6 +341,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
 
     let mut last = snapshot["seq"].as_u64().expect("a seq");
     let mut resynchronised = false;
+    let mut snapshots = 0;
     for _ in 0..1_000_000 {
         let message = next_json(&mut slow).await;
         let Some(seq) = message["seq"].as_u64() else {
@@ -351,6 +352,9 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
             assert_eq!(message["room"], "site-1");
             assert_eq!(message["missed"], seq - last, "an exact count");
             resynchronised = true;
+            // A reader that never catches up fails here, not minutes later.
+            snapshots += 1;
+            assert!(snapshots < 100, "the slow client never caught up");
         } else {
             assert_eq!(seq, last + 1, "a gap without a snapshot");
             if resynchronised {
