@@ -153,13 +153,16 @@ pub async fn serve(
     app: Router,
     connections: Connections,
 ) -> ExitCode {
-    let startup = |local: SocketAddr| {
-        format!(
-            "listening on ws://{local}/ws \
-             (open http://{local}/ in a browser; Ctrl-C to stop)"
-        )
-    };
-    serve_with_startup_line(addr, app, connections, startup).await
+    serve_with_startup_line(addr, app, connections, startup_line).await
+}
+
+/// The start-up line of a server with a WebSocket at `/ws` and the try-it page
+/// at `/`, once `local` is bound; the stacks in `stacks/` print it too.
+pub fn startup_line(local: SocketAddr) -> String {
+    format!(
+        "listening on ws://{local}/ws \
+         (open http://{local}/ in a browser; Ctrl-C to stop)"
+    )
 }
 
 // ANCHOR_END: serve

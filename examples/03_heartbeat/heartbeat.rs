@@ -1,18 +1,19 @@
 //! The heartbeat of lesson 03, written once and reused by every lesson that pings
-//! (05 and 08 include this file with `#[path]`).
+//! (05, 08, 09 and 10 include this file with `#[path]`), and by the same lesson
+//! on other stacks (`stacks/`): it knows timers and payloads, not a WebSocket
+//! library's types.
 //!
 //! A ping goes out every interval; its pong must come back before the deadline,
 //! or the peer is gone. One ping is outstanding at a time, so a slow peer is not
 //! sent a pile of pings it cannot answer.
 
+use std::fmt::Display;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::ws::Message;
-use futures::SinkExt;
+use bytes::Bytes;
+use futures::{Sink, SinkExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
-use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
 
 // ANCHOR: heartbeat
@@ -34,8 +35,8 @@ pub struct Gone;
 
 /// What the heartbeat asks the connection to do.
 pub enum Beat {
-    /// Send this ping.
-    Ping(Message),
+    /// Send a ping with this payload.
+    Ping(Bytes),
     /// No pong came back in time: drop the connection.
     Missed,
 }
@@ -78,7 +79,7 @@ impl Heartbeat {
                 let deadline = Instant::now() + self.timeout;
                 self.pong_deadline.as_mut().reset(deadline);
                 tracing::debug!("ping {}", self.sent);
-                Beat::Ping(Message::Ping(payload))
+                Beat::Ping(payload)
             }
             () = &mut self.pong_deadline, if self.outstanding.is_some() => {
                 let (timeout, sent) = (self.timeout, self.sent);
@@ -100,16 +101,25 @@ impl Heartbeat {
     /// without this deadline the pong deadline would never fire, and the peer
     /// would keep its connection: for ever if it is alive but not reading, some
     /// 15 minutes (TCP's retransmission limit on Linux) if it has gone.
-    pub async fn send(
+    pub async fn send<M, S>(&self, socket: &mut S, message: M) -> Result<(), Gone>
+    where
+        S: Sink<M> + Unpin,
+        S::Error: Display,
+    {
+        self.within(socket.send(message)).await
+    }
+
+    /// Runs `send`, any future that sends, with the deadline of
+    /// [`Heartbeat::send`]: for a library whose sender is not a `Sink`.
+    pub async fn within<E: Display>(
         &self,
-        socket: &mut impl Socket,
-        message: Message,
+        send: impl Future<Output = Result<(), E>>,
     ) -> Result<(), Gone> {
         let deadline = match self.outstanding {
             Some(_) => self.pong_deadline.deadline(),
             None => Instant::now() + self.timeout,
         };
-        match tokio::time::timeout_at(deadline, socket.send(message)).await {
+        match tokio::time::timeout_at(deadline, send).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::debug!("a send failed: {e}");
@@ -128,8 +138,8 @@ impl Heartbeat {
 
     /// Takes a pong from the peer. Only the pong that carries our payload answers
     /// our ping: a peer may also send unsolicited pongs as its own heartbeat.
-    pub fn pong(&mut self, payload: &Bytes) {
-        if self.outstanding.as_ref() == Some(payload) {
+    pub fn pong(&mut self, payload: &[u8]) {
+        if self.outstanding.as_deref() == Some(payload) {
             tracing::debug!("pong for ping {}", self.sent);
             self.outstanding = None;
         }

@@ -104,7 +104,8 @@ async fn handle(mut socket: WebSocket, state: AppState) {
             },
 
             beat = heartbeat.beat() => match beat {
-                Beat::Ping(ping) => {
+                Beat::Ping(payload) => {
+                    let ping = Message::Ping(payload);
                     if heartbeat.send(&mut socket, ping).await.is_err() {
                         return;
                     }

@@ -133,7 +133,7 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
             },
 
             beat = heartbeat.beat() => match beat {
-                Beat::Ping(ping) => ping,
+                Beat::Ping(payload) => Message::Ping(payload),
                 Beat::Missed => return Ended::Gone,
             },
 

@@ -136,7 +136,8 @@ pub async fn run(
                 None => return Ended::Gone,
             },
             beat = heartbeat.beat() => match beat {
-                Beat::Ping(ping) => {
+                Beat::Ping(payload) => {
+                    let ping = Message::Ping(payload);
                     if heartbeat.send(socket, ping).await.is_err() {
                         return Ended::Gone;
                     }
