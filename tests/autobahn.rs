@@ -1,6 +1,7 @@
 //! The Autobahn|Testsuite conformance cases against `01_echo` and
-//! `08_production --echo`, run by `kosoku` (a native runner of the Autobahn case
-//! files, from PyPI).
+//! `08_production --echo`, and with `--features stacks` against lesson 01 on the
+//! other stacks (`stacks/`), run by `kosoku` (a native runner of the Autobahn
+//! case files, from PyPI).
 //!
 //! Needs `kosoku` on the PATH (or its path in `KOSOKU`), so it runs only with the
 //! `autobahn` feature: `cargo test --features autobahn --test autobahn`. CI
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::Server;
+use common::{Program, Server};
 use serde_json::Value;
 
 /// Case id → "behavior / behaviorClose", as Autobahn's index.json reports them.
@@ -24,11 +25,11 @@ type Results = BTreeMap<String, String>;
 /// permessage-deflate (sections 12 and 13) is an extension axum does not offer.
 const EXCLUDED: [&str; 2] = ["12.*", "13.*"];
 
-async fn conformance(example: &str, args: &[&str]) -> Results {
-    let server = Server::start(example, args).await;
+async fn conformance(program: Program, args: &[&str]) -> Results {
+    let server = Server::start(program, args).await;
     let reports = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("autobahn")
-        .join(example);
+        .join(program.name());
     let _ = std::fs::remove_dir_all(&reports);
     let kosoku = std::env::var("KOSOKU").unwrap_or_else(|_| "kosoku".into());
     let mut command = tokio::process::Command::new(&kosoku);
@@ -67,8 +68,9 @@ async fn conformance(example: &str, args: &[&str]) -> Results {
         .collect()
 }
 
-/// Checks every case's outcome, then compares with the committed results.
-fn check(example: &str, results: &Results) {
+/// Checks every case's outcome, then compares with the committed results in
+/// `autobahn/<name>.json`.
+fn check(name: &str, results: &Results) {
     assert!(results.len() > 250, "only {} cases ran", results.len());
     let acceptable = ["OK", "NON-STRICT", "INFORMATIONAL"];
     let failed: Vec<_> = results
@@ -77,13 +79,10 @@ fn check(example: &str, results: &Results) {
             !outcome.split(" / ").all(|o| acceptable.contains(&o))
         })
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{example}: cases that failed: {failed:?}"
-    );
+    assert!(failed.is_empty(), "{name}: cases that failed: {failed:?}");
 
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("autobahn/{example}.json"));
+        .join(format!("autobahn/{name}.json"));
     let actual = serde_json::to_string_pretty(results).expect("JSON") + "\n";
     if std::env::var_os("AUTOBAHN_UPDATE").is_some() {
         std::fs::write(&path, &actual).expect("write the expected results");
@@ -109,14 +108,14 @@ fn check(example: &str, results: &Results) {
         .collect();
     assert!(
         changed.is_empty(),
-        "{example}: results changed:\n{}",
+        "{name}: results changed:\n{}",
         changed.join("\n")
     );
 }
 
 #[tokio::test]
 async fn the_echo_server_of_lesson_01_conforms() {
-    let results = conformance("01_echo", &[]).await;
+    let results = conformance("01_echo".into(), &[]).await;
     check("01_echo", &results);
 }
 
@@ -134,6 +133,22 @@ async fn the_production_server_conforms_in_echo_mode() {
         "--max-frame",
         "20MiB",
     ];
-    let results = conformance("08_production", &args).await;
+    let results = conformance("08_production".into(), &args).await;
     check("08_production", &results);
+}
+
+#[cfg(feature = "stacks")]
+#[tokio::test]
+async fn lesson_01_on_bare_tokio_tungstenite_conforms() {
+    let program = Program::Stack("tungstenite_01_echo");
+    let results = conformance(program, &[]).await;
+    check(program.name(), &results);
+}
+
+#[cfg(feature = "stacks")]
+#[tokio::test]
+async fn lesson_01_on_actix_web_conforms() {
+    let program = Program::Stack("actix_01_echo");
+    let results = conformance(program, &[]).await;
+    check(program.name(), &results);
 }

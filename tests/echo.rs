@@ -1,18 +1,46 @@
-//! Lesson 01, `examples/01_echo.rs`, driven as a reader runs it.
+//! Lesson 01, `examples/01_echo.rs`, driven as a reader runs it; and the same
+//! tests, one body each, against lesson 01 on the other stacks (`stacks/`, with
+//! `--features stacks`).
 
 mod common;
 
-use common::{Server, close, describe, next, next_data};
+use common::{Program, Server, close, describe, next, next_data};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio_tungstenite::tungstenite::Message;
 
 const EXAMPLE: &str = "01_echo";
 
+// ANCHOR: programs
+common::contract! {
+    tests [
+        echoes_text_and_binary_and_closes_with_1000,
+        answers_ping_with_pong_and_does_not_echo_control_frames,
+        echoes_large_messages_whole,
+        ctrl_c_sends_1001_to_open_clients_and_exits_zero,
+        sigterm_also_shuts_down_cleanly,
+        serves_the_try_it_page_and_refuses_plain_get_on_ws,
+        accepts_the_handshake_of_rfc_6455,
+        bad_command_lines_fail_with_a_clear_message,
+        help_describes_the_address_argument,
+        a_session_transcript,
+        an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers,
+        a_signal_right_after_the_startup_line_is_a_clean_shutdown,
+        a_half_sent_http_request_does_not_hold_up_the_shutdown,
+    ]
+    programs {
+        lesson_01: Program::Example(EXAMPLE),
+        #[cfg(feature = "stacks")]
+        tungstenite: Program::Stack("tungstenite_01_echo"),
+        #[cfg(feature = "stacks")]
+        actix: Program::Stack("actix_01_echo"),
+    }
+}
+// ANCHOR_END: programs
+
 // ANCHOR: echo_test
-#[tokio::test]
-async fn echoes_text_and_binary_and_closes_with_1000() {
-    let server = Server::start(EXAMPLE, &[]).await;
+async fn echoes_text_and_binary_and_closes_with_1000(program: Program) {
+    let server = Server::start(program, &[]).await;
     let mut client = server.connect().await;
 
     client.send(Message::text("hello")).await.unwrap();
@@ -36,9 +64,10 @@ async fn echoes_text_and_binary_and_closes_with_1000() {
 }
 // ANCHOR_END: echo_test
 
-#[tokio::test]
-async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
-    let server = Server::start(EXAMPLE, &[]).await;
+async fn answers_ping_with_pong_and_does_not_echo_control_frames(
+    program: Program,
+) {
+    let server = Server::start(program, &[]).await;
     let mut client = server.connect().await;
 
     client
@@ -68,18 +97,16 @@ async fn answers_ping_with_pong_and_does_not_echo_control_frames() {
     assert_eq!(u16::from(reply.code), 1000);
 }
 
-#[tokio::test]
-async fn echoes_large_messages_whole() {
-    let server = Server::start(EXAMPLE, &[]).await;
+async fn echoes_large_messages_whole(program: Program) {
+    let server = Server::start(program, &[]).await;
     let mut client = server.connect().await;
     let big = "x".repeat(1 << 20);
     client.send(Message::text(big.clone())).await.unwrap();
     assert_eq!(next_data(&mut client).await, Message::text(big));
 }
 
-#[tokio::test]
-async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
+async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero(program: Program) {
+    let mut server = Server::start(program, &[]).await;
     let mut first = server.connect().await;
     let mut second = server.connect().await;
     // A round trip on each, so both handlers are surely running.
@@ -93,9 +120,8 @@ async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero() {
         .await;
 }
 
-#[tokio::test]
-async fn sigterm_also_shuts_down_cleanly() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
+async fn sigterm_also_shuts_down_cleanly(program: Program) {
+    let mut server = Server::start(program, &[]).await;
     let client = server.connect().await;
     server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
 }
@@ -117,9 +143,8 @@ async fn a_client_that_vanishes_leaves_nothing_behind() {
     assert_eq!(after["tasks"], idle["tasks"]);
 }
 
-#[tokio::test]
-async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
-    let server = Server::start(EXAMPLE, &[]).await;
+async fn serves_the_try_it_page_and_refuses_plain_get_on_ws(program: Program) {
+    let server = Server::start(program, &[]).await;
     let page = server.get("/").await;
     assert_eq!(page.status, 200, "{page}");
     assert!(page.body.contains("new WebSocket(url)"));
@@ -132,10 +157,23 @@ async fn serves_the_try_it_page_and_refuses_plain_get_on_ws() {
     assert_eq!(plain.status, 400, "{plain}");
 }
 
-#[tokio::test]
-async fn bad_command_lines_fail_with_a_clear_message() {
+/// The accept value of RFC 6455, section 1.3, for the key it gives.
+async fn accepts_the_handshake_of_rfc_6455(program: Program) {
+    let server = Server::start(program, &[]).await;
+    let (_tcp, response) = common::raw_upgrade(server.addr).await;
+    assert_eq!(response.status, 101, "{response}");
+    assert!(
+        response
+            .head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{response}"
+    );
+}
+
+async fn bad_command_lines_fail_with_a_clear_message(program: Program) {
     let (status, _, stderr) =
-        common::run_to_exit(EXAMPLE, &["not-an-address"]).await;
+        common::run_to_exit(program, &["not-an-address"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(
         stderr.contains("invalid value 'not-an-address'"),
@@ -145,9 +183,9 @@ async fn bad_command_lines_fail_with_a_clear_message() {
 
     // A port in use: take one with a running server, then start a second on the
     // same port.
-    let server = Server::start(EXAMPLE, &[]).await;
+    let server = Server::start(program, &[]).await;
     let taken = server.addr.to_string();
-    let (status, stdout, stderr) = common::run_to_exit(EXAMPLE, &[&taken]).await;
+    let (status, stdout, stderr) = common::run_to_exit(program, &[&taken]).await;
     assert_eq!(status.code(), Some(1));
     assert!(stdout.is_empty(), "no start-up line on failure: {stdout}");
     assert!(
@@ -157,9 +195,8 @@ async fn bad_command_lines_fail_with_a_clear_message() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[tokio::test]
-async fn help_describes_the_address_argument() {
-    let (status, stdout, _) = common::run_to_exit(EXAMPLE, &["--help"]).await;
+async fn help_describes_the_address_argument(program: Program) {
+    let (status, stdout, _) = common::run_to_exit(program, &["--help"]).await;
     assert!(status.success());
     assert!(
         stdout.contains("[ADDR]") && stdout.contains("127.0.0.1:3000"),
@@ -174,9 +211,8 @@ fn without_port(text: &str, server: &Server) -> String {
 }
 
 // ANCHOR: transcript
-#[tokio::test]
-async fn a_session_transcript() {
-    let server = Server::start(EXAMPLE, &[]).await;
+async fn a_session_transcript(program: Program) {
+    let server = Server::start(program, &[]).await;
     let mut client = server.connect().await;
     let mut transcript = vec![without_port(&server.startup_line, &server)];
 
@@ -196,7 +232,13 @@ async fn a_session_transcript() {
     let reply = close(&mut client, 1000, "bye").await;
     transcript.push(format!("server → {}", describe(&Message::Close(reply))));
 
-    insta::assert_snapshot!(transcript.join("\n"));
+    // One snapshot for every stack: the file does not depend on the module.
+    insta::with_settings!({ prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!(
+            "echo__a_session_transcript",
+            transcript.join("\n")
+        );
+    });
 }
 // ANCHOR_END: transcript
 
@@ -224,9 +266,9 @@ async fn the_upgrade_handshake() {
 /// writes without reading, the echo's `send` waits for room, so it stops reading
 /// too, and TCP pushes back on the peer: the peer's writes stop completing. As
 /// soon as the peer reads, everything flows.
-#[tokio::test]
-async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_does()
- {
+async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers(
+    program: Program,
+) {
     use futures::StreamExt;
     use std::time::Duration;
     use tokio::time::timeout;
@@ -235,7 +277,7 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_d
     const MESSAGES: usize = 768;
     const SIZE: usize = 64 * 1024;
     let payload = vec![7u8; SIZE];
-    let server = Server::start(EXAMPLE, &[]).await;
+    let server = Server::start(program, &[]).await;
     let (mut sink, mut stream) = server.connect().await.split();
 
     // Write without reading until a write makes no progress for half a second.
@@ -277,20 +319,22 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers_when_it_d
 }
 // ANCHOR_END: no_deadlock
 
-#[tokio::test]
-async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown() {
+async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown(
+    program: Program,
+) {
     // Whoever reads the start-up line may signal at once: the handlers are
     // already in place.
-    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut server = Server::start(program, &[]).await;
     server.signal(Signal::SIGINT);
     let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
     assert!(status.success(), "exit status {status}");
 }
 
-#[tokio::test]
-async fn a_half_sent_http_request_does_not_hold_up_the_shutdown() {
+async fn a_half_sent_http_request_does_not_hold_up_the_shutdown(
+    program: Program,
+) {
     use tokio::io::AsyncWriteExt;
-    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut server = Server::start(program, &[]).await;
     // A client that starts a request and never finishes it.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n")

@@ -1,27 +1,45 @@
 //! Lesson 03, `examples/03_heartbeat/`: pings on an interval, a deadline for the
-//! pong.
+//! pong. The same tests, one body each, run against lesson 03 on the other
+//! stacks (`stacks/`, with `--features stacks`).
 
 mod common;
 
 use std::time::Duration;
 
 use common::{
-    Server, WAIT, close, masked_frame, next, next_data, raw_upgrade,
+    Program, Server, WAIT, close, masked_frame, next, next_data, raw_upgrade,
     read_until_hangup, silent_peer,
 };
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-const EXAMPLE: &str = "03_heartbeat";
+common::contract! {
+    tests [
+        a_peer_that_never_answers_is_dropped_within_interval_plus_timeout,
+        a_responsive_peer_stays_connected,
+        an_unsolicited_pong_does_not_count_as_the_answer,
+        a_peer_that_stops_reading_is_dropped_while_data_flows,
+        durations_are_validated,
+        keeps_the_contract_of_every_server,
+    ]
+    programs {
+        lesson_03: Program::Example("03_heartbeat"),
+        #[cfg(feature = "stacks")]
+        tungstenite: Program::Stack("tungstenite_03_heartbeat"),
+        #[cfg(feature = "stacks")]
+        actix: Program::Stack("actix_03_heartbeat"),
+    }
+}
 
 // ANCHOR: silent_peer
-#[tokio::test]
-async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
+async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout(
+    program: Program,
+) {
     let (interval, timeout) =
         (Duration::from_millis(200), Duration::from_millis(300));
     let mut server = Server::start(
-        EXAMPLE,
+        program,
         &["--ping-interval", "200ms", "--pong-timeout", "300ms"],
     )
     .await;
@@ -47,10 +65,9 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout() {
 }
 // ANCHOR_END: silent_peer
 
-#[tokio::test]
-async fn a_responsive_peer_stays_connected() {
+async fn a_responsive_peer_stays_connected(program: Program) {
     let server = Server::start(
-        EXAMPLE,
+        program,
         &["--ping-interval", "50ms", "--pong-timeout", "50ms"],
     )
     .await;
@@ -70,10 +87,9 @@ async fn a_responsive_peer_stays_connected() {
     assert_eq!(u16::from(reply.code), 1000);
 }
 
-#[tokio::test]
-async fn an_unsolicited_pong_does_not_count_as_the_answer() {
+async fn an_unsolicited_pong_does_not_count_as_the_answer(program: Program) {
     let mut server = Server::start(
-        EXAMPLE,
+        program,
         &["--ping-interval", "100ms", "--pong-timeout", "200ms"],
     )
     .await;
@@ -91,16 +107,66 @@ async fn an_unsolicited_pong_does_not_count_as_the_answer() {
     server.wait_for_log("no pong within 200ms of ping 1").await;
 }
 
-#[tokio::test]
-async fn durations_are_validated() {
+// ANCHOR: stuck_peer
+/// A peer that sends and never reads: the echoes pile up in the buffers until
+/// the server's send cannot finish. Only a deadline on that send lets the server
+/// notice (lesson 03's `Heartbeat::send`); without one, its loop waits in the
+/// send for ever, and the peer's writes block for ever too.
+async fn a_peer_that_stops_reading_is_dropped_while_data_flows(program: Program) {
+    let (interval, timeout) =
+        (Duration::from_secs(1), Duration::from_millis(500));
+    let args = ["--ping-interval", "1s", "--pong-timeout", "500ms"];
+    let server = Server::start(program, &args).await;
+    let mut peer = common::stuck_peer(server.addr, &[]).await;
+
+    // Write 16 KiB messages until a write fails: once the server drops the
+    // connection, with our data unread, its kernel answers with a reset.
+    let message = masked_frame(0x82, &[7; 16 * 1024]);
+    let writing = async {
+        for _ in 0..100_000 {
+            if let Err(e) = peer.write_all(&message).await {
+                return e;
+            }
+        }
+        panic!("100,000 messages written: the server reads without echoing");
+    };
+    let bound = interval + timeout + Duration::from_secs(1);
+    let error = tokio::time::timeout(bound, writing)
+        .await
+        .unwrap_or_else(|_| panic!("the peer still connected after {bound:?}"));
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+}
+// ANCHOR_END: stuck_peer
+
+async fn durations_are_validated(program: Program) {
     let (status, _, stderr) =
-        common::run_to_exit(EXAMPLE, &["--ping-interval", "30 parsecs"]).await;
+        common::run_to_exit(program, &["--ping-interval", "30 parsecs"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--ping-interval"), "{stderr}");
-    let (status, stdout, _) = common::run_to_exit(EXAMPLE, &["--help"]).await;
+    let (status, stdout, _) = common::run_to_exit(program, &["--help"]).await;
     assert!(status.success());
     assert!(
         stdout.contains("[default: 30s]") && stdout.contains("[default: 10s]"),
         "{stdout}"
     );
+}
+
+/// The command-line contract of lesson 01, which lesson 03 keeps as well: the
+/// page, a plain GET refused, a bad address refused, and Close 1001 on SIGTERM.
+async fn keeps_the_contract_of_every_server(program: Program) {
+    let (status, _, stderr) = common::run_to_exit(program, &["nowhere"]).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let mut server = Server::start(program, &[]).await;
+    assert_eq!(server.get("/").await.status, 200);
+    assert_eq!(server.get("/ws").await.status, 400);
+    let client = server.connect().await;
+    server
+        .shut_down_with(nix::sys::signal::Signal::SIGTERM, &mut [client])
+        .await;
 }

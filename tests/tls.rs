@@ -114,7 +114,7 @@ fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
 }
 
 /// Starts `example` with TLS, and extra `args`.
-async fn start_tls(example: &str, pki: &Pki, args: &[&str]) -> Server {
+async fn start_tls(example: &'static str, pki: &Pki, args: &[&str]) -> Server {
     let tls = pki.server_args();
     let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
     Server::start(example, &[&tls[..], args].concat()).await

@@ -113,14 +113,9 @@ where
         Route::Upgrade(stream) => stream,
         Route::Answered => return,
     };
-    // The callback sees the request and may refuse it with any response.
-    let only_ws = |request: &http::Request, response| match request.uri().path() {
-        "/ws" => Ok(response),
-        _ => Err(http::error_response(404, "no WebSocket here")),
-    };
     let accepted = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
-        only_ws,
+        http::only_ws,
         Some(config()),
     );
     let socket = tokio::select! {

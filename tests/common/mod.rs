@@ -5,8 +5,9 @@
 //! Every wait here has a timeout, so a broken example fails a test instead of
 //! hanging it.
 //!
-//! - `process`: build and spawn an example, read its output, signal it, wait for
-//!   its exit.
+//! - `process`: build and spawn an example (or a program of `stacks/`), read its
+//!   output, signal it, wait for its exit.
+//! - `contract!`: the same test bodies run against several programs.
 //! - `server`: a started server example, its `/ws` and `/stats`, and its shutdown
 //!   contract.
 //! - `client`: what a tokio-tungstenite client reads (text, JSON, a message by
@@ -21,7 +22,7 @@
 //!   address of 127.0.0.0/8.
 // Each test file uses its own part of these helpers, and of the names re-exported
 // below.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 #[cfg(feature = "browser")]
 pub mod browser;
@@ -39,14 +40,43 @@ pub use client::{
 };
 pub use frames::{
     close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
-    read_until_hangup, silent_peer, unmasked_frame, upgrade_request,
+    read_until_hangup, silent_peer, stuck_peer, unmasked_frame, upgrade_request,
     upgrade_request_with,
 };
 pub use http::{HttpResponse, http_get, http_post_form};
 pub use nginx::{Nginx, connect_from};
-pub use process::{Process, run_to_exit};
+pub use process::{Process, Program, run_to_exit};
 pub use redis::Redis;
 pub use server::Server;
+
+// ANCHOR: contract
+/// Runs each of `tests`, async functions of the test file that take a
+/// [`Program`], once for each of `programs`: one test body, the same assertions
+/// for every stack. The tests are named `MODULE::TEST`.
+macro_rules! contract {
+    (
+        tests $tests:tt
+        programs { $($(#[$attr:meta])* $module:ident: $program:expr,)* }
+    ) => {
+        $(
+            $(#[$attr])*
+            mod $module {
+                use super::*;
+                $crate::common::contract!(@each $program, $tests);
+            }
+        )*
+    };
+    (@each $program:expr, [$($test:ident),* $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                super::$test($program).await
+            }
+        )*
+    };
+}
+// ANCHOR_END: contract
+pub(crate) use contract;
 
 /// The bound on any single wait for the server: start-up, a reply, a close.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

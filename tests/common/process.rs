@@ -14,26 +14,73 @@ use tokio::time::timeout;
 
 use super::WAIT;
 
+/// A server program the tests run: an example of this crate, or one of the
+/// stacks crate's programs (`stacks/`), which keep an example's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `examples/<name>`: `cargo build --example <name>`.
+    Example(&'static str),
+    /// The stacks crate's binary `<name>`: `cargo build -p ws-stacks --bin
+    /// <name>`.
+    Stack(&'static str),
+}
+
+impl Program {
+    /// The name of its binary, and of its logs' target.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Example(name) | Program::Stack(name) => name,
+        }
+    }
+
+    /// The path of its binary, built by cargo first: [`example_binary`].
+    pub fn binary(self) -> PathBuf {
+        match self {
+            Program::Example(name) => example_binary(name),
+            Program::Stack(name) => built(&["-p", "ws-stacks", "--bin", name]),
+        }
+    }
+}
+
+/// Most tests run examples, by name.
+impl From<&'static str> for Program {
+    fn from(name: &'static str) -> Self {
+        Program::Example(name)
+    }
+}
+
 // ANCHOR: example_binary
 /// The path of an example's binary, built by cargo so that it is never stale:
 /// `cargo test --test NAME` alone does not rebuild examples. Each test binary
 /// asks once per example.
 pub fn example_binary(name: &str) -> PathBuf {
+    built(&["--example", name])
+}
+
+/// Builds what `target` names (`--example NAME`, or `-p PACKAGE --bin NAME`)
+/// once per test binary, and returns the path of the binary.
+fn built(target: &[&str]) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     // Test binaries live in target/<profile>/deps; examples in
-    // target/<profile>/examples.
+    // target/<profile>/examples, and binaries in target/<profile>.
     let exe = std::env::current_exe().expect("the test binary has a path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps");
+    let (name, examples) = match target {
+        ["--example", name] => (*name, true),
+        [.., "--bin", name] => (*name, false),
+        _ => panic!("cannot build {target:?}"),
+    };
+    let key = target.join(" ");
     let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !built.iter().any(|n| n == name) {
+    if !built.contains(&key) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--quiet", "--example", name]);
+        build.args(["build", "--quiet"]).args(target);
         // Cargo describes the package under test to this process in variables
         // that a build script may watch (ring's watches CARGO_MANIFEST_DIR and
         // CARGO_PKG_NAME): passed on, they would make this build and the next
@@ -49,19 +96,23 @@ pub fn example_binary(name: &str) -> PathBuf {
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
-        // The same features as this test, so that cargo does not rebuild for
-        // nothing.
-        if cfg!(feature = "browser") {
-            build.args(["--features", "browser"]);
-        }
-        if cfg!(feature = "with-redis") {
-            build.args(["--features", "with-redis"]);
+        // An example with the same features as this test, so that cargo does
+        // not rebuild for nothing (the stacks crate has none).
+        let features = [
+            ("browser", cfg!(feature = "browser")),
+            ("with-redis", cfg!(feature = "with-redis")),
+        ];
+        for (feature, _) in features.iter().filter(|(_, on)| *on && examples) {
+            build.args(["--features", feature]);
         }
         let status = build.status().expect("cargo runs");
-        assert!(status.success(), "cargo build --example {name} failed");
-        built.push(name.to_owned());
+        assert!(status.success(), "cargo build {key} failed");
+        built.push(key);
     }
-    profile_dir.join("examples").join(name)
+    match examples {
+        true => profile_dir.join("examples").join(name),
+        false => profile_dir.join(name),
+    }
 }
 // ANCHOR_END: example_binary
 
@@ -114,9 +165,11 @@ async fn wait_for_line(
 // ANCHOR_END: wait_for_log
 
 impl Process {
-    /// Starts `examples/<name>.rs` with `args`.
-    pub fn spawn(name: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(example_binary(name))
+    /// Starts `program` (an example's name, say) with `args`.
+    pub fn spawn(program: impl Into<Program>, args: &[&str]) -> Process {
+        let program = program.into();
+        let name = program.name();
+        let mut child = Command::new(program.binary())
             .args(args)
             // Debug logs from the example itself and the support library; info
             // from the rest.
@@ -198,15 +251,15 @@ impl Process {
     }
 }
 
-/// Runs an example to completion with `args` (no address added) and returns its
+/// Runs a program to completion with `args` (no address added) and returns its
 /// exit status, stdout and stderr.
 pub async fn run_to_exit(
-    name: &str,
+    program: impl Into<Program>,
     args: &[&str],
 ) -> (ExitStatus, String, String) {
     let output = timeout(
         WAIT,
-        Command::new(example_binary(name))
+        Command::new(program.into().binary())
             .args(args)
             .stdin(Stdio::null())
             .kill_on_drop(true)

@@ -14,7 +14,7 @@ use super::WAIT;
 use super::client::{Client, expect_close};
 use super::frames::stuck_peer;
 use super::http::{HttpResponse, http_get};
-use super::process::Process;
+use super::process::{Process, Program};
 
 /// A running server example, and the address it printed in its start-up line. Its
 /// process is reached through the methods below only.
@@ -25,17 +25,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `examples/<name>.rs` on `127.0.0.1:0` with extra `args`, and waits
+    /// Starts `program` on `127.0.0.1:0` with extra `args`, and waits
     /// for the start-up line to learn its port.
-    pub async fn start(name: &str, args: &[&str]) -> Server {
-        Server::start_on(name, "127.0.0.1:0", args).await
+    pub async fn start(program: impl Into<Program>, args: &[&str]) -> Server {
+        Server::start_on(program, "127.0.0.1:0", args).await
     }
 
     // ANCHOR: start
-    /// Starts `examples/<name>.rs` on `addr` and reads the address from its
+    /// Starts `program` on `addr` and reads the address from its
     /// start-up line: `ws://`, or `wss://` with `--tls-cert` (tests/tls.rs).
-    pub async fn start_on(name: &str, addr: &str, args: &[&str]) -> Server {
-        let mut process = Process::spawn(name, &[&[addr], args].concat());
+    pub async fn start_on(
+        program: impl Into<Program>,
+        addr: &str,
+        args: &[&str],
+    ) -> Server {
+        let mut process = Process::spawn(program, &[&[addr], args].concat());
         let startup_line = process.next_stdout().await;
         let addr = startup_line
             .split("://")

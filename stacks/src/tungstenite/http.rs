@@ -11,10 +11,10 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::server::ErrorResponse;
-
-/// The request that tungstenite's callback sees.
-pub use tokio_tungstenite::tungstenite::handshake::server::Request;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request, Response,
+};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 
 /// The longest request head we read; browsers send well under 2 KiB.
 const MAX_HEAD: usize = 8 * 1024;
@@ -112,12 +112,25 @@ fn response(status: u16, reason: &str, kind: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A response for tungstenite's callback to refuse an upgrade with.
-pub fn error_response(status: u16, body: &str) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(body.to_owned()));
-    *response.status_mut() = status.try_into().unwrap_or_default();
-    response
+// ANCHOR: only_ws
+/// tungstenite's handshake callback: it sees the request and may refuse it
+/// with any response. Upgrades are for `/ws` only.
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's `Callback` trait fixes this signature"
+)]
+pub fn only_ws(
+    request: &Request,
+    response: Response,
+) -> Result<Response, ErrorResponse> {
+    if request.uri().path() == "/ws" {
+        return Ok(response);
+    }
+    let mut refused = ErrorResponse::new(Some("no WebSocket here".into()));
+    *refused.status_mut() = StatusCode::NOT_FOUND;
+    Err(refused)
 }
+// ANCHOR_END: only_ws
 
 // ANCHOR: rewind
 /// A stream with bytes already read from it put back in front: tungstenite's
