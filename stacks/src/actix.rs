@@ -19,6 +19,7 @@ use actix_web::error::PayloadError;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_ws::{AggregatedMessageStream, CloseCode, ProtocolError, Session};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 
 /// tungstenite's limits, which lessons 01 and 03 keep: a message of 64 MiB at
@@ -49,6 +50,9 @@ where
 {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
+    // Every TCP connection, open while actix-web holds it (`keep_socket`).
+    let connections = TaskTracker::new();
+    let tracker = connections.clone();
     // Called once per worker thread: each has an `App` of its own.
     let app = move || {
         let (handler, token) = (handler.clone(), token.clone());
@@ -70,10 +74,10 @@ where
         .disable_signals()
         // Whole seconds: on `stop`, a worker waits this long at most.
         .shutdown_timeout(1)
-        // After a Close, actix reads until the peer hangs up before it
-        // does. Wait for the peer's reply, not for the peer (who waits too).
+        // Once the Close is sent, actix reads until the peer hangs up, or
+        // for this long (1 s by default); then it hangs up itself.
         .client_disconnect_timeout(LINGER)
-        .on_connect(keep_socket)
+        .on_connect(move |tcp, data| keep_socket(tcp, data, &tracker))
         .bind(addr);
     let server = match server {
         Ok(server) => server,
@@ -103,21 +107,34 @@ where
         }
         () = signal => {}
     }
-    // The handlers say 1001; actix stops accepting, and each worker drops
-    // what is still open once `shutdown_timeout` has passed.
+    // The handlers say 1001, and actix-web stops accepting. Its workers look
+    // once a second whether their connections are closed, so watch them
+    // ourselves; what is still open at the end is dropped with `server`.
     shutdown.cancel();
-    drop(stop.stop(true)); // the command is sent; `server` ends with it
-    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
-        tracing::warn!("exiting with connections open");
+    drop(stop.stop(true)); // the command is sent; `server` carries it out
+    connections.close();
+    let closed = async {
+        tokio::select! {
+            _ = &mut server => {}
+            () = connections.wait() => {}
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, closed).await.is_err() {
+        let open = connections.len();
+        tracing::warn!(open, "exiting with connections open");
     }
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }
 // ANCHOR_END: serve
 
-/// How long actix keeps reading after a closing handshake, for the peer's
-/// Close reply, before it closes the TCP connection.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long actix-web reads on after a WebSocket's Close is sent, before it
+/// closes the TCP connection. Long enough for the peer's Close reply to come
+/// back (closing with it unread would send a reset), but no longer: a peer
+/// that waits for the server to close first, as RFC 6455 asks of clients,
+/// waits all of it. (actix-web does not know a Close frame when it reads one,
+/// so it cannot close on the reply as tungstenite does.)
+const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `GET /`: the try-it page.
 async fn page() -> HttpResponse {
@@ -224,14 +241,16 @@ impl Tcp {
 /// closed with the connection.
 struct Socket(Rc<std::net::TcpStream>);
 
-fn keep_socket(connection: &dyn Any, data: &mut Extensions) {
-    use actix_web::rt::net::TcpStream;
-    let Some(tcp) = connection.downcast_ref::<TcpStream>() else {
+/// Keeps with each new connection a token of `connections` and a copy of its
+/// socket; actix-web drops both when it drops the connection.
+fn keep_socket(tcp: &dyn Any, data: &mut Extensions, connections: &TaskTracker) {
+    data.insert(connections.token());
+    let Some(tcp) = tcp.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
     match tcp.as_fd().try_clone_to_owned() {
         Ok(fd) => drop(data.insert(Socket(Rc::new(fd.into())))),
-        Err(e) => tracing::warn!("cannot keep the socket: {e}"),
+        Err(e) => tracing::warn!("cannot keep a copy of the socket: {e}"),
     }
 }
 // ANCHOR_END: tcp
