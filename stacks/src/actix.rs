@@ -17,7 +17,9 @@ use std::rc::{Rc, Weak};
 use actix_web::dev::Extensions;
 use actix_web::error::PayloadError;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use actix_ws::{AggregatedMessageStream, CloseCode, ProtocolError, Session};
+use actix_ws::{
+    AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
@@ -27,6 +29,8 @@ use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 pub const MAX_MESSAGE: usize = 64 << 20;
 /// See [`MAX_MESSAGE`].
 pub const MAX_FRAME: usize = 16 << 20;
+
+mod frame_limit;
 
 /// An accepted WebSocket: where to send, what was received (fragmented
 /// messages put back together), and the TCP connection under them.
@@ -156,6 +160,8 @@ where
     H: Fn(WebSocket, CancellationToken) -> F,
     F: Future<Output = ()> + 'static,
 {
+    // actix-http would read an oversized frame whole before refusing it.
+    let body = frame_limit::limit_frames(&request, body, MAX_FRAME).await?;
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let messages = messages
         .max_frame_size(MAX_FRAME)
@@ -179,43 +185,47 @@ where
 /// Says goodbye with Close 1001. actix-web then reads the peer's reply while
 /// it closes the connection ([`LINGER`]); nothing is left for the handler.
 pub async fn going_away(session: Session) {
-    let frame = actix_ws::CloseReason {
-        code: CloseCode::Away,
-        description: Some("server shutting down".into()),
-    };
-    let closing = session.close(Some(frame));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    close(session, (CloseCode::Away, "server shutting down").into()).await;
 }
 
-/// Ends a connection whose peer broke the protocol, with the Close code for
-/// what it did; or quietly when the connection itself broke.
-pub async fn fail(session: Session, error: ProtocolError) {
-    tracing::debug!("connection error: {error}");
-    let code = match &error {
-        ProtocolError::Io(e)
-            if e.get_ref().is_some_and(|e| e.is::<PayloadError>()) =>
-        {
-            return;
-        }
-        // actix-ws reports invalid UTF-8 as an I/O error of kind
-        // InvalidData; so does actix-http a frame with reserved bits set.
-        ProtocolError::Io(e)
-            if e.kind() == std::io::ErrorKind::InvalidData
-                && !e.to_string().contains("reserved bits") =>
-        {
-            CloseCode::Invalid
-        }
-        ProtocolError::Overflow => CloseCode::Size,
-        // A fragmented message over `MAX_MESSAGE`.
-        ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::Other => {
-            CloseCode::Size
-        }
-        _ => CloseCode::Protocol,
-    };
-    let closing = session.close(Some(code.into()));
+/// Sends `reason` in a Close frame, waiting at most `CLOSE_TIMEOUT` for room.
+async fn close(session: Session, reason: CloseReason) {
+    let closing = session.close(Some(reason));
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 // ANCHOR_END: going_away
+
+// ANCHOR: fail
+/// Ends a connection whose peer broke the protocol, with the Close code for
+/// what it did; or quietly when the connection itself broke.
+pub async fn fail(session: Session, error: ProtocolError) {
+    use std::io::ErrorKind::{InvalidData, Other};
+    tracing::debug!("connection error: {error}");
+    let ProtocolError::Io(e) = &error else {
+        let code = match error {
+            ProtocolError::Overflow => CloseCode::Size, // over `MAX_FRAME`
+            _ => CloseCode::Protocol,
+        };
+        return close(session, code.into()).await;
+    };
+    // Reading the request's body failed: the frame limit, or a broken
+    // connection.
+    let payload = e.get_ref().and_then(|e| e.downcast_ref::<PayloadError>());
+    let code = match payload {
+        Some(PayloadError::Overflow) => CloseCode::Size,
+        Some(_) => return,
+        // Invalid UTF-8 (actix-http says InvalidData for reserved bits too).
+        None if e.kind() == InvalidData
+            && !e.to_string().contains("reserved bits") =>
+        {
+            CloseCode::Invalid
+        }
+        None if e.kind() == Other => CloseCode::Size, // over `MAX_MESSAGE`
+        None => CloseCode::Protocol,
+    };
+    close(session, code.into()).await
+}
+// ANCHOR_END: fail
 
 // ANCHOR: tcp
 /// A connection's TCP socket, as a handler may need it: when the peer stops
