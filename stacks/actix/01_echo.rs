@@ -39,13 +39,13 @@ async fn echo(socket: WebSocket, shutdown: CancellationToken) {
     let WebSocket {
         mut session,
         mut messages,
-        ..
+        tcp,
     } = socket;
     loop {
         let message = tokio::select! {
             message = messages.recv() => message,
             () = shutdown.cancelled() => {
-                return actix::going_away(session).await;
+                return actix::going_away(session, &tcp).await;
             }
         };
         let sent = match message {
@@ -61,7 +61,7 @@ async fn echo(socket: WebSocket, shutdown: CancellationToken) {
                 let _ = session.close(reason).await;
                 return;
             }
-            Some(Err(e)) => return actix::fail(session, e).await,
+            Some(Err(e)) => return actix::fail(session, e, &tcp).await,
             None => return,
         };
         if sent.is_err() {

@@ -1,11 +1,12 @@
 //! Lesson 03's heartbeat on actix-web and actix-ws.
 //!
-//! The heartbeat itself is lesson 03's file, `examples/03_heartbeat/heartbeat.rs`:
-//! timers and payloads, nothing of axum. actix-ws's `Session` is not a `Sink`
-//! of ours, so each send goes through `Heartbeat::within`, which bounds any
-//! future that sends. And a peer that no longer reads is shut out by its TCP
-//! connection (`Tcp::shut_down`): dropping the session would leave actix-web
-//! waiting to write to it.
+//! The heartbeat itself is lesson 03's file,
+//! `examples/03_heartbeat/heartbeat.rs`: timers and payloads, nothing of axum.
+//! actix-ws's `Session` is not a `Sink`, so each send goes through
+//! `Heartbeat::within`, which bounds any future that sends. And a peer that
+//! is gone has its TCP connection shut down (`Tcp::shut_down`): dropping the
+//! session would leave actix-web waiting to write to a peer that does not
+//! read.
 //!
 //! Try it:
 //!     cargo run -p ws-stacks --bin actix_03_heartbeat -- \
@@ -82,10 +83,13 @@ async fn handle(
                 // Nor Close frames: reply, and actix-web closes the TCP
                 // connection.
                 Some(Ok(Message::Close(reason))) => {
-                    let _ = heartbeat.within(session.close(reason)).await;
+                    let replied = heartbeat.within(session.close(reason));
+                    if replied.await.is_err() {
+                        tcp.shut_down();
+                    }
                     return;
                 }
-                Some(Err(e)) => return actix::fail(session, e).await,
+                Some(Err(e)) => return actix::fail(session, e, &tcp).await,
                 None => return,
             },
 
@@ -97,7 +101,7 @@ async fn handle(
             },
 
             () = shutdown.cancelled() => {
-                return actix::going_away(session).await;
+                return actix::going_away(session, &tcp).await;
             }
         };
         // No pong, or a send that failed or waited too long. Dropping the

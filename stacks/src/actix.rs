@@ -4,17 +4,16 @@
 //! actix-web serves HTTP on worker threads of its own, each with a
 //! single-threaded runtime; actix-ws turns a request into a [`Session`] to
 //! send with and a stream of messages. It answers no Ping and no Close by
-//! itself, and it accepts 64 KiB frames at most unless told otherwise. Its
-//! shutdown is graceful for HTTP only, so this module tells each handler
-//! through a token, and the handlers say 1001.
+//! itself (the handlers do), and takes frames of 64 KiB at most unless told
+//! otherwise ([`frame_limit`] checks ours). Its shutdown waits for HTTP
+//! requests only, so [`serve`] tells each handler through a token, and the
+//! handlers say 1001. And a peer that stops reading keeps its connection
+//! open after the handler has let go of it, unless the handler shuts the
+//! socket down ([`tcp`]).
 
-use std::any::Any;
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsFd;
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::rc::{Rc, Weak};
 
-use actix_web::dev::Extensions;
 use actix_web::error::PayloadError;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_ws::{
@@ -30,7 +29,10 @@ pub const MAX_MESSAGE: usize = 64 << 20;
 /// See [`MAX_MESSAGE`].
 pub const MAX_FRAME: usize = 16 << 20;
 
-mod frame_limit;
+pub mod frame_limit;
+pub mod tcp;
+
+pub use tcp::Tcp;
 
 /// An accepted WebSocket: where to send, what was received (fragmented
 /// messages put back together), and the TCP connection under them.
@@ -54,7 +56,7 @@ where
 {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    // Every TCP connection, open while actix-web holds it (`keep_socket`).
+    // Every TCP connection, open while actix-web holds it (`tcp::on_connect`).
     let connections = TaskTracker::new();
     let tracker = connections.clone();
     // Called once per worker thread: each has an `App` of its own.
@@ -72,16 +74,18 @@ where
         // One worker per core, actix's default: a connection stays on the
         // worker that accepted it, and so does its handler's task.
         .workers(cores)
+        // Small frames leave at once, as in lesson 01.
         .tcp_nodelay(true)
-        // Ours are Ctrl-C and SIGTERM, with a Close 1001 (actix's own wait
-        // 30 s for HTTP, and drop WebSockets with no Close frame).
+        // Ours: Ctrl-C and SIGTERM say 1001. (actix-web's own stop at once
+        // on Ctrl-C, wait up to 30 s on SIGTERM, and say nothing to a
+        // WebSocket either way.)
         .disable_signals()
         // Whole seconds: on `stop`, a worker waits this long at most.
         .shutdown_timeout(1)
         // Once the Close is sent, actix reads until the peer hangs up, or
         // for this long (1 s by default); then it hangs up itself.
         .client_disconnect_timeout(LINGER)
-        .on_connect(move |tcp, data| keep_socket(tcp, data, &tracker))
+        .on_connect(move |tcp, data| tcp::on_connect(tcp, data, &tracker))
         .bind(addr);
     let server = match server {
         Ok(server) => server,
@@ -167,14 +171,10 @@ where
         .max_frame_size(MAX_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_MESSAGE);
-    let tcp = match request.conn_data::<Socket>() {
-        Some(Socket(socket)) => Tcp(Rc::downgrade(socket)),
-        None => Tcp(Weak::new()),
-    };
     let socket = WebSocket {
         session,
         messages,
-        tcp,
+        tcp: Tcp::of(&request),
     };
     actix_web::rt::spawn(handler(socket, shutdown));
     Ok(response)
@@ -182,23 +182,27 @@ where
 // ANCHOR_END: upgrade
 
 // ANCHOR: going_away
-/// Says goodbye with Close 1001. actix-web then reads the peer's reply while
-/// it closes the connection ([`LINGER`]); nothing is left for the handler.
-pub async fn going_away(session: Session) {
-    close(session, (CloseCode::Away, "server shutting down").into()).await;
+/// Says goodbye with Close 1001. actix-web then reads the peer's reply as it
+/// closes the connection (for `LINGER`): nothing is left for the handler.
+pub async fn going_away(session: Session, tcp: &Tcp) {
+    let reason = (CloseCode::Away, "server shutting down");
+    close(session, reason.into(), tcp).await;
 }
 
-/// Sends `reason` in a Close frame, waiting at most `CLOSE_TIMEOUT` for room.
-async fn close(session: Session, reason: CloseReason) {
+/// Sends a Close frame. It waits for room if the peer does not read; after
+/// `CLOSE_TIMEOUT`, the connection is shut down instead.
+async fn close(session: Session, reason: CloseReason, tcp: &Tcp) {
     let closing = session.close(Some(reason));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tcp.shut_down();
+    }
 }
 // ANCHOR_END: going_away
 
 // ANCHOR: fail
 /// Ends a connection whose peer broke the protocol, with the Close code for
 /// what it did; or quietly when the connection itself broke.
-pub async fn fail(session: Session, error: ProtocolError) {
+pub async fn fail(session: Session, error: ProtocolError, tcp: &Tcp) {
     use std::io::ErrorKind::{InvalidData, Other};
     tracing::debug!("connection error: {error}");
     let ProtocolError::Io(e) = &error else {
@@ -206,10 +210,10 @@ pub async fn fail(session: Session, error: ProtocolError) {
             ProtocolError::Overflow => CloseCode::Size, // over `MAX_FRAME`
             _ => CloseCode::Protocol,
         };
-        return close(session, code.into()).await;
+        return close(session, code.into(), tcp).await;
     };
-    // Reading the request's body failed: the frame limit, or a broken
-    // connection.
+    // An I/O error: reading the body failed (our frame limit, or a broken
+    // connection), or it is actix-ws's own (bad UTF-8, a message too large).
     let payload = e.get_ref().and_then(|e| e.downcast_ref::<PayloadError>());
     let code = match payload {
         Some(PayloadError::Overflow) => CloseCode::Size,
@@ -223,44 +227,6 @@ pub async fn fail(session: Session, error: ProtocolError) {
         None if e.kind() == Other => CloseCode::Size, // over `MAX_MESSAGE`
         None => CloseCode::Protocol,
     };
-    close(session, code.into()).await
+    close(session, code.into(), tcp).await
 }
 // ANCHOR_END: fail
-
-// ANCHOR: tcp
-/// A connection's TCP socket, as a handler may need it: when the peer stops
-/// reading, dropping the [`Session`] is not enough. actix-web's dispatcher
-/// then waits to write out what it holds, for as long as the peer does not
-/// read, and keeps the connection open all that time.
-pub struct Tcp(Weak<std::net::TcpStream>);
-
-impl Tcp {
-    /// Shuts the connection down both ways, now. The dispatcher's pending
-    /// write fails, so it drops the connection; the peer, if still sending,
-    /// gets a reset.
-    pub fn shut_down(&self) {
-        let Some(tcp) = self.0.upgrade() else { return };
-        if let Err(e) = tcp.shutdown(Shutdown::Both) {
-            tracing::debug!("cannot shut the connection down: {e}");
-        }
-    }
-}
-
-/// A copy of each connection's socket descriptor, kept with the connection
-/// (actix-web's `on_connect` is the only place that sees the socket); it is
-/// closed with the connection.
-struct Socket(Rc<std::net::TcpStream>);
-
-/// Keeps with each new connection a token of `connections` and a copy of its
-/// socket; actix-web drops both when it drops the connection.
-fn keep_socket(tcp: &dyn Any, data: &mut Extensions, connections: &TaskTracker) {
-    data.insert(connections.token());
-    let Some(tcp) = tcp.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
-    match tcp.as_fd().try_clone_to_owned() {
-        Ok(fd) => drop(data.insert(Socket(Rc::new(fd.into())))),
-        Err(e) => tracing::warn!("cannot keep a copy of the socket: {e}"),
-    }
-}
-// ANCHOR_END: tcp
