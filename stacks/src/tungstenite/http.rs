@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request, Response,
 };
@@ -22,19 +21,28 @@ const MAX_HEAD: usize = 8 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What [`route`] did with a connection.
-pub enum Route {
+pub enum Route<S> {
     /// A WebSocket upgrade, for tungstenite's handshake.
-    Upgrade(Rewind<TcpStream>),
+    Upgrade(Rewind<S>),
     /// It was answered (the page, or an error) and is finished.
     Answered,
 }
 
 // ANCHOR: route
 /// Reads the request head from `tcp` and routes it.
-pub async fn route(mut tcp: TcpStream) -> Route {
+pub async fn route<S>(mut tcp: S) -> Route<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)).await
     {
         Ok(Ok(head)) => head,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+            let answer =
+                text(431, "Request Header Fields Too Large", &e.to_string());
+            let _ = tcp.write_all(&answer).await;
+            return Route::Answered;
+        }
         Ok(Err(e)) => {
             tracing::debug!("no request head: {e}");
             return Route::Answered;
@@ -65,7 +73,7 @@ pub async fn route(mut tcp: TcpStream) -> Route {
 
 /// Reads until the blank line that ends a request head (and whatever came
 /// with it), at most [`MAX_HEAD`] bytes.
-async fn read_head(tcp: &mut TcpStream) -> io::Result<BytesMut> {
+async fn read_head(tcp: &mut (impl AsyncRead + Unpin)) -> io::Result<BytesMut> {
     let mut head = BytesMut::with_capacity(1024);
     loop {
         if tcp.read_buf(&mut head).await? == 0 {
@@ -75,7 +83,8 @@ async fn read_head(tcp: &mut TcpStream) -> io::Result<BytesMut> {
             return Ok(head);
         }
         if head.len() >= MAX_HEAD {
-            return Err(io::Error::other("request head too long"));
+            let message = format!("a request head over {MAX_HEAD} bytes");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
         }
     }
 }
@@ -190,3 +199,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
