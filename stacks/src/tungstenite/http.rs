@@ -52,17 +52,20 @@ where
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     let answer = match request.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => match (request.method, request.path)
-        {
-            _ if is_upgrade(&request) => {
-                return Route::Upgrade(Rewind::new(head.freeze(), tcp));
+        Ok(httparse::Status::Complete(_)) if is_upgrade(&request) => {
+            return Route::Upgrade(Rewind::new(head.freeze(), tcp));
+        }
+        Ok(httparse::Status::Complete(_)) => {
+            let path = request.path.and_then(|p| p.split('?').next());
+            match (request.method, path) {
+                (Some("GET"), Some("/")) => page(),
+                (_, Some("/")) => text(405, "Method Not Allowed", "GET only"),
+                (_, Some("/ws")) => {
+                    text(400, "Bad Request", "expected a WebSocket upgrade")
+                }
+                _ => text(404, "Not Found", "not found"),
             }
-            (Some("GET"), Some("/")) => page(),
-            (_, Some(path)) if path.split('?').next() == Some("/ws") => {
-                text(400, "Bad Request", "expected a WebSocket upgrade")
-            }
-            _ => text(404, "Not Found", "not found"),
-        },
+        }
         _ => text(400, "Bad Request", "malformed request"),
     };
     let _ = tcp.write_all(&answer).await;

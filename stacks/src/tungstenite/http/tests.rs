@@ -19,18 +19,20 @@ async fn routed(request: &[u8]) -> (Route<DuplexStream>, String) {
 
 #[tokio::test]
 async fn get_slash_is_the_page() {
-    let (route, answer) = routed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (route, answer) = routed(b"GET /?x=1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(matches!(route, Route::Answered));
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.ends_with(ws_lessons::page::TRY_IT), "{answer}");
 }
 
 #[tokio::test]
-async fn a_plain_get_on_ws_is_400_and_elsewhere_404() {
+async fn a_plain_get_on_ws_is_400_a_post_405_and_elsewhere_404() {
     let (_, answer) = routed(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     let (_, answer) = routed(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    let (_, answer) = routed(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
     let (_, answer) = routed(b"\x00\x01 nonsense\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
 }
