@@ -34,8 +34,8 @@ pub async fn route<S>(mut tcp: S) -> Route<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)).await
-    {
+    let reading = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp));
+    let head = match reading.await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
             let answer =
