@@ -65,8 +65,10 @@ where
         let ws = move |request, body| {
             upgrade(request, body, handler.clone(), token.clone())
         };
+        // A resource's routes answer 405 to other methods (`App::route`
+        // would answer 404); any method goes to the handshake, which wants GET.
         App::new()
-            .route("/", web::get().to(page))
+            .service(web::resource("/").get(page))
             .route("/ws", web::to(ws))
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
