@@ -52,63 +52,60 @@ async fn main() -> ExitCode {
 
 // ANCHOR: handle
 async fn handle(
-    socket: WebSocket,
+    mut socket: WebSocket,
     shutdown: CancellationToken,
     args: HeartbeatArgs,
 ) {
-    let WebSocket {
-        mut session,
-        mut messages,
-        tcp,
-    } = socket;
     let mut heartbeat = Heartbeat::new(args);
     loop {
         // Each send that can wait on the peer, bounded by the heartbeat.
         let sent = tokio::select! {
-            message = messages.recv() => match message {
+            message = socket.messages.recv() => match message {
                 Some(Ok(Message::Pong(payload))) => {
                     heartbeat.pong(&payload);
                     Ok(())
                 }
                 Some(Ok(Message::Text(text))) => {
-                    heartbeat.within(session.text(text)).await
+                    heartbeat.within(socket.session.text(text)).await
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    heartbeat.within(session.binary(bytes)).await
+                    heartbeat.within(socket.session.binary(bytes)).await
                 }
                 // actix-ws answers no pings: we do.
                 Some(Ok(Message::Ping(payload))) => {
-                    heartbeat.within(session.pong(&payload)).await
+                    heartbeat.within(socket.session.pong(&payload)).await
                 }
                 // Nor Close frames: reply, and actix-web closes the TCP
                 // connection.
                 Some(Ok(Message::Close(reason))) => {
-                    let replied = heartbeat.within(session.close(reason));
-                    if replied.await.is_err() {
-                        tcp.shut_down();
+                    let close = socket.session.close(reason);
+                    if heartbeat.within(close).await.is_err() {
+                        socket.tcp.shut_down();
                     }
                     return;
                 }
-                Some(Err(e)) => return actix::fail(session, e, &tcp).await,
+                Some(Err(e)) => {
+                    return actix::fail(socket.session, e, &socket.tcp).await;
+                }
                 None => return,
             },
 
             beat = heartbeat.beat() => match beat {
                 Beat::Ping(payload) => {
-                    heartbeat.within(session.ping(&payload)).await
+                    heartbeat.within(socket.session.ping(&payload)).await
                 }
                 Beat::Missed => Err(Gone),
             },
 
             () = shutdown.cancelled() => {
-                return actix::going_away(session, &tcp).await;
+                return actix::going_away(socket.session, &socket.tcp).await;
             }
         };
         // No pong, or a send that failed or waited too long. Dropping the
         // session is not enough: actix-web would still wait to write what it
         // holds for a peer that does not read. Shut the TCP connection.
         if sent.is_err() {
-            return tcp.shut_down();
+            return socket.tcp.shut_down();
         }
     }
 }

@@ -96,6 +96,8 @@ where
             return ExitCode::FAILURE;
         }
     };
+    // ANCHOR_END: serve
+    // ANCHOR: stop
     let local = server.addrs().first().copied().unwrap_or(addr);
     let signal = match crate::shutdown_signal() {
         Ok(signal) => signal,
@@ -136,7 +138,7 @@ where
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }
-// ANCHOR_END: serve
+// ANCHOR_END: stop
 
 /// How long actix-web reads on after a WebSocket's Close is sent, before it
 /// closes the TCP connection. Long enough for the peer's Close reply to come
