@@ -240,8 +240,9 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// The release binaries: the examples of ws-lessons, and the programs of this
-/// crate (the peers and the idle client), built by cargo at the start of the run.
+/// The release binaries: the examples of ws-lessons, the programs of the stacks
+/// crate (ws-stacks: lessons on other stacks), and the programs of this crate
+/// (the peers and the idle client), built by cargo at the start of the run.
 pub struct Binaries {
     dir: PathBuf,
 }
@@ -260,6 +261,7 @@ impl Binaries {
                 "ws-lessons",
                 "--examples",
             ][..],
+            &["build", "--release", "--quiet", "-p", "ws-stacks", "--bins"][..],
             &["build", "--release", "--quiet", "-p", "ws-bench", "--bins"][..],
         ] {
             let status =
@@ -280,6 +282,12 @@ impl Binaries {
     /// An example of ws-lessons (examples/NAME).
     pub fn example(&self, name: &str) -> PathBuf {
         self.dir.join("examples").join(name)
+    }
+
+    /// A program of the stacks crate (ws-stacks, in stacks/): the `[[bin]]` of
+    /// that NAME in stacks/Cargo.toml, such as `tungstenite_01_echo`.
+    pub fn stack(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     /// A program of this crate (src/bin/NAME.rs).

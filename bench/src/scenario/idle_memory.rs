@@ -1,5 +1,6 @@
 //! Idle memory: the resident memory of the echo servers with many connections
-//! that do nothing, which is what a server with many quiet clients pays for.
+//! that do nothing, which is what a server with many quiet clients pays for;
+//! then that of lesson 01's echo on the other stacks against `01_echo`'s.
 
 use super::echo::EchoServer;
 use super::interleaved;
@@ -33,10 +34,22 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
             runs.median(server, |r| r.resident_mib)
         ));
     }
+    let per_connection = |server| runs.median(server, |r| r.per_connection_bytes);
+    let mut stacks = Table::new(&["stack", "memory per connection vs 01_echo"]);
+    for stack in EchoServer::STACKS {
+        stacks.row(format_args!(
+            "{stack} | {:.2}x",
+            per_connection(stack) / per_connection(EchoServer::Lesson)
+        ));
+    }
     let mut section = Section::new("Idle memory");
     section.paragraph(format_args!(
-        "{n} idle connections (target for `01_echo`: at most 8 KB each, under 100 MB resident in all):"
+        "{n} idle connections to each server of the Echo section (target for `01_echo`: at most 8 KB each, under 100 MB resident in all):"
     ));
     section.table(table);
+    section.paragraph(
+        "Resident memory per connection of lesson 01's echo on the other stacks, against `01_echo`'s (no targets):",
+    );
+    section.table(stacks);
     Ok(section.into())
 }
