@@ -1,1 +1,115 @@
-fn main() {}
+//! Lesson 03's heartbeat on actix-web and actix-ws.
+//!
+//! The heartbeat itself is lesson 03's file,
+//! `examples/03_heartbeat/heartbeat.rs`: timers and payloads, nothing of axum.
+//! actix-ws's `Session` is not a `Sink`, so each send goes through
+//! `Heartbeat::within`, which bounds any future that sends. And a peer that
+//! is gone has its TCP connection shut down (`Tcp::shut_down`): dropping the
+//! session would leave actix-web waiting to write to a peer that does not
+//! read.
+//!
+//! Try it:
+//!     cargo run -p ws-stacks --bin actix_03_heartbeat -- \
+//!         --ping-interval 2s --pong-timeout 1s
+
+use std::process::ExitCode;
+
+use actix_ws::AggregatedMessage as Message;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use ws_lessons::cli::HeartbeatArgs;
+use ws_stacks::ListenArgs;
+use ws_stacks::actix::{self, WebSocket};
+
+#[path = "../../examples/03_heartbeat/heartbeat.rs"]
+#[allow(
+    dead_code,
+    reason = "`Heartbeat::send` is for a `Sink`; we use `within`"
+)]
+mod heartbeat;
+use heartbeat::{Beat, Gone, Heartbeat};
+
+/// Echoes messages and pings every client; a client that does not answer in
+/// time is dropped.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+}
+
+// actix-web runs the connections on worker threads of its own; this runtime
+// only waits for the signal.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    ws_lessons::init_tracing();
+    let heartbeat = args.heartbeat;
+    let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
+    actix::serve(args.listen.addr, handler).await
+}
+
+// ANCHOR: handle
+async fn handle(
+    socket: WebSocket,
+    shutdown: CancellationToken,
+    args: HeartbeatArgs,
+) {
+    let WebSocket {
+        mut session,
+        mut messages,
+        tcp,
+    } = socket;
+    let mut heartbeat = Heartbeat::new(args);
+    loop {
+        // Each send that can wait on the peer, bounded by the heartbeat.
+        let sent = tokio::select! {
+            message = messages.recv() => match message {
+                Some(Ok(Message::Pong(payload))) => {
+                    heartbeat.pong(&payload);
+                    Ok(())
+                }
+                Some(Ok(Message::Text(text))) => {
+                    heartbeat.within(session.text(text)).await
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    heartbeat.within(session.binary(bytes)).await
+                }
+                // actix-ws answers no pings: we do.
+                Some(Ok(Message::Ping(payload))) => {
+                    heartbeat.within(session.pong(&payload)).await
+                }
+                // Nor Close frames: reply, and actix-web closes the TCP
+                // connection.
+                Some(Ok(Message::Close(reason))) => {
+                    let replied = heartbeat.within(session.close(reason));
+                    if replied.await.is_err() {
+                        tcp.shut_down();
+                    }
+                    return;
+                }
+                Some(Err(e)) => return actix::fail(session, e, &tcp).await,
+                None => return,
+            },
+
+            beat = heartbeat.beat() => match beat {
+                Beat::Ping(payload) => {
+                    heartbeat.within(session.ping(&payload)).await
+                }
+                Beat::Missed => Err(Gone),
+            },
+
+            () = shutdown.cancelled() => {
+                return actix::going_away(session, &tcp).await;
+            }
+        };
+        // No pong, or a send that failed or waited too long. Dropping the
+        // session is not enough: actix-web would still wait to write what it
+        // holds for a peer that does not read. Shut the TCP connection.
+        if sent.is_err() {
+            return tcp.shut_down();
+        }
+    }
+}
+// ANCHOR_END: handle

@@ -51,10 +51,11 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let (local, signal) = match (listener.local_addr(), crate::shutdown_signal())
-    {
-        (Ok(local), Ok(signal)) => (local, signal),
-        (Err(e), _) | (_, Err(e)) => {
+    let signal = crate::shutdown_signal();
+    let started = listener.local_addr().and_then(|a| Ok((a, signal?)));
+    let (local, signal) = match started {
+        Ok(started) => started,
+        Err(e) => {
             eprintln!("error: cannot start on {addr}: {e}");
             return ExitCode::FAILURE;
         }
@@ -84,10 +85,8 @@ where
     // sending its request head is dropped.
     shutdown.cancel();
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
+    let waited = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+    if waited.is_err() {
         tracing::warn!(open = tasks.len(), "exiting with connections open");
     }
     tracing::info!("shut down");
@@ -97,7 +96,7 @@ where
 
 // ANCHOR: connection
 /// One TCP connection: route its request, then serve the page or upgrade.
-async fn connection<H, F>(tcp: TcpStream, handler: H, shutdown: CancellationToken)
+async fn connection<H, F>(tcp: TcpStream, handler: H, stop: CancellationToken)
 where
     H: Fn(WebSocket, CancellationToken) -> F,
     F: Future<Output = ()>,
@@ -107,7 +106,7 @@ where
     }
     let routed = tokio::select! {
         routed = http::route(tcp) => routed,
-        () = shutdown.cancelled() => return,
+        () = stop.cancelled() => return,
     };
     let stream = match routed {
         Route::Upgrade(stream) => stream,
@@ -120,10 +119,10 @@ where
     );
     let socket = tokio::select! {
         accepted = accepted => accepted,
-        () = shutdown.cancelled() => return,
+        () = stop.cancelled() => return,
     };
     match socket {
-        Ok(socket) => handler(socket, shutdown).await,
+        Ok(socket) => handler(socket, stop).await,
         Err(e) => tracing::debug!("handshake failed: {e}"),
     }
 }

@@ -49,8 +49,8 @@ async fn echo(mut socket: WebSocket, shutdown: CancellationToken) {
             }
             // Pongs to pings are queued by tungstenite, as under axum. `Frame`
             // only comes from a raw-frame API that this server does not use.
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Frame(_))) => {}
             // Read on: the Close reply goes out on the next read.
             Some(Ok(Message::Close(frame))) => {
                 tracing::debug!(?frame, "peer is closing")

@@ -1,8 +1,8 @@
 //! Lesson 03's heartbeat on tokio-tungstenite alone.
 //!
-//! The heartbeat itself is lesson 03's file, `examples/03_heartbeat/heartbeat.rs`:
-//! timers and payloads, nothing of axum. The loop is lesson 03's, with
-//! tungstenite's `Message`.
+//! The heartbeat itself is lesson 03's file,
+//! `examples/03_heartbeat/heartbeat.rs`: timers and payloads, nothing of axum.
+//! The loop is lesson 03's, with tungstenite's `Message`.
 //!
 //! Try it:
 //!     cargo run -p ws-stacks --bin tungstenite_03_heartbeat -- \

@@ -1,7 +1,7 @@
 //! An example's binary as a child process: built by cargo, spawned, its output
 //! read line by line, signalled, and waited for.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,7 +37,9 @@ impl Program {
     pub fn binary(self) -> PathBuf {
         match self {
             Program::Example(name) => example_binary(name),
-            Program::Stack(name) => built(&["-p", "ws-stacks", "--bin", name]),
+            Program::Stack(name) => {
+                built(&["-p", "ws-stacks", "--bin", name], name.as_ref())
+            }
         }
     }
 }
@@ -54,25 +56,20 @@ impl From<&'static str> for Program {
 /// `cargo test --test NAME` alone does not rebuild examples. Each test binary
 /// asks once per example.
 pub fn example_binary(name: &str) -> PathBuf {
-    built(&["--example", name])
+    built(&["--example", name], &Path::new("examples").join(name))
 }
 
 /// Builds what `target` names (`--example NAME`, or `-p PACKAGE --bin NAME`)
-/// once per test binary, and returns the path of the binary.
-fn built(target: &[&str]) -> PathBuf {
+/// once per test binary, and returns the path of the binary, `path` under
+/// target/<profile>.
+fn built(target: &[&str], path: &Path) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    // Test binaries live in target/<profile>/deps; examples in
-    // target/<profile>/examples, and binaries in target/<profile>.
+    // Test binaries live in target/<profile>/deps.
     let exe = std::env::current_exe().expect("the test binary has a path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps");
-    let (name, examples) = match target {
-        ["--example", name] => (*name, true),
-        [.., "--bin", name] => (*name, false),
-        _ => panic!("cannot build {target:?}"),
-    };
     let key = target.join(" ");
     let mut built = BUILT
         .lock()
@@ -102,17 +99,15 @@ fn built(target: &[&str]) -> PathBuf {
             ("browser", cfg!(feature = "browser")),
             ("with-redis", cfg!(feature = "with-redis")),
         ];
-        for (feature, _) in features.iter().filter(|(_, on)| *on && examples) {
+        let example = target[0] == "--example";
+        for (feature, _) in features.iter().filter(|(_, on)| *on && example) {
             build.args(["--features", feature]);
         }
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build {key} failed");
         built.push(key);
     }
-    match examples {
-        true => profile_dir.join("examples").join(name),
-        false => profile_dir.join(name),
-    }
+    profile_dir.join(path)
 }
 // ANCHOR_END: example_binary
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request, Response,
 };
@@ -22,19 +21,28 @@ const MAX_HEAD: usize = 8 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What [`route`] did with a connection.
-pub enum Route {
+pub enum Route<S> {
     /// A WebSocket upgrade, for tungstenite's handshake.
-    Upgrade(Rewind<TcpStream>),
+    Upgrade(Rewind<S>),
     /// It was answered (the page, or an error) and is finished.
     Answered,
 }
 
 // ANCHOR: route
 /// Reads the request head from `tcp` and routes it.
-pub async fn route(mut tcp: TcpStream) -> Route {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)).await
-    {
+pub async fn route<S>(mut tcp: S) -> Route<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let reading = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp));
+    let head = match reading.await {
         Ok(Ok(head)) => head,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+            let answer =
+                text(431, "Request Header Fields Too Large", &e.to_string());
+            let _ = tcp.write_all(&answer).await;
+            return Route::Answered;
+        }
         Ok(Err(e)) => {
             tracing::debug!("no request head: {e}");
             return Route::Answered;
@@ -44,17 +52,20 @@ pub async fn route(mut tcp: TcpStream) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     let answer = match request.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => match (request.method, request.path)
-        {
-            _ if is_upgrade(&request) => {
-                return Route::Upgrade(Rewind::new(head.freeze(), tcp));
+        Ok(httparse::Status::Complete(_)) if is_upgrade(&request) => {
+            return Route::Upgrade(Rewind::new(head.freeze(), tcp));
+        }
+        Ok(httparse::Status::Complete(_)) => {
+            let path = request.path.and_then(|p| p.split('?').next());
+            match (request.method, path) {
+                (Some("GET"), Some("/")) => page(),
+                (_, Some("/")) => text(405, "Method Not Allowed", "GET only"),
+                (_, Some("/ws")) => {
+                    text(400, "Bad Request", "expected a WebSocket upgrade")
+                }
+                _ => text(404, "Not Found", "not found"),
             }
-            (Some("GET"), Some("/")) => page(),
-            (_, Some(path)) if path.split('?').next() == Some("/ws") => {
-                text(400, "Bad Request", "expected a WebSocket upgrade")
-            }
-            _ => text(404, "Not Found", "not found"),
-        },
+        }
         _ => text(400, "Bad Request", "malformed request"),
     };
     let _ = tcp.write_all(&answer).await;
@@ -65,7 +76,7 @@ pub async fn route(mut tcp: TcpStream) -> Route {
 
 /// Reads until the blank line that ends a request head (and whatever came
 /// with it), at most [`MAX_HEAD`] bytes.
-async fn read_head(tcp: &mut TcpStream) -> io::Result<BytesMut> {
+async fn read_head(tcp: &mut (impl AsyncRead + Unpin)) -> io::Result<BytesMut> {
     let mut head = BytesMut::with_capacity(1024);
     loop {
         if tcp.read_buf(&mut head).await? == 0 {
@@ -75,7 +86,8 @@ async fn read_head(tcp: &mut TcpStream) -> io::Result<BytesMut> {
             return Ok(head);
         }
         if head.len() >= MAX_HEAD {
-            return Err(io::Error::other("request head too long"));
+            let message = format!("a request head over {MAX_HEAD} bytes");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
         }
     }
 }
@@ -190,3 +202,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
