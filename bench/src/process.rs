@@ -240,6 +240,13 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// How many files this process, and each server it starts, may have open (the
+/// soft limit, raised by `raise_open_file_limit`); 1024 if it cannot be read.
+pub fn open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
 /// The release binaries: the examples of ws-lessons, the programs of the stacks
 /// crate (ws-stacks: lessons on other stacks), and the programs of this crate
 /// (the peers and the idle client), built by cargo at the start of the run.

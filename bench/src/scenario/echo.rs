@@ -56,6 +56,16 @@ impl EchoServer {
         };
         Server::start(&binary, &[]).await
     }
+
+    /// The file descriptors the server holds for each connection: one, its
+    /// socket, but for `actix_01_echo`, which keeps a copy of each socket to
+    /// shut a stuck connection down (stacks/src/actix/tcp.rs).
+    pub fn descriptors_per_connection(self) -> u64 {
+        match self {
+            EchoServer::StackActix => 2,
+            _ => 1,
+        }
+    }
 }
 
 impl fmt::Display for EchoServer {
