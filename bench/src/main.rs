@@ -131,7 +131,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> io::Result<()> {
     let plan = Plan::new(args);
     process::raise_open_file_limit();
-    eprintln!("building the examples and the peers (release)...");
+    eprintln!("building the examples, the stacks and the peers (release)...");
     let binaries = Binaries::build()?;
 
     let mut report = report::header(&plan);

@@ -240,8 +240,16 @@ pub fn raise_open_file_limit() {
     }
 }
 
-/// The release binaries: the examples of ws-lessons, and the programs of this
-/// crate (the peers and the idle client), built by cargo at the start of the run.
+/// How many files this process, and each server it starts, may have open (the
+/// soft limit, raised by `raise_open_file_limit`); 1024 if it cannot be read.
+pub fn open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+}
+
+/// The release binaries: the examples of ws-lessons, the programs of the stacks
+/// crate (ws-stacks: lessons on other stacks), and the programs of this crate
+/// (the peers and the idle client), built by cargo at the start of the run.
 pub struct Binaries {
     dir: PathBuf,
 }
@@ -260,6 +268,7 @@ impl Binaries {
                 "ws-lessons",
                 "--examples",
             ][..],
+            &["build", "--release", "--quiet", "-p", "ws-stacks", "--bins"][..],
             &["build", "--release", "--quiet", "-p", "ws-bench", "--bins"][..],
         ] {
             let status =
@@ -280,6 +289,12 @@ impl Binaries {
     /// An example of ws-lessons (examples/NAME).
     pub fn example(&self, name: &str) -> PathBuf {
         self.dir.join("examples").join(name)
+    }
+
+    /// A program of the stacks crate (ws-stacks, in stacks/): the `[[bin]]` of
+    /// that NAME in stacks/Cargo.toml, such as `tungstenite_01_echo`.
+    pub fn stack(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     /// A program of this crate (src/bin/NAME.rs).

@@ -24,13 +24,26 @@ pub use followers::{
 pub use subscribers::follow;
 pub use tally::{Counts, Tally};
 
+/// How long one connection may take to open (TCP and the handshake): a server
+/// that stops accepting, out of file descriptors say, fails the run instead of
+/// hanging it.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens `n` connections to `addr`, one after another.
 pub async fn open(addr: SocketAddr, n: usize) -> io::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
     for i in 1..=n {
-        let conn = Conn::open(addr).await.map_err(|e| {
-            io::Error::other(format!("connection {i} of {n} to {addr}: {e}"))
-        })?;
+        let conn = tokio::time::timeout(OPEN_TIMEOUT, Conn::open(addr))
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::other(format!(
+                    "no handshake within {} s",
+                    OPEN_TIMEOUT.as_secs()
+                )))
+            })
+            .map_err(|e| {
+                io::Error::other(format!("connection {i} of {n} to {addr}: {e}"))
+            })?;
         conns.push(conn);
     }
     Ok(conns)
