@@ -146,7 +146,7 @@ async fn accept(
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
                     {
                         Ok(Ok(tls)) => {
-                            let _ = ready.send((Tls(tls), peer)).await;
+                            let _ = ready.send((Tls(Box::new(tls)), peer)).await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, "TLS handshake failed: {e}")
@@ -210,7 +210,11 @@ pub fn tcp(stream: &Stream) -> &TcpStream {
 /// after a complete closing handshake. Drop cannot wait, so the alert (a few
 /// dozen bytes) is written only if the socket takes it at once, which it nearly
 /// always does.
-pub struct Tls(TlsStream<TcpStream>);
+///
+/// Boxed: a TLS stream is some 1,200 bytes, and a [`Stream`] is as large as
+/// its larger side, so without the box every plain connection would carry
+/// that much more too.
+pub struct Tls(Box<TlsStream<TcpStream>>);
 
 impl Drop for Tls {
     fn drop(&mut self) {
