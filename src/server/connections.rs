@@ -114,30 +114,23 @@ impl Connections {
     /// [`Connections::track`] wraps (a plain HTTP request, a task the handler
     /// spawned), a drain's turn is its very start.
     pub fn shutting_down(&self) -> impl Future<Output = ()> + Send + '_ {
-        // Every handler's loop holds this future, so its size counts once per
-        // connection. The drain's timer would make it six times the size of a
-        // bare `cancelled()`, so it is boxed, and only a server with a drain
-        // (lesson 10) pays for it.
-        let my_turn = self.drain.over.map(|over| Box::pin(self.my_turn(over)));
-        async move {
-            let Some(my_turn) = my_turn else {
-                return self.shutdown.cancelled().await;
+        let turn = CONNECTION.try_with(|turn| (turn.opened, turn.fraction));
+        let my_turn = async move {
+            let Some(over) = self.drain.over else {
+                return std::future::pending().await;
             };
+            self.drain.begun.cancelled().await;
+            let began = self.drain.began.get().copied();
+            if let (Some(began), Ok((opened, fraction))) = (began, turn) {
+                tokio::time::sleep_until(turn_at(began, over, opened, fraction))
+                    .await;
+            }
+        };
+        async move {
             tokio::select! {
                 () = self.shutdown.cancelled() => {}
                 () = my_turn => {}
             }
-        }
-    }
-
-    /// This connection's turn in a drain that lasts `over`, once it has begun.
-    async fn my_turn(&self, over: Duration) {
-        let turn = CONNECTION.try_with(|turn| (turn.opened, turn.fraction));
-        self.drain.begun.cancelled().await;
-        let began = self.drain.began.get().copied();
-        if let (Some(began), Ok((opened, fraction))) = (began, turn) {
-            tokio::time::sleep_until(turn_at(began, over, opened, fraction))
-                .await;
         }
     }
 
