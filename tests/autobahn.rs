@@ -137,18 +137,21 @@ async fn the_production_server_conforms_in_echo_mode() {
     check("08_production", &results);
 }
 
+/// Lesson 01 on another stack (`stacks/`), against `autobahn/<name>.json`.
+#[cfg(feature = "stacks")]
+async fn lesson_01_conforms_on(name: &'static str) {
+    let results = conformance(Program::Stack(name), &[]).await;
+    check(name, &results);
+}
+
 #[cfg(feature = "stacks")]
 #[tokio::test]
 async fn lesson_01_on_bare_tokio_tungstenite_conforms() {
-    let program = Program::Stack("tungstenite_01_echo");
-    let results = conformance(program, &[]).await;
-    check(program.name(), &results);
+    lesson_01_conforms_on("tungstenite_01_echo").await;
 }
 
 #[cfg(feature = "stacks")]
 #[tokio::test]
 async fn lesson_01_on_actix_web_conforms() {
-    let program = Program::Stack("actix_01_echo");
-    let results = conformance(program, &[]).await;
-    check(program.name(), &results);
+    lesson_01_conforms_on("actix_01_echo").await;
 }

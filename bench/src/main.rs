@@ -1,7 +1,7 @@
 //! Benchmarks of the ws-lessons examples, side by side with peer servers, in one
 //! run on one machine, reported as ratios. Run from the repository's root:
 //!
-//!     cargo run --release -p ws-bench            # the full run, about 28 minutes on 2 cores
+//!     cargo run --release -p ws-bench            # the full run, about 30 minutes on 2 cores
 //!     cargo run --release -p ws-bench -- --quick # a short run, to see that it works
 //!
 //! Every scenario runs each of its servers or settings in turn, round after round
