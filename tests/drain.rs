@@ -45,7 +45,7 @@ async fn instance(redis: &Redis, drain: &str) -> Server {
 async fn clients(server: &Server, n: usize) -> Vec<Client> {
     let mut clients = Vec::new();
     for i in 0..n {
-        let mut client = server.connect_to(&format!("/ws?user=u{i}")).await;
+        let mut client = server.connect_as(&format!("u{i}")).await;
         let room = format!("site-{}", i % 2 + 1);
         send_json(&mut client, json!({"type": "join", "room": room})).await;
         while !matches!(

@@ -10,11 +10,6 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 const EXAMPLE: &str = "09_rooms";
 
-/// Opens a connection of `user`.
-async fn connect(server: &Server, user: &str) -> Client {
-    server.connect_to(&format!("/ws?user={user}")).await
-}
-
 /// Joins `room` and returns the snapshot that answers.
 async fn join(client: &mut Client, room: &str) -> Value {
     send_json(client, json!({"type": "join", "room": room})).await;
@@ -61,7 +56,7 @@ async fn a_bad_user_name_is_refused_before_the_upgrade() {
         }
     }
     // The longest name, with every kind of character allowed, is let in.
-    connect(&server, &format!("{}_0-9", "a".repeat(28))).await;
+    server.connect_as(&format!("{}_0-9", "a".repeat(28))).await;
 }
 // ANCHOR_END: bad_names
 
@@ -70,8 +65,8 @@ async fn a_bad_user_name_is_refused_before_the_upgrade() {
 async fn a_room_s_readings_reach_its_members_and_no_one_else() {
     let args = ["--sites", "3", "--sensors", "2", "--rate", "300"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut alice = connect(&server, "alice").await;
-    let mut bob = connect(&server, "bob").await;
+    let mut alice = server.connect_as("alice").await;
+    let mut bob = server.connect_as("bob").await;
     let first = join(&mut alice, "site-1").await;
     join(&mut bob, "site-2").await;
     let sensors: Vec<&str> = first["sensors"]
@@ -108,7 +103,7 @@ async fn a_room_s_readings_reach_its_members_and_no_one_else() {
 async fn a_connection_follows_several_rooms_and_leaves_one() {
     let args = ["--sites", "3", "--sensors", "1", "--rate", "300"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut alice = connect(&server, "alice").await;
+    let mut alice = server.connect_as("alice").await;
     join(&mut alice, "site-1").await;
     join(&mut alice, "site-3").await;
     let mut seen = std::collections::BTreeSet::new();
@@ -132,9 +127,9 @@ async fn a_connection_follows_several_rooms_and_leaves_one() {
 #[tokio::test]
 async fn presence_lists_each_user_once_and_follows_leaves_and_disconnects() {
     let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
-    let mut bob = connect(&server, "bob").await;
-    let mut alice = connect(&server, "alice").await;
-    let mut alice_too = connect(&server, "alice").await;
+    let mut bob = server.connect_as("bob").await;
+    let mut alice = server.connect_as("alice").await;
+    let mut alice_too = server.connect_as("alice").await;
     join(&mut bob, "site-1").await;
     assert_eq!(presence(&mut bob).await, ["bob"]);
     let snapshot = join(&mut alice, "site-1").await;
@@ -161,11 +156,11 @@ async fn presence_lists_each_user_once_and_follows_leaves_and_disconnects() {
 async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
     let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
     let mut tabs = [
-        connect(&server, "alice").await,
-        connect(&server, "alice").await,
+        server.connect_as("alice").await,
+        server.connect_as("alice").await,
     ];
-    let mut carol = connect(&server, "carol").await;
-    let mut bob = connect(&server, "bob").await;
+    let mut carol = server.connect_as("carol").await;
+    let mut bob = server.connect_as("bob").await;
     let notice =
         json!({"type": "notify", "user": "alice", "text": "look at site-2"});
     send_json(&mut bob, notice).await;
@@ -192,7 +187,7 @@ async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
 #[tokio::test]
 async fn a_notice_is_1_to_1000_characters() {
     let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
-    let mut alice = connect(&server, "alice").await;
+    let mut alice = server.connect_as("alice").await;
     let longest = "é".repeat(1000);
     let notify =
         |text: &str| json!({"type": "notify", "user": "alice", "text": text});
@@ -215,7 +210,7 @@ async fn a_notice_is_1_to_1000_characters() {
 async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     let args = ["--sites", "20", "--rate", "1"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut alice = connect(&server, "alice").await;
+    let mut alice = server.connect_as("alice").await;
     let cases = [
         (
             json!({"type": "join", "room": "site-99"}),
@@ -277,7 +272,7 @@ async fn five_hundred_clients_coming_and_going_leave_nothing_behind() {
     let clients = (0..500).map(|n| {
         let server = &server;
         async move {
-            let mut client = connect(server, &format!("user-{}", n % 50)).await;
+            let mut client = server.connect_as(&format!("user-{}", n % 50)).await;
             let mut joined = Vec::new();
             for _ in 0..rand::random_range(1..8) {
                 let room = format!("site-{}", rand::random_range(1..=10));
@@ -321,7 +316,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     let args = ["--sites", "1", "--rate", "20000", "--queue", "2048"];
     let server = Server::start(EXAMPLE, &args).await;
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
-    let mut fast = connect(&server, "fast").await;
+    let mut fast = server.connect_as("fast").await;
     let snapshot = join(&mut slow, "site-1").await;
     join(&mut fast, "site-1").await;
 
@@ -370,7 +365,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
 #[tokio::test]
 async fn the_new_messages_as_they_are_sent() {
     let server = Server::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
-    let mut alice = connect(&server, "alice").await;
+    let mut alice = server.connect_as("alice").await;
     let mut frames = Vec::new();
     send_json(&mut alice, json!({"type": "join", "room": "site-1"})).await;
     frames.push(next_of(&mut alice, "snapshot").await);

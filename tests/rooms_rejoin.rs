@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 
 const EXAMPLE: &str = "09_rooms";
 
-async fn connect(server: &Server, user: &str) -> Client {
-    server.connect_to(&format!("/ws?user={user}")).await
-}
-
 /// Sends `request` and returns the first answer of one of `kinds`.
 async fn ask(client: &mut Client, request: Value, kinds: &[&str]) -> Value {
     send_json(client, request).await;
@@ -44,14 +40,14 @@ async fn readings(client: &mut Client, count: usize) -> Vec<u64> {
 async fn a_client_that_comes_back_gets_exactly_what_it_missed() {
     let args = ["--sites", "1", "--rate", "200", "--history", "1000"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut first = connect(&server, "ann").await;
+    let mut first = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let epoch = ask(&mut first, join, &["snapshot"]).await["epoch"].clone();
     let last = *readings(&mut first, 10).await.last().expect("readings");
     drop(first);
 
     // Gone for a while, then back: `joined`, and every change since, once.
-    let mut again = connect(&server, "ann").await;
+    let mut again = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1", "after": last,
         "epoch": epoch});
     let joined = ask(&mut again, join, &["joined", "snapshot"]).await;
@@ -66,13 +62,13 @@ async fn a_client_that_comes_back_gets_exactly_what_it_missed() {
 async fn past_the_history_a_rejoin_gets_a_snapshot_that_counts_the_gap() {
     let args = ["--sites", "1", "--rate", "500", "--history", "10"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut watcher = connect(&server, "ann").await;
+    let mut watcher = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let snapshot = ask(&mut watcher, join, &["snapshot"]).await;
     let after = snapshot["seq"].as_u64().expect("a seq");
     readings(&mut watcher, 30).await;
 
-    let mut late = connect(&server, "bob").await;
+    let mut late = server.connect_as("bob").await;
     let join = json!({"type": "join", "room": "site-1", "after": after});
     let answer = ask(&mut late, join, &["joined", "snapshot"]).await;
     assert_eq!(answer["type"], "snapshot");
@@ -89,9 +85,9 @@ async fn past_the_history_a_rejoin_gets_a_snapshot_that_counts_the_gap() {
 async fn a_threshold_is_one_of_the_room_s_changes_for_its_members() {
     let args = ["--sites", "2", "--rate", "100"];
     let server = Server::start(EXAMPLE, &args).await;
-    let mut ann = connect(&server, "ann").await;
-    let mut bob = connect(&server, "bob").await;
-    let mut cid = connect(&server, "cid").await;
+    let mut ann = server.connect_as("ann").await;
+    let mut bob = server.connect_as("bob").await;
+    let mut cid = server.connect_as("cid").await;
     for (client, room) in [
         (&mut ann, "site-1"),
         (&mut bob, "site-1"),
@@ -133,7 +129,7 @@ async fn a_threshold_is_one_of_the_room_s_changes_for_its_members() {
 async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
     let args = ["--sites", "1", "--rate", "200"];
     let mut server = Server::start(EXAMPLE, &args).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let epoch = ask(&mut client, join, &["snapshot"]).await["epoch"].clone();
     // Far ahead of anything the new server will have reached.
@@ -142,7 +138,7 @@ async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
     server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
 
     let server = Server::start_on(EXAMPLE, &addr, &args).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1", "after": last,
         "epoch": epoch});
     let answer = ask(&mut client, join, &["joined", "snapshot"]).await;
@@ -155,10 +151,10 @@ async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
 #[tokio::test]
 async fn sigterm_sends_1001_to_every_member() {
     let mut server = Server::start(EXAMPLE, &[]).await;
-    let mut alice = connect(&server, "alice").await;
+    let mut alice = server.connect_as("alice").await;
     let join = json!({"type": "join", "room": "site-1"});
     ask(&mut alice, join, &["snapshot"]).await;
-    let bob = connect(&server, "bob").await;
+    let bob = server.connect_as("bob").await;
     server
         .shut_down_with(Signal::SIGTERM, &mut [alice, bob])
         .await;

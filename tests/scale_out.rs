@@ -23,10 +23,6 @@ async fn instance(redis: &Redis, produce: bool, extra: &[&str]) -> Server {
     Server::start(EXAMPLE, &args).await
 }
 
-async fn connect(server: &Server, user: &str) -> Client {
-    server.connect_to(&format!("/ws?user={user}")).await
-}
-
 /// Joins `room`, and returns the answer (a snapshot, or `joined`).
 async fn join(client: &mut Client, room: &str, after: Option<u64>) -> Value {
     let mut request = json!({"type": "join", "room": room});
@@ -83,7 +79,7 @@ async fn every_instance_delivers_the_same_changes_in_the_same_order() {
     let c = instance(&redis, false, &[]).await;
     let mut clients = Vec::new();
     for (server, user) in [(&a, "ann"), (&b, "bob"), (&c, "cid")] {
-        let mut client = connect(server, user).await;
+        let mut client = server.connect_as(user).await;
         join(&mut client, "site-1", None).await;
         clients.push(client);
     }
@@ -111,9 +107,9 @@ async fn presence_and_notices_cross_instances() {
     let redis = Redis::start().await;
     let a = instance(&redis, true, &[]).await;
     let b = instance(&redis, false, &[]).await;
-    let mut alice_a = connect(&a, "alice").await;
-    let mut alice_b = connect(&b, "alice").await;
-    let mut bob = connect(&b, "bob").await;
+    let mut alice_a = a.connect_as("alice").await;
+    let mut alice_b = b.connect_as("alice").await;
+    let mut bob = b.connect_as("bob").await;
     join(&mut alice_a, "site-1", None).await;
     join(&mut bob, "site-1", None).await;
     // bob, on b, sees alice, who is on a.
@@ -161,13 +157,13 @@ async fn a_client_resumes_on_another_instance_after_a_sigkill() {
     let redis = Redis::start().await;
     let producer = instance(&redis, true, &[]).await;
     let doomed = instance(&redis, false, &[]).await;
-    let mut client = connect(&doomed, "ann").await;
+    let mut client = doomed.connect_as("ann").await;
     join(&mut client, "site-1", None).await;
     let last = changes(&mut client, 20).await.last().expect("changes").1;
 
     doomed.signal(Signal::SIGKILL);
     // The client moves to the other instance and asks for what followed.
-    let mut client = connect(&producer, "ann").await;
+    let mut client = producer.connect_as("ann").await;
     let answer = join(&mut client, "site-1", Some(last)).await;
     assert_eq!(answer["type"], "joined", "{answer}");
     let next = changes(&mut client, 1).await[0].1;
@@ -221,7 +217,7 @@ async fn lesson_06s_client_moves_to_another_instance_without_a_gap() {
 async fn an_instance_started_later_replays_what_came_before_it() {
     let redis = Redis::start().await;
     let producer = instance(&redis, true, &[]).await;
-    let mut client = connect(&producer, "ann").await;
+    let mut client = producer.connect_as("ann").await;
     let snapshot = join(&mut client, "site-1", None).await;
     let last = changes(&mut client, 20).await.last().expect("changes").1;
     // Fifty more changes happen before the new instance starts.
@@ -231,7 +227,7 @@ async fn an_instance_started_later_replays_what_came_before_it() {
     // its history with it: the changes after `last` are replayed, not lost
     // to a snapshot.
     let late = instance(&redis, false, &[]).await;
-    let mut client = connect(&late, "ann").await;
+    let mut client = late.connect_as("ann").await;
     let mut rejoin = json!({"type": "join", "room": "site-1", "after": last});
     rejoin["epoch"] = snapshot["epoch"].clone();
     send_json(&mut client, rejoin).await;
@@ -244,11 +240,11 @@ async fn an_instance_started_later_replays_what_came_before_it() {
 async fn a_client_too_far_behind_gets_a_snapshot_with_an_exact_missed() {
     let redis = Redis::start().await;
     let server = instance(&redis, true, &["--history", "10"]).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     let snapshot = join(&mut client, "site-1", None).await;
     let after = snapshot["seq"].as_u64().expect("a seq");
     changes(&mut client, 30).await;
-    let mut other = connect(&server, "bob").await;
+    let mut other = server.connect_as("bob").await;
     let answer = join(&mut other, "site-1", Some(after)).await;
     assert_eq!(answer["type"], "snapshot", "{answer}");
     let seq = answer["seq"].as_u64().expect("a seq");
@@ -261,7 +257,7 @@ async fn a_redis_restart_pauses_updates_and_loses_nothing() {
     let mut redis = Redis::start().await;
     let _producer = instance(&redis, true, &[]).await;
     let server = instance(&redis, false, &[]).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     join(&mut client, "site-1", None).await;
     let last = changes(&mut client, 10).await.last().expect("changes").1;
 
@@ -309,7 +305,7 @@ async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
     let mut redis = Redis::start().await;
     let _producer = instance(&redis, true, &[]).await;
     let server = instance(&redis, false, &[]).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     let snapshot = join(&mut client, "site-1", None).await;
     changes(&mut client, 20).await;
 
@@ -331,7 +327,7 @@ async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
 async fn ctrl_c_sends_1001_with_redis_behind() {
     let redis = Redis::start().await;
     let mut server = instance(&redis, true, &[]).await;
-    let mut client = connect(&server, "ann").await;
+    let mut client = server.connect_as("ann").await;
     join(&mut client, "site-1", None).await;
     server.shut_down_with(Signal::SIGINT, &mut [client]).await;
 }

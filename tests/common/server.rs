@@ -76,6 +76,11 @@ impl Server {
             .await
     }
 
+    /// Opens a WebSocket of `user` to a server of rooms: `/ws?user=USER`.
+    pub async fn connect_as(&self, user: &str) -> Client {
+        self.connect_to(&format!("/ws?user={user}")).await
+    }
+
     /// Opens a WebSocket to `/ws` with extra request headers, such as a token.
     pub async fn connect_with(&self, headers: &[(&str, &str)]) -> Client {
         self.connect_url_with(&self.ws_url(), headers).await
