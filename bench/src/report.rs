@@ -105,6 +105,29 @@ impl From<Section> for String {
     }
 }
 
+/// A table cell that counts what went wrong over `rounds` rounds: "none in 3
+/// rounds", or "2 dropped clients, 1 connection ended in 3 rounds". Each count
+/// comes with what it counts, in the singular; counts of 0 are left out.
+pub fn counts_in_rounds(counts: &[(u64, &str)], rounds: usize) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|&(n, what)| match n {
+            1 => format!("1 {what}"),
+            n => format!("{n} {what}s"),
+        })
+        .collect();
+    let rounds = match rounds {
+        1 => "1 round".to_owned(),
+        n => format!("{n} rounds"),
+    };
+    if parts.is_empty() {
+        format!("none in {rounds}")
+    } else {
+        format!("{} in {rounds}", parts.join(", "))
+    }
+}
+
 /// A Markdown table, written row by row.
 pub struct Table {
     text: String,

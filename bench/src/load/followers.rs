@@ -80,10 +80,36 @@ where
     Ok(clients)
 }
 
+/// What the clients of the rooms and redis-hop scenarios follow: a room of
+/// lesson 09 or 10, or one sensor of lesson 05's dashboard.
+#[derive(Clone, Copy)]
+pub enum Follow {
+    /// `/ws?user=uN`, then a join of one room.
+    Room,
+    /// The dashboard's `/ws`, then unsubscribing from all sensors but one.
+    Sensor,
+}
+
+/// Client `n` of `sources` rooms or sensors: follows source `n % sources + 1`,
+/// so that the clients spread evenly over them, and returns once the server
+/// has confirmed that.
+pub async fn follow_source(
+    addr: SocketAddr,
+    follow: Follow,
+    n: usize,
+    sources: usize,
+) -> io::Result<Conn> {
+    let source = n % sources + 1;
+    match follow {
+        Follow::Room => join_room(addr, &format!("u{n}"), source).await,
+        Follow::Sensor => follow_one_sensor(addr, source, sources).await,
+    }
+}
+
 /// Client `user` of a server of rooms (lessons 09 and 10): connects to
 /// `/ws?user=USER`, joins `site-ROOM`, and returns once the room's snapshot
 /// has answered.
-pub async fn join_room(
+async fn join_room(
     addr: SocketAddr,
     user: &str,
     room: usize,
@@ -100,7 +126,7 @@ pub async fn join_room(
 /// A client of the dashboard (lesson 05) with `sensors` sensors that follows
 /// only `sensor-SENSOR`: it unsubscribes from every other one, and returns
 /// once the dashboard has acknowledged that.
-pub async fn follow_one_sensor(
+async fn follow_one_sensor(
     addr: SocketAddr,
     sensor: usize,
     sensors: usize,

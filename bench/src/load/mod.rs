@@ -18,9 +18,7 @@ use crate::process::Server;
 use ws_bench::wire::Conn;
 
 pub use closed_loop::echo;
-pub use followers::{
-    SETUP_CONCURRENCY, follow_one_sensor, join_room, set_up_clients,
-};
+pub use followers::{Follow, SETUP_CONCURRENCY, follow_source, set_up_clients};
 pub use subscribers::follow;
 pub use tally::{Counts, Tally};
 

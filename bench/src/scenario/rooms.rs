@@ -80,15 +80,11 @@ impl RoomsServer {
     /// Opens client `n`'s connection and has it follow its one source (spread
     /// evenly over the sources); returns it once the server has confirmed that.
     async fn set_up(self, addr: SocketAddr, n: usize) -> io::Result<Conn> {
-        let source = n % SOURCES + 1;
-        match self {
-            RoomsServer::ChannelPerRoom => {
-                load::join_room(addr, &format!("u{n}"), source).await
-            }
-            RoomsServer::FilteredStream => {
-                load::follow_one_sensor(addr, source, SOURCES).await
-            }
-        }
+        let follow = match self {
+            RoomsServer::ChannelPerRoom => load::Follow::Room,
+            RoomsServer::FilteredStream => load::Follow::Sensor,
+        };
+        load::follow_source(addr, follow, n, SOURCES).await
     }
 }
 
@@ -242,23 +238,7 @@ fn trouble_cell(runs: &[&RoomsRun]) -> String {
         (sum(|r| r.closed), "connection ended"),
         (sum(|r| r.others), "other message"),
     ];
-    let parts: Vec<String> = counts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|&(n, what)| match n {
-            1 => format!("1 {what}"),
-            n => format!("{n} {what}s"),
-        })
-        .collect();
-    let rounds = match runs.len() {
-        1 => "1 round".to_owned(),
-        n => format!("{n} rounds"),
-    };
-    if parts.is_empty() {
-        format!("none in {rounds}")
-    } else {
-        format!("{} in {rounds}", parts.join(", "))
-    }
+    crate::report::counts_in_rounds(&counts, runs.len())
 }
 
 /// One run of `kind`: the server, `plan.rooms_clients` clients set up, a

@@ -95,15 +95,11 @@ impl HopServer {
     /// (spread evenly over the sources); returns it once the server has
     /// confirmed that.
     pub async fn set_up(self, addr: SocketAddr, n: usize) -> io::Result<Conn> {
-        let source = n % SOURCES + 1;
-        match self {
-            HopServer::ScaleOut | HopServer::Rooms => {
-                load::join_room(addr, &format!("u{n}"), source).await
-            }
-            HopServer::Dashboard => {
-                load::follow_one_sensor(addr, source, SOURCES).await
-            }
-        }
+        let follow = match self {
+            HopServer::ScaleOut | HopServer::Rooms => load::Follow::Room,
+            HopServer::Dashboard => load::Follow::Sensor,
+        };
+        load::follow_source(addr, follow, n, SOURCES).await
     }
 }
 

@@ -196,21 +196,5 @@ fn trouble_cell(runs: &[&HopRun]) -> String {
         (sum(|t| t.closed), "connection ended"),
         (sum(|t| t.others), "other message"),
     ];
-    let parts: Vec<String> = counts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|&(n, what)| match n {
-            1 => format!("1 {what}"),
-            n => format!("{n} {what}s"),
-        })
-        .collect();
-    let rounds = match runs.len() {
-        1 => "1 round".to_owned(),
-        n => format!("{n} rounds"),
-    };
-    if parts.is_empty() {
-        format!("none in {rounds}")
-    } else {
-        format!("{} in {rounds}", parts.join(", "))
-    }
+    crate::report::counts_in_rounds(&counts, runs.len())
 }
