@@ -313,52 +313,71 @@ async fn five_hundred_clients_coming_and_going_leave_nothing_behind() {
 // ANCHOR: resync
 #[tokio::test]
 async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
-    let args = ["--sites", "1", "--rate", "20000", "--queue", "2048"];
+    // As in lesson 05's test: every change comes from the fast member's own
+    // requests, a batch at a time, so it cannot fall behind.
+    let args = [
+        "--sites",
+        "1",
+        "--rate",
+        "0.001",
+        "--queue",
+        "1024",
+        "--ping-interval",
+        "10m",
+        "--pong-timeout",
+        "10m",
+    ];
     let server = Server::start(EXAMPLE, &args).await;
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
     let mut fast = server.connect_as("fast").await;
     let snapshot = join(&mut slow, "site-1").await;
-    join(&mut fast, "site-1").await;
-
-    // While the slow member reads nothing, the fast one follows 60,000 changes.
+    let last = join(&mut fast, "site-1").await["seq"].as_u64().unwrap();
     next_of(&mut fast, "presence").await;
-    let mut last = None;
-    for _ in 0..60_000 {
-        let reading = next_json(&mut fast).await;
-        assert_eq!(reading["type"], "reading", "the fast one fell behind");
-        let seq = reading["seq"].as_u64().expect("a seq");
-        assert!(
-            last.is_none_or(|last| seq == last + 1),
-            "the fast one missed"
-        );
-        last = Some(seq);
-    }
 
+    // While the slow member reads nothing, the fast one makes and follows more
+    // changes than the slow one's buffers and the queue hold.
+    let change = json!({"type": "threshold", "room": "site-1", "seq": 1,
+        "sensor": "sensor-1", "threshold": 1.0});
+    let total = common::changes_to_overflow(&change);
+    let request = |n: usize| {
+        json!({"type": "set_threshold", "room": "site-1",
+            "sensor": "sensor-1", "threshold": n % 1000})
+    };
+    common::follow_own_changes(
+        &mut fast,
+        total,
+        common::PACED_QUEUE / 4,
+        last,
+        request,
+    )
+    .await;
+
+    // The slow member reads what the buffers held, then one snapshot that
+    // counts exactly what it missed, then the next change.
     let mut last = snapshot["seq"].as_u64().expect("a seq");
-    let mut resynchronised = false;
-    let mut snapshots = 0;
-    for _ in 0..1_000_000 {
+    let resynchronised = loop {
         let message = next_json(&mut slow).await;
         let Some(seq) = message["seq"].as_u64() else {
             continue; // a presence message: not a change
         };
         if message["type"] == "snapshot" {
-            // Again, on a busy machine: each snapshot must count exactly.
             assert_eq!(message["room"], "site-1");
+            assert!(seq > last);
             assert_eq!(message["missed"], seq - last, "an exact count");
-            resynchronised = true;
-            // A reader that never catches up fails here, not minutes later.
-            snapshots += 1;
-            assert!(snapshots < 100, "the slow client never caught up");
-        } else {
-            assert_eq!(seq, last + 1, "a gap without a snapshot");
-            if resynchronised {
-                return;
-            }
+            break seq;
         }
+        assert_eq!(seq, last + 1, "a gap without a snapshot");
+        assert!(
+            seq < snapshot["seq"].as_u64().unwrap() + total as u64,
+            "every change reached the slow member: it never fell behind"
+        );
         last = seq;
-    }
-    panic!("the slow member was never resynchronised");
+    };
+    let request = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-1", "threshold": 5.0});
+    send_json(&mut fast, request).await;
+    let next = next_of(&mut slow, "threshold").await;
+    assert_eq!(next["seq"], resynchronised + 1, "changes resume after it");
 }
 // ANCHOR_END: resync
 

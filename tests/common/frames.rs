@@ -190,25 +190,58 @@ pub async fn close_code_after(mut tcp: TcpStream, bytes: &[u8]) -> Option<u16> {
     // failed write, and a reset after its frames.
     let _ = tcp.write_all(bytes).await;
     let (received, _) = read_to_end_within(&mut tcp).await;
-    // Walk the server's (unmasked) frames: the snapshot, perhaps readings, then
-    // the Close.
-    let mut rest = &received[..];
-    while rest.len() >= 2 {
-        let opcode = rest[0] & 0x0F;
-        let (length, header) = match rest[1] & 0x7F {
-            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        let payload = &rest[header..header + length];
-        if opcode == 0x8 {
-            return (payload.len() >= 2)
-                .then(|| u16::from_be_bytes([payload[0], payload[1]]));
-        }
-        rest = &rest[header + length..];
+    // The server's frames: the snapshot, perhaps readings, then the Close.
+    let (frames, _) = server_frames(&received);
+    frames
+        .iter()
+        .find(|frame| frame.opcode == 0x8)
+        .and_then(|close| {
+            (close.payload.len() >= 2)
+                .then(|| u16::from_be_bytes([close.payload[0], close.payload[1]]))
+        })
+}
+
+/// A frame as a server sends it: never masked (RFC 6455, section 5.1).
+#[derive(Debug)]
+pub struct ServerFrame {
+    /// The low four bits of the first byte: 0x1 text, 0x8 close, ...
+    pub opcode: u8,
+    /// The payload, as it came.
+    pub payload: Vec<u8>,
+}
+
+/// The complete frames at the front of `bytes`, and how many bytes they take;
+/// a frame cut short by the end of `bytes` is left for the next read.
+pub fn server_frames(bytes: &[u8]) -> (Vec<ServerFrame>, usize) {
+    let mut frames = Vec::new();
+    let mut used = 0;
+    while let Some((header, length)) = frame_extent(&bytes[used..]) {
+        let payload = &bytes[used + header..used + header + length];
+        frames.push(ServerFrame {
+            opcode: bytes[used] & 0x0F,
+            payload: payload.to_vec(),
+        });
+        used += header + length;
     }
-    None
+    (frames, used)
+}
+
+/// The sizes of the header and the payload of the server frame that `bytes`
+/// start with, if all of it is there.
+pub fn frame_extent(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (header, length) = match *bytes.get(1)? & 0x7F {
+        126 => (
+            4,
+            u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize,
+        ),
+        127 => (
+            10,
+            usize::try_from(u64::from_be_bytes(
+                bytes.get(2..10)?.try_into().ok()?,
+            ))
+            .ok()?,
+        ),
+        n => (2, n as usize),
+    };
+    (bytes.len() >= header + length).then_some((header, length))
 }

@@ -15,6 +15,8 @@
 //! - `frames`: a peer made by hand on a plain TCP stream: the handshake, raw
 //!   frames, silence.
 //! - `http`: HTTP/1.1 requests on a plain TCP stream, and their typed responses.
+//! - `pacing`: changes the test makes itself, a batch at a time, for the tests
+//!   of slow clients.
 //! - `redis`: a real `redis-server` on a free port, its data kept across a
 //!   restart, and raw commands to check what the server under test wrote.
 //! - `nginx`: a real `nginx` on a free port in front of the servers under test,
@@ -30,6 +32,7 @@ mod client;
 mod frames;
 mod http;
 mod nginx;
+mod pacing;
 mod process;
 mod redis;
 mod server;
@@ -40,11 +43,15 @@ pub use client::{
 };
 pub use frames::{
     close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
-    read_until_hangup, silent_peer, stuck_peer, unmasked_frame, upgrade_request,
-    upgrade_request_with,
+    read_until_hangup, server_frames, silent_peer, stuck_peer, unmasked_frame,
+    upgrade_request, upgrade_request_with,
 };
 pub use http::{HttpResponse, http_get, http_post_form};
 pub use nginx::{Nginx, connect_from};
+pub use pacing::{
+    Drain, PACED, PACED_QUEUE, changes_to_overflow, follow_own_changes,
+    send_batch,
+};
 pub use process::{Process, Program, run_to_exit};
 pub use redis::Redis;
 pub use server::Server;

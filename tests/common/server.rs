@@ -214,41 +214,34 @@ impl Server {
     }
 
     // ANCHOR: stuck_peer_dropped
-    /// A dashboard's flags for the stuck-peer test: pushing this fast fills a
-    /// stuck peer's buffers within a second, before the first ping is due, so
-    /// only a deadline on the send itself can notice the dead peer.
+    /// A dashboard's flags for the stuck-peer test: readings pushed fast
+    /// enough to fill a stuck peer's buffers in a second or two, a send
+    /// deadline of 1 s (`--pong-timeout`), and no ping due for 30 s.
     pub const PUSHING_FAST: [&str; 6] = [
         "--rate",
         "50000",
         "--ping-interval",
-        "2s",
+        "30s",
         "--pong-timeout",
         "1s",
     ];
 
-    /// Interval + timeout of [`Server::PUSHING_FAST`], and a second of margin
-    /// for a busy machine.
-    pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(2 + 1 + 1);
+    /// How long the stuck-peer test waits: well before the first ping of
+    /// [`Server::PUSHING_FAST`] is due, so that a peer dropped in time was
+    /// dropped by the deadline on a blocked send, not by a missed pong.
+    pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(20);
 
     /// Connects a [`stuck_peer`] (with extra header lines) while the server
-    /// pushes, and checks that the server gives up on it within `bound`, and that
-    /// it did so in a send that the full buffers had blocked: the trap this test
-    /// is about.
+    /// pushes, and checks that the server gives up on it within `bound`.
     pub async fn drops_a_stuck_peer_within(
         &mut self,
         headers: &[(&str, &str)],
         bound: Duration,
     ) {
         let _peer = stuck_peer(self.addr, headers).await;
-        let what = "the stuck peer is dropped in time";
+        let what = "the stuck peer is dropped before any ping is due";
         self.wait_for_stats_within(bound, what, |s| s["connections"] == 0)
             .await;
-        let log = self.log_so_far();
-        assert!(
-            log.iter()
-                .any(|line| line.contains("for a peer that does not read")),
-            "the peer was dropped, but not from a blocked send: {log:#?}"
-        );
     }
     // ANCHOR_END: stuck_peer_dropped
 
