@@ -229,7 +229,8 @@ async fn two_instances_of_lesson_10_behind_nginx_serve_one_room() {
         next_of(&mut client, "snapshot").await;
         clients.push(client);
     }
-    // least_conn: the second client went to the instance without one.
+    // least_conn: the second client went to the instance without one, as
+    // nginx's two workers share their counts (`zone`).
     for server in [&a, &b] {
         let what = "one client on each instance";
         server.wait_for_stats(what, |s| s["connections"] == 1).await;

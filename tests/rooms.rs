@@ -387,7 +387,8 @@ async fn the_new_messages_as_they_are_sent() {
     let mut alice = server.connect_as("alice").await;
     let mut frames = Vec::new();
     send_json(&mut alice, json!({"type": "join", "room": "site-1"})).await;
-    frames.push(next_of(&mut alice, "snapshot").await);
+    let snapshot = next_of(&mut alice, "snapshot").await;
+    frames.push(snapshot.clone());
     frames.push(next_of(&mut alice, "presence").await);
     send_json(
         &mut alice,
@@ -396,14 +397,24 @@ async fn the_new_messages_as_they_are_sent() {
     .await;
     frames.push(next_of(&mut alice, "sent").await);
     frames.push(next_of(&mut alice, "notice").await);
-    frames.push(next_of(&mut alice, "reading").await);
+    let reading = next_of(&mut alice, "reading").await;
+    frames.push(reading.clone());
+    let threshold = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-2", "threshold": 41.5});
+    send_json(&mut alice, threshold).await;
+    frames.push(next_of(&mut alice, "threshold").await);
     let leave = json!({"type": "leave", "room": "site-1"});
     send_json(&mut alice, leave.clone()).await;
     frames.push(next_of(&mut alice, "left").await);
     send_json(&mut alice, leave).await;
     frames.push(next_of(&mut alice, "error").await);
+    let rejoin = json!({"type": "join", "room": "site-1",
+        "after": reading["seq"], "epoch": snapshot["epoch"]});
+    send_json(&mut alice, rejoin).await;
+    frames.push(next_of(&mut alice, "joined").await);
     insta::assert_json_snapshot!(frames, {
         "[].seq" => "[seq]",
+        "[].after" => "[seq]",
         "[].epoch" => "[epoch]",
         "[].at_ms" => "[time]",
         "[].value" => "[value]",

@@ -30,6 +30,11 @@ async fn join(client: &mut Client, room: &str, after: Option<u64>) -> Value {
         request["after"] = after.into();
     }
     send_json(client, request).await;
+    join_answer(client).await
+}
+
+/// The answer to a join just sent: a snapshot, or `joined`.
+async fn join_answer(client: &mut Client) -> Value {
     loop {
         let message = next_json(client).await;
         if matches!(message["type"].as_str(), Some("snapshot" | "joined")) {
@@ -301,13 +306,36 @@ async fn a_redis_restart_pauses_updates_and_loses_nothing() {
 // ANCHOR_END: redis_restart
 
 #[tokio::test]
+async fn while_redis_is_away_thresholds_and_notices_get_an_error() {
+    let mut redis = Redis::start().await;
+    let server = instance(&redis, false, &[]).await;
+    let mut client = server.connect_as("ann").await;
+    join(&mut client, "site-1", None).await;
+    redis.stop().await;
+    next_of(&mut client, "paused").await;
+    // Refused at once: the instance knows that Redis is away.
+    let threshold = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-2", "threshold": 40.0});
+    send_json(&mut client, threshold).await;
+    let error = next_of(&mut client, "error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("updates are paused"), "{error}");
+    // Tried, and refused when Redis does not answer.
+    let notice = json!({"type": "notify", "user": "ann", "text": "hi"});
+    send_json(&mut client, notice).await;
+    let error = next_of(&mut client, "error").await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("notices are paused"), "{error}");
+}
+
+#[tokio::test]
 async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
     let mut redis = Redis::start().await;
     let _producer = instance(&redis, true, &[]).await;
     let server = instance(&redis, false, &[]).await;
     let mut client = server.connect_as("ann").await;
     let snapshot = join(&mut client, "site-1", None).await;
-    changes(&mut client, 20).await;
+    let last = changes(&mut client, 20).await.last().expect("changes").1;
 
     redis.stop().await;
     let data = redis.dir().join("appendonlydir");
@@ -319,6 +347,17 @@ async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
     assert_ne!(renumbered["epoch"], snapshot["epoch"]);
     let seq = renumbered["seq"].as_u64().expect("a seq");
     assert_eq!(changes(&mut client, 5).await[0].1, seq + 1);
+
+    // A client that was away rejoins with what it had, in the old numbering:
+    // a snapshot of the new one, never `joined` and changes it cannot place.
+    let mut away = server.connect_as("bob").await;
+    let rejoin = json!({"type": "join", "room": "site-1", "after": last,
+        "epoch": snapshot["epoch"]});
+    send_json(&mut away, rejoin).await;
+    let answer = join_answer(&mut away).await;
+    assert_eq!(answer["type"], "snapshot", "{answer}");
+    assert_eq!(answer["epoch"], renumbered["epoch"]);
+    assert_eq!(answer["missed"], 0, "nothing counts across numberings");
 }
 
 /// Ctrl-C, the shutdown contract of every lesson. SIGTERM drains instead

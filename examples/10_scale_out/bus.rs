@@ -20,7 +20,7 @@ use ws_lessons::sensor::{Sensor, Simulator};
 use crate::rooms::{Change, RoomId, Rooms};
 
 /// How long a command may take before Redis counts as unreachable.
-const TIMEOUT: Duration = Duration::from_secs(2);
+pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 // ANCHOR: record
 /// Numbers a room's change and stores it, atomically: the next `seq`, the

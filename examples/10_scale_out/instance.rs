@@ -3,8 +3,6 @@
 //! room's next change; a notice goes to the instances that have its user; and
 //! every connection hears when Redis goes away and comes back.
 
-use std::time::Duration;
-
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use ws_lessons::protocol::rooms::RoomMessage;
@@ -42,7 +40,7 @@ impl Server for Instance {
             return Err(paused());
         }
         let stored = self.bus.record(&self.hub.rooms, room, &change);
-        match tokio::time::timeout(Duration::from_secs(2), stored).await {
+        match tokio::time::timeout(crate::bus::TIMEOUT, stored).await {
             Ok(Ok(_seq)) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!("a threshold could not be stored: {e}");

@@ -88,17 +88,14 @@ impl Registry {
         };
         let json = serde_json::to_string(&notice).unwrap_or_default();
         let mut commands = self.commands.clone();
-        // The connection manager gives up after its response timeout.
-        let sent: RedisResult<usize> = self
-            .notify
-            .arg(to)
-            .arg(json)
-            .invoke_async(&mut commands)
-            .await;
-        match sent {
-            Ok(0) => Err(format!("{to:?} is not connected")),
-            Ok(instances) => Ok(instances),
-            Err(_) => {
+        // Bounded here: while the connection manager reconnects, a command
+        // waits for all its attempts, well past its response timeout.
+        let mut invocation = self.notify.arg(to);
+        let sent = invocation.arg(json).invoke_async(&mut commands);
+        match tokio::time::timeout(crate::bus::TIMEOUT, sent).await {
+            Ok(Ok(0)) => Err(format!("{to:?} is not connected")),
+            Ok(Ok(instances)) => Ok(instances),
+            Ok(Err(_)) | Err(_) => {
                 Err("notices are paused: the server cannot reach Redis".into())
             }
         }

@@ -2,7 +2,7 @@
 //! in front of servers the test started, with the repository's own
 //! `deploy/nginx.conf` filled in: a free port of 127.0.0.1, the servers'
 //! addresses, the timeouts the test chooses, and a fresh temporary directory
-//! for everything nginx writes. It runs as an ordinary process (`daemon off;`)
+//! for everything nginx writes; and two worker processes on any machine. It runs as an ordinary process (`daemon off;`)
 //! and touches neither /etc nor /var.
 //!
 //! Clients may connect from any address of 127.0.0.0/8 (Linux routes all of it
@@ -145,6 +145,12 @@ impl Nginx {
             })
             .map(|line| line + "\n")
             .collect();
+        // Two workers whatever the machine's cores (`auto` is one per core):
+        // with a single worker the upstream's shared `zone` changes nothing,
+        // and the test that needs it could not fail.
+        let workers = "worker_processes auto;";
+        assert!(config.contains(workers), "the template sets {workers}");
+        let config = config.replace(workers, "worker_processes 2;");
         fs::write(self.dir.join("nginx.conf"), config).expect("nginx.conf");
     }
 
