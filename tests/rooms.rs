@@ -315,23 +315,12 @@ async fn five_hundred_clients_coming_and_going_leave_nothing_behind() {
 async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     // As in lesson 05's test: every change comes from the fast member's own
     // requests, a batch at a time, so it cannot fall behind.
-    let args = [
-        "--sites",
-        "1",
-        "--rate",
-        "0.001",
-        "--queue",
-        "1024",
-        "--ping-interval",
-        "10m",
-        "--pong-timeout",
-        "10m",
-    ];
+    let args = [&["--sites", "1"][..], &common::PACED].concat();
     let server = Server::start(EXAMPLE, &args).await;
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
     let mut fast = server.connect_as("fast").await;
     let snapshot = join(&mut slow, "site-1").await;
-    let last = join(&mut fast, "site-1").await["seq"].as_u64().unwrap();
+    let last = join(&mut fast, "site-1").await["seq"].as_u64().expect("a seq");
     next_of(&mut fast, "presence").await;
 
     // While the slow member reads nothing, the fast one makes and follows more
