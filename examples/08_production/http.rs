@@ -3,11 +3,12 @@
 //! all, so that every connection stays open and waits.
 //!
 //! `axum::serve` answers each connection with hyper's defaults and cannot be
-//! configured, and hyper's deadline on request heads needs a timer that
-//! `axum::serve` does not give it: a head that never completes holds its
-//! connection, and its file descriptor, for as long as the client likes. This
-//! file serves each connection itself, with hyper-util's connection builder, and
-//! adds two bounds:
+//! configured. hyper's deadline on request heads needs a timer that
+//! `axum::serve` does not give it, and before hyper sees a byte, hyper-util
+//! reads the first bytes to tell HTTP/1.1 from HTTP/2, without a deadline at
+//! all: a head that never completes holds its connection, and its file
+//! descriptor, for as long as the client likes. This file serves each
+//! connection with hyper's HTTP/1.1 builder itself, and adds two bounds:
 //! - **a header timeout** (`--header-timeout`): hyper closes a connection whose
 //!   request head (request line and headers) is not complete in time. The clock
 //!   starts when hyper begins to wait for a head: when the connection opens, and
@@ -33,8 +34,8 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::serve::Listener as _;
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -73,7 +74,7 @@ pub struct HttpArgs {
 /// Serves HTTP on the connections a `Listener` accepts, with the bounds of
 /// [`HttpArgs`]; `GET /stats` reads its [`Gauge`].
 pub struct Http {
-    builder: auto::Builder<TokioExecutor>,
+    builder: http1::Builder,
     gauge: Gauge,
 }
 
@@ -104,16 +105,16 @@ pub struct HttpStats {
 
 impl Http {
     // ANCHOR: builder
-    /// hyper-util's connection builder, with a timer for the header timeout.
+    /// hyper's HTTP/1.1 connection builder, with a timer for the header
+    /// timeout.
     pub fn new(args: &HttpArgs) -> Self {
-        // HTTP/1.1 only, as a browser speaks it to a WebSocket server. (Serving
-        // HTTP/2 as well means first reading a few bytes to tell the two
-        // apart, and that read has no deadline.)
-        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        // HTTP/1.1 only, as a browser speaks it to a WebSocket server: with
+        // HTTP/2 as well, hyper-util would first read to tell the two apart,
+        // and that read has no deadline.
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
-            // hyper's header timeout is measured on this timer; without one,
-            // it is silently off.
+            // hyper measures its header timeout on this timer; without one,
+            // the timeout is silently off.
             .timer(TokioTimer::new())
             .header_read_timeout(args.header_timeout)
             .keep_alive(true);
@@ -169,7 +170,7 @@ impl Http {
             tasks.spawn(async move {
                 let io = TokioIo::new(stream);
                 let connection =
-                    builder.serve_connection_with_upgrades(io, service);
+                    builder.serve_connection(io, service).with_upgrades();
                 let mut connection = pin!(connection);
                 // This future ends when the connection closes, or as soon as
                 // it upgrades: the WebSocket then lives on in its handler, and
@@ -183,7 +184,7 @@ impl Http {
                 };
                 drop(slot);
                 if let Err(e) = ended {
-                    gauge.count_error(&*e);
+                    gauge.count_error(&e);
                 }
             });
         }
@@ -196,12 +197,11 @@ impl Http {
 
 impl Gauge {
     /// Counts a header timeout, and logs any other failure at debug level.
-    fn count_error(&self, error: &(dyn std::error::Error + 'static)) {
-        match error.downcast_ref::<hyper::Error>() {
-            Some(e) if e.is_timeout() => {
-                self.0.header_timeouts.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => tracing::debug!("connection failed: {error}"),
+    fn count_error(&self, error: &hyper::Error) {
+        if error.is_timeout() {
+            self.0.header_timeouts.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::debug!("connection failed: {error}");
         }
     }
 
