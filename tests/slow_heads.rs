@@ -37,7 +37,8 @@ async fn echoes(client: &mut Client, text: &str) {
 async fn until_closed(tcp: &mut TcpStream) -> Vec<u8> {
     let mut received = Vec::new();
     let read = timeout(WAIT, tcp.read_to_end(&mut received)).await;
-    assert!(read.is_ok(), "still open after {WAIT:?}: {received:?}");
+    let text = String::from_utf8_lossy(&received);
+    assert!(read.is_ok(), "still open after {WAIT:?}: {text:?}");
     received
 }
 
