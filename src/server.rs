@@ -167,7 +167,6 @@ pub fn startup_line(local: SocketAddr) -> String {
 
 // ANCHOR_END: serve
 
-// ANCHOR: bind
 /// [`serve`], for a server whose start-up line names something else than a
 /// WebSocket at `/ws`: `startup` makes the line from the address actually bound.
 ///
@@ -183,6 +182,7 @@ pub async fn serve_with_startup_line(
     serve_with(addr, app, connections, startup, axum_serve).await
 }
 
+// ANCHOR: bind
 /// [`serve_with_startup_line`], with `http` in place of [`axum_serve`]: for a
 /// lesson that serves each connection itself (lesson 08 puts deadlines on
 /// request heads and a cap on connections).
@@ -281,7 +281,6 @@ where
 }
 // ANCHOR_END: shutdown
 
-// ANCHOR: http
 /// The connections [`serve_with`] accepts, TLS already done where there is
 /// TLS, each with its peer's address and with `TCP_NODELAY` set.
 pub type Listener = TapIo<tls::Listener, fn(&mut tls::Stream)>;
@@ -300,7 +299,6 @@ pub async fn axum_serve(
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
-// ANCHOR_END: http
 
 /// Small frames should leave at once rather than wait for Nagle's algorithm to
 /// batch them.

@@ -24,6 +24,9 @@
 //!   no Close frame; this server sends the right one (1002, 1007, 1009, 1011)
 //!   before dropping, so the client learns why instead of seeing 1006
 //!   (`limits.rs`).
+//! - **Slow clients before the upgrade** (slowloris): a deadline on request
+//!   heads, which also closes idle keep-alive connections, and a cap on the
+//!   connections that have not upgraded (`http.rs`).
 //! - **Graceful shutdown**, and the buffer settings that matter for memory and
 //!   speed.
 //!
