@@ -17,7 +17,7 @@
 //! that clients reconnect elsewhere a few at a time rather than all at once.
 //! Ctrl-C still closes everything at once with 1001.
 
-use std::future::IntoFuture;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, close_code};
-use axum::serve::ListenerExt;
+use axum::serve::{ListenerExt, TapIo};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -167,7 +167,6 @@ pub fn startup_line(local: SocketAddr) -> String {
 
 // ANCHOR_END: serve
 
-// ANCHOR: bind
 /// [`serve`], for a server whose start-up line names something else than a
 /// WebSocket at `/ws`: `startup` makes the line from the address actually bound.
 ///
@@ -180,6 +179,28 @@ pub async fn serve_with_startup_line(
     connections: Connections,
     startup: impl FnOnce(SocketAddr) -> String,
 ) -> ExitCode {
+    serve_with(addr, app, connections, startup, axum_serve).await
+}
+
+// ANCHOR: bind
+/// [`serve_with_startup_line`], with `http` in place of [`axum_serve`]: for a
+/// lesson that serves each connection itself (lesson 08 puts deadlines on
+/// request heads and a cap on connections).
+///
+/// `http` must stop accepting when its token is cancelled and then return once
+/// the requests in flight have been answered (the caller waits for it for at
+/// most [`SHUTDOWN_GRACE`]); it must put each peer's address in its requests as
+/// a `ConnectInfo<SocketAddr>`.
+pub async fn serve_with<F>(
+    addr: impl Into<ListenAddr>,
+    app: Router,
+    connections: Connections,
+    startup: impl FnOnce(SocketAddr) -> String,
+    http: impl FnOnce(Listener, Router, CancellationToken) -> F,
+) -> ExitCode
+where
+    F: Future<Output = std::io::Result<()>>,
+{
     let addr = addr.into();
     // With `--tls-cert` and `--tls-key`, the certificate is read first: a bad
     // file is an error before the port is taken (`src/tls.rs`).
@@ -206,13 +227,7 @@ pub async fn serve_with_startup_line(
         }
     };
     let listener = tls::Listener::new(listener, local, tls);
-    // Small frames should leave at once rather than wait for Nagle's algorithm to
-    // batch them.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = tls::tcp(stream).set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
+    let listener: Listener = listener.tap_io(no_delay);
 
     if let Err(e) = shut_down_on_signal(connections.clone()) {
         eprintln!("error: cannot listen for Ctrl-C and SIGTERM: {e}");
@@ -230,16 +245,11 @@ pub async fn serve_with_startup_line(
 
     // ANCHOR_END: bind
     // ANCHOR: shutdown
-    // Serve until the shutdown signal. axum's graceful shutdown then stops
-    // accepting and lets HTTP requests in flight finish; it does not wait for
-    // upgraded sockets.
+    // Serve until the shutdown signal. axum's graceful shutdown (or a lesson's
+    // own `http`) then stops accepting and lets HTTP requests in flight finish;
+    // it does not wait for upgraded sockets.
     let token = connections.shutdown.clone();
-    // With the TCP peer's address in each request, for `ConnectInfo` and
-    // `proxy::ClientAddr`.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(token.clone().cancelled_owned());
-    let mut serving = std::pin::pin!(serving.into_future());
+    let mut serving = std::pin::pin!(http(listener, app, token.clone()));
     let finished = tokio::select! {
         result = &mut serving => Some(result),
         () = token.cancelled() => None,
@@ -270,6 +280,33 @@ pub async fn serve_with_startup_line(
     ExitCode::SUCCESS
 }
 // ANCHOR_END: shutdown
+
+/// The connections [`serve_with`] accepts, TLS already done where there is
+/// TLS, each with its peer's address and with `TCP_NODELAY` set.
+pub type Listener = TapIo<tls::Listener, fn(&mut tls::Stream)>;
+
+/// What every lesson serves HTTP with, through [`serve`]: `axum::serve`, which
+/// answers each connection with hyper's defaults and stops accepting when
+/// `shutdown` is cancelled. Each request carries its peer's address, for
+/// `ConnectInfo` and `proxy::ClientAddr`.
+pub async fn axum_serve(
+    listener: Listener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Small frames should leave at once rather than wait for Nagle's algorithm to
+/// batch them.
+fn no_delay(stream: &mut tls::Stream) {
+    if let Err(e) = tls::tcp(stream).set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
+}
 
 /// Shuts `connections` down on Ctrl-C (SIGINT), and drains them on SIGTERM
 /// ([`Connections::drain`], which shuts down at once without a drain). A second

@@ -24,6 +24,9 @@
 //!   no Close frame; this server sends the right one (1002, 1007, 1009, 1011)
 //!   before dropping, so the client learns why instead of seeing 1006
 //!   (`limits.rs`).
+//! - **Slow clients before the upgrade** (slowloris): a deadline on request
+//!   heads, which also closes idle keep-alive connections, and a cap on the
+//!   connections that have not upgraded (`http.rs`).
 //! - **Graceful shutdown**, and the buffer settings that matter for memory and
 //!   speed.
 //!
@@ -65,6 +68,7 @@ mod heartbeat;
 mod state;
 // What this lesson adds.
 mod checks;
+mod http;
 mod limits;
 mod login;
 // ANCHOR_END: modules
@@ -134,6 +138,8 @@ struct Args {
     )]
     max_per_address: u32,
     #[command(flatten)]
+    http: http::HttpArgs,
+    #[command(flatten)]
     proxy: ProxyArgs,
     /// Echo messages instead of serving the dashboard (for the Autobahn
     /// conformance suite)
@@ -178,6 +184,8 @@ struct AppState {
     per_address: Arc<PerAddress>,
     /// Whose X-Forwarded-For to believe, for `ClientAddr`.
     proxies: TrustedProxies,
+    /// The connections that have not upgraded, for `GET /stats`.
+    http: http::Gauge,
 }
 
 impl FromRef<AppState> for Connections {
@@ -217,12 +225,14 @@ async fn main() -> ExitCode {
     });
 
     let connections = Connections::new();
+    let http = http::Http::new(&args.http);
     let state = AppState {
         feed: Feed::start(&args.dashboard, connections.clone()),
         policy,
         slots: Arc::new(Semaphore::new(args.max_connections as usize)),
         per_address: PerAddress::new(args.max_per_address),
         proxies: args.proxy.trusted(),
+        http: http.gauge(),
     };
     // ANCHOR: layers
     // The checks before an upgrade, in the order they run (`checks.rs`).
@@ -234,11 +244,17 @@ async fn main() -> ExitCode {
         .route("/", get(feed::page))
         .route("/login", get(login::page).post(login::sign_in))
         .route("/ws", any(upgrade).layer(checks))
-        .route("/stats", get(ws_lessons::server::stats))
+        .route("/stats", get(http::stats))
         .with_state(state);
     // ANCHOR_END: layers
 
-    ws_lessons::serve(args.listen.addr, app, connections).await
+    // ANCHOR: serve
+    // Every connection is served by `http.rs`, with its deadlines and its cap.
+    let startup = ws_lessons::server::startup_line;
+    let serve = |listener, app, shutdown| http.serve(listener, app, shutdown);
+    let addr = args.listen.addr;
+    ws_lessons::server::serve_with(addr, app, connections, startup, serve).await
+    // ANCHOR_END: serve
 }
 
 // ANCHOR: upgrade
