@@ -177,9 +177,8 @@ async fn a_drain_spreads_the_1012s_over_its_time_then_exits() {
         last - signalled >= drain / 2,
         "only early closes, at {offsets:?} ms"
     );
-    // Within the drain, give or take the scheduler.
-    let slack = Duration::from_millis(500);
-    assert!(last - signalled < drain + slack, "at {offsets:?} ms");
+    // Within the drain, give or take a busy machine's scheduler.
+    assert!(last - signalled < drain + common::LATE, "at {offsets:?} ms");
     // The instance kept serving while its connections closed one by one, and
     // said 503.
     assert!(unready_at < last, "503 only after the last close");

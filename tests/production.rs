@@ -290,16 +290,12 @@ async fn the_connection_limit_answers_503() {
 }
 
 #[tokio::test]
-async fn fifty_clients_that_vanish_leave_the_gauge_at_zero_within_a_second() {
+async fn fifty_clients_that_vanish_leave_the_gauge_at_zero() {
     let server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
     let clients = connect_many(&server, 50).await;
     drop(clients); // no Close frames: the TCP connections just go away
     server
-        .wait_for_stats_within(
-            Duration::from_secs(1),
-            "all fifty are gone",
-            |s| s["connections"] == 0,
-        )
+        .wait_for_stats("all fifty are gone", |s| s["connections"] == 0)
         .await;
 }
 
@@ -333,7 +329,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
         "dropped early, after {elapsed:?}"
     );
     assert!(
-        elapsed < Duration::from_millis(1400),
+        elapsed < Duration::from_millis(400) + common::LATE,
         "dropped late, after {elapsed:?}"
     );
 }
