@@ -39,7 +39,8 @@ async fn main() -> ExitCode {
     let connections = Connections::new();
     let app = Router::new()
         .route("/", get(ws_lessons::page::try_it))
-        // `any`, not `get`: a WebSocket over HTTP/2 arrives as a CONNECT request.
+        // `any`, as axum's documentation routes a WebSocket. Over HTTP/1.1, which
+        // is all these examples speak, the upgrade is a GET.
         .route("/ws", any(upgrade))
         .route("/stats", get(ws_lessons::server::stats))
         .with_state(connections.clone());

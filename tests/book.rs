@@ -179,13 +179,20 @@ fn every_include_resolves_to_something() {
 }
 
 // ANCHOR: captions
-/// The longest piece of a file an anchor may pull into the book: a listing
-/// longer than this is a listing a reader cannot take in at once.
+/// The longest listing: one longer than this is a listing a reader cannot
+/// take in at once.
 const MAX_LISTING_LINES: usize = 60;
 
 /// The widest line of code the book's column shows without scrolling sideways.
 const MAX_LISTING_COLUMNS: usize = 85;
 
+/// Output recorded from a tool, shown as it printed it however wide: rustc's
+/// (trybuild's `.stderr`) and insta's snapshots.
+const RECORDED_OUTPUT: [&str; 2] = [".stderr", ".snap"];
+
+/// Every include in a code fence is a listing, whatever its file: it must fit
+/// on a page (in width, unless it is recorded output) and have a caption that
+/// names its file.
 #[test]
 fn every_listing_has_a_caption_that_names_its_file_and_fits_on_a_page() {
     let root = root();
@@ -198,30 +205,25 @@ fn every_listing_has_a_caption_that_names_its_file_and_fits_on_a_page() {
             let file = file.strip_prefix(root).expect("under the root");
             let name = file.display().to_string();
             let here = format!("{}: the listing of {name}", chapter.display());
-            let anchored = include.selector.as_deref();
-            let anchored =
-                anchored.is_some_and(|s| !s.starts_with(char::is_numeric));
+            let directive = format!("{}}}}}", include.argument);
+            let at = lines.iter().position(|line| line.contains(&directive));
+            let at = at.expect("the directive is in its chapter");
+            if !lines[at.saturating_sub(1)].starts_with("```") {
+                continue; // included as Markdown, not as a listing
+            }
             let inserted = resolve(&include);
             let length = inserted.lines().count();
-            if anchored && length > MAX_LISTING_LINES {
+            if length > MAX_LISTING_LINES {
                 problems.push(format!("{here} is {length} lines long"));
             }
-            for line in inserted.lines().filter(|_| name.ends_with(".rs")) {
+            let recorded = RECORDED_OUTPUT.iter().any(|e| name.ends_with(e));
+            for line in inserted.lines().filter(|_| !recorded) {
                 let width = line.chars().count();
                 if width > MAX_LISTING_COLUMNS {
                     problems.push(format!("{here} has {width} columns: {line}"));
                 }
             }
             // A listing's caption starts on the second line after its fence.
-            let directive = format!("{}}}}}", include.argument);
-            let Some(at) =
-                lines.iter().position(|line| line.ends_with(&directive))
-            else {
-                continue;
-            };
-            if !lines[at.saturating_sub(1)].starts_with("```") {
-                continue; // included as Markdown, not as a listing
-            }
             let caption: Vec<&str> = lines
                 .get(at + 3..)
                 .unwrap_or_default()

@@ -11,12 +11,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+// ANCHOR: lessons
 #[test]
 fn compile_fail_lessons() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");
     t.pass("tests/ui/fixed/*.rs");
 }
+// ANCHOR_END: lessons
 
 fn names(dir: &str, extension: &str) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);

@@ -1,3 +1,4 @@
+// ANCHOR: fix
 // The fix for E0277: `?` in a function that returns `Result`, and the error
 // handled once.
 //
@@ -37,6 +38,7 @@ async fn echo(mut socket: WebSocket) -> Result<(), axum::Error> {
     }
     Ok(())
 }
+// ANCHOR_END: fix
 
 // The check: a client over loopback is greeted, gets its text back, exactly one
 // Pong for its Ping (and no echo of it), and Close 1000 in answer to its Close

@@ -4,6 +4,7 @@
 // only the copied number across `send`. The failing version is
 // tests/ui/fail/no_code_mutex_guard_across_await.rs.
 
+// ANCHOR: fix
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket};
@@ -39,6 +40,7 @@ where
 {
     tokio::spawn(task);
 }
+// ANCHOR_END: fix
 
 // The check: two clients share one count, each text is answered with the next
 // number (a Ping only with its Pong), and Close 1000 is answered with 1000.

@@ -22,6 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// The client's messages: tungstenite's, not axum's.
 pub use tokio_tungstenite::tungstenite::Message;
 
+// ANCHOR: server
 /// The longest any step may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -51,7 +52,9 @@ where
     let upgrade = |ws: WebSocketUpgrade| async move { ws.on_upgrade(handler) };
     serve(Router::new().route("/ws", any(upgrade))).await
 }
+// ANCHOR_END: server
 
+// ANCHOR: client
 /// A WebSocket client.
 pub struct Client(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
@@ -111,3 +114,4 @@ impl Client {
         .await
     }
 }
+// ANCHOR_END: client
