@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, Server, WAIT, next_json, next_of, send_json};
+use common::{Client, Server, WAIT, answer_to, next_json, next_of, send_json};
 use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -393,21 +393,6 @@ async fn the_new_messages_as_they_are_sent() {
         "[].sensors[].value" => "[value]",
         "[].sensors[].recent" => "[recent]",
     });
-}
-
-/// Sends `request` with `id` and returns the next message that carries an
-/// `id`: the one that answers it, as every request gets exactly one.
-async fn answer_to(client: &mut Client, id: u64, mut request: Value) -> Value {
-    request["id"] = id.into();
-    send_json(client, request).await;
-    for _ in 0..10_000 {
-        let message = next_json(client).await;
-        if message.get("id").is_some() {
-            assert_eq!(message["id"], id, "an answer to another request");
-            return message;
-        }
-    }
-    panic!("no answer to request {id} among 10000 messages");
 }
 
 // ANCHOR: ids
