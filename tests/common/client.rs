@@ -72,8 +72,8 @@ pub async fn send_json(client: &mut Client, value: Value) {
 }
 
 /// Sends `request` with `"id": id` and returns the next message that carries
-/// an `id` (lessons 09 and 10): the one that answers it, since a request with
-/// an id gets exactly one answer and nothing else carries one.
+/// an `id` (lessons 09 and 10), within `WAIT`: the one that answers it, since
+/// a request with an id gets exactly one answer and nothing else carries one.
 pub async fn answer_to(
     client: &mut Client,
     id: u64,
@@ -81,14 +81,22 @@ pub async fn answer_to(
 ) -> Value {
     request["id"] = id.into();
     send_json(client, request).await;
-    for _ in 0..10_000 {
-        let message = next_json(client).await;
-        if message.get("id").is_some() {
-            assert_eq!(message["id"], id, "an answer to another request");
-            return message;
+    let answer = async {
+        for _ in 0..10_000 {
+            let message = next_json(client).await;
+            if message.get("id").is_some() {
+                return Some(message);
+            }
         }
+        None
+    };
+    match timeout(WAIT, answer).await {
+        Ok(Some(message)) => {
+            assert_eq!(message["id"], id, "an answer to another request");
+            message
+        }
+        _ => panic!("no answer to request {id} in time"),
     }
-    panic!("no answer to request {id} among 10000 messages");
 }
 
 /// Reads until the server's Close frame and then the end of the stream; returns
