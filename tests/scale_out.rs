@@ -39,6 +39,19 @@ async fn join(client: &mut Client, room: &str, after: Option<u64>) -> Value {
     }
 }
 
+/// Reads `presence` messages until one lists `users`; fails if none of the
+/// next `most` does.
+async fn presence_until(client: &mut Client, users: Value, most: usize) {
+    let mut seen = Value::Null;
+    for _ in 0..most {
+        seen = next_of(client, "presence").await["users"].clone();
+        if seen == users {
+            return;
+        }
+    }
+    assert_eq!(seen, users, "no presence lists them");
+}
+
 /// The next `count` changes (readings and thresholds) as (type, seq),
 /// checking that they are consecutive.
 async fn changes(client: &mut Client, count: usize) -> Vec<(String, u64)> {
@@ -114,14 +127,7 @@ async fn presence_and_notices_cross_instances() {
     join(&mut alice_a, "site-1", None).await;
     join(&mut bob, "site-1", None).await;
     // bob, on b, sees alice, who is on a.
-    let mut users = Value::Null;
-    for _ in 0..100 {
-        users = next_of(&mut bob, "presence").await["users"].clone();
-        if users == json!(["alice", "bob"]) {
-            break;
-        }
-    }
-    assert_eq!(users, json!(["alice", "bob"]));
+    presence_until(&mut bob, json!(["alice", "bob"]), 100).await;
 
     let notice = json!({"type": "notify", "user": "alice", "text": "hello"});
     send_json(&mut bob, notice).await;
@@ -142,14 +148,8 @@ async fn presence_and_notices_cross_instances() {
     // alice's instance a dies: within seconds, bob sees her gone.
     drop(alice_b);
     a.signal(Signal::SIGKILL);
-    let mut users = Value::Null;
-    for _ in 0..1000 {
-        users = next_of(&mut bob, "presence").await["users"].clone();
-        if users == json!(["bob"]) {
-            break;
-        }
-    }
-    assert_eq!(users, json!(["bob"]), "a dead instance's users go");
+    // A dead instance's users go.
+    presence_until(&mut bob, json!(["bob"]), 1000).await;
 }
 
 // ANCHOR: resume
@@ -347,14 +347,7 @@ async fn a_request_is_answered_by_the_instance_that_took_it() {
     );
     assert_eq!(answer_to(&mut bob, 1, join).await["type"], "snapshot");
     // bob sees ann: a has written who it has, so a notice can find her.
-    let mut users = Value::Null;
-    for _ in 0..100 {
-        users = next_of(&mut bob, "presence").await["users"].clone();
-        if users == json!(["ann", "bob"]) {
-            break;
-        }
-    }
-    assert_eq!(users, json!(["ann", "bob"]));
+    presence_until(&mut bob, json!(["ann", "bob"]), 100).await;
 
     // a takes ann's threshold and acks it; Redis carries the change to b,
     // and bob gets the change, without the id.

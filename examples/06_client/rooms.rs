@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ws_lessons::protocol::SensorState;
 use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
 
 use crate::json;
@@ -96,14 +97,7 @@ impl Rooms {
                 } else if missed > 0 {
                     println!("{room}: missed {missed} changes");
                 }
-                let values: Vec<String> = sensors
-                    .iter()
-                    .map(|s| {
-                        let value = s.value.map_or("-".into(), |v| v.to_string());
-                        format!("{} {value}", s.sensor)
-                    })
-                    .collect();
-                let (values, users) = (values.join(", "), users.join(", "));
+                let (values, users) = (values(&sensors), users.join(", "));
                 println!("{room} at seq {seq}: {values} (watching: {users})");
                 self.answered(id);
                 self.last.insert(room, Some(seq));
@@ -169,4 +163,15 @@ impl Rooms {
             self.unanswered.remove(&id);
         }
     }
+}
+
+/// Each sensor's name and value, `-` before its first reading: `sensor-1 20.5,
+/// sensor-2 -`.
+fn values(sensors: &[SensorState]) -> String {
+    let value = |s: &SensorState| s.value.map_or("-".into(), |v| v.to_string());
+    let values: Vec<String> = sensors
+        .iter()
+        .map(|s| format!("{} {}", s.sensor, value(s)))
+        .collect();
+    values.join(", ")
 }

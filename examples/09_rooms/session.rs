@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
-use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
+use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest, Unreadable};
 use ws_lessons::server::{Connections, Ended};
 
 use crate::heartbeat::{Beat, Heartbeat};
@@ -42,8 +42,7 @@ pub trait Server: Clone + Send + Sync + 'static {
         change: Change,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Sends a notice to every tab of `to`, and returns the `sent` that
-    /// answers the request `id`.
+    /// Sends a notice to every tab of `to`; returns the `sent` that answers `id`.
     fn notify(
         &self,
         id: Option<u64>,
@@ -68,8 +67,7 @@ impl Server for Hub {
         room: RoomId,
         change: Change,
     ) -> Result<(), String> {
-        // Members, the one that asked included, see it as the room's next
-        // change.
+        // Every member, the one that asked too, sees it as the next change.
         self.rooms.record(room, &change);
         Ok(())
     }
@@ -82,10 +80,9 @@ impl Server for Hub {
         text: &str,
     ) -> Result<RoomMessage, String> {
         let tabs = self.users.notify(from, to, text)?;
-        let to = to.to_owned();
         Ok(RoomMessage::Sent {
             id,
-            to,
+            to: to.to_owned(),
             tabs: Some(tabs),
             instances: None,
         })
@@ -178,7 +175,7 @@ async fn answer(
 ) -> Vec<Utf8Bytes> {
     let request = match RoomRequest::parse(text) {
         Ok(request) => request,
-        Err(error) => return vec![error.to_json().into()],
+        Err(Unreadable { id, message }) => return vec![error(id, message)],
     };
     let id = request.id();
     let reply = match request {

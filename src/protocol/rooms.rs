@@ -98,8 +98,7 @@ pub enum RoomRequest {
 pub enum RoomMessage {
     /// A room's state as of its change `seq`, sent on join and after the
     /// client fell behind; `missed` counts the room's changes the client did
-    /// not receive. The answer to a join, or to a rejoin the server cannot
-    /// replay.
+    /// not receive.
     Snapshot {
         /// The `id` of the request this answers, if it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +151,8 @@ pub enum RoomMessage {
         /// The new threshold.
         threshold: f64,
     },
+    // ANCHOR_END: messages
+    // ANCHOR: messages_more
     /// Who is in a room now: sent to its members when someone joins or leaves.
     Presence {
         /// The room.
@@ -159,10 +160,7 @@ pub enum RoomMessage {
         /// Sorted, each user once however many tabs they have open.
         users: Vec<String>,
     },
-    // ANCHOR_END: messages
-    // ANCHOR: messages_more
-    /// The client has left the room; nothing of the room follows. The answer
-    /// to a leave.
+    /// The client has left the room; nothing of the room follows.
     Left {
         /// The `id` of the request this answers, if it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,16 +175,14 @@ pub enum RoomMessage {
         /// What they said.
         text: String,
     },
-    /// A notice was handed to every open connection of its user. The answer
-    /// to a notify.
+    /// A notice was handed to every open connection of its user.
     Sent {
         /// The `id` of the request this answers, if it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
         /// The user it was for.
         to: String,
-        /// How many connections (tabs) it was handed to, when the server knows
-        /// (lesson 09).
+        /// How many tabs it was handed to, when the server knows (lesson 09).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tabs: Option<usize>,
         /// How many server instances it was handed to, each for the tabs of the
@@ -194,8 +190,7 @@ pub enum RoomMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instances: Option<usize>,
     },
-    /// The request with this `id` was taken: the answer to a `set_threshold`
-    /// with an `id`, which has no other.
+    /// A `set_threshold` with this `id` was taken (it has no other answer).
     Ack {
         /// The request's `id`.
         id: u64,
@@ -246,11 +241,10 @@ impl RoomRequest {
         }
     }
 
-    /// Parses a text frame, or returns the `error` that answers it. A request
-    /// that cannot be read (an unknown field, a missing one) still has its
-    /// `id` read if it can be, so that the error says which request it is
-    /// about.
-    pub fn parse(text: &str) -> Result<Self, RoomMessage> {
+    /// Parses a text frame. A request that cannot be read (an unknown field,
+    /// a missing one) still has its `id` read if it can be, so that the
+    /// `error` that answers it says which request it is about.
+    pub fn parse(text: &str) -> Result<Self, Unreadable> {
         super::parse(text).map_err(|message| {
             /// Only the `id`, of any object that has one.
             #[derive(Deserialize)]
@@ -258,9 +252,19 @@ impl RoomRequest {
                 id: Option<u64>,
             }
             let id = serde_json::from_str::<Id>(text).ok().and_then(|r| r.id);
-            RoomMessage::error(id, message)
+            Unreadable { id, message }
         })
     }
+}
+
+/// A request that could not be read, as its `error` answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    /// The request's `id`, if that much could be read.
+    pub id: Option<u64>,
+    /// What was wrong, fit to send back: `invalid JSON: …` or `invalid
+    /// message: …`.
+    pub message: String,
 }
 
 #[cfg(test)]
@@ -305,7 +309,7 @@ mod tests {
     #[test]
     fn an_unreadable_request_s_error_carries_its_id_if_it_has_one() {
         let error = |text| match RoomRequest::parse(text) {
-            Err(RoomMessage::Error { id, .. }) => id,
+            Err(Unreadable { id, .. }) => id,
             other => panic!("not an error: {other:?}"),
         };
         assert_eq!(error(r#"{"type":"join","id":7,"x":1}"#), Some(7));
