@@ -212,6 +212,12 @@ fn note(room: &str, start: &str, also: &str) -> String {
 
 const ROOMS: [&str; 2] = ["site-1", "site-2"];
 
+/// A line of the page's log of class `class` that starts, after its time,
+/// with `text`.
+fn log_line(class: &str, text: &str) -> String {
+    format!("//ul[@id='log']/li[@class='{class}' and contains(., '  {text}')]")
+}
+
 #[tokio::test]
 async fn the_rooms_page_sets_thresholds_and_resumes_its_rooms_by_itself() {
     let driver = start_driver().await;
@@ -229,12 +235,21 @@ async fn the_rooms_page_sets_thresholds_and_resumes_its_rooms_by_itself() {
     }
 
     // A threshold set on the page comes back from the server as the room's
-    // next change, and the page shows it.
+    // next change, and the page shows it; the `ack` with the request's id
+    // says which request went through.
     let row = sensor_row("site-1", "sensor-2");
     type_into(&alice, &format!("{row}//input"), "31.5").await;
     click(&alice, &format!("{row}//button[text()='Set']")).await;
     let limit = format!("{row}/td[@class='limit' and text()='alert > 31.5']");
     wait_for(&alice, &limit).await;
+    wait_for(&alice, &log_line("", "set site-1 sensor-2 to 31.5: done")).await;
+    // One the server refuses: the `error` carries the id, so the page names
+    // the request that failed, and marks the input it came from.
+    type_into(&alice, &format!("{row}//input"), "5000").await;
+    click(&alice, &format!("{row}//button[text()='Set']")).await;
+    let refused = "set site-1 sensor-2 to 5000 refused: threshold 5000 is out";
+    wait_for(&alice, &log_line("error", refused)).await;
+    wait_for(&alice, &format!("{row}//input[@class='refused']")).await;
 
     // The connection drops, and the server stays: the page reconnects by
     // itself and resumes both rooms where it was, with every change since.

@@ -92,12 +92,18 @@ async fn sent_join(client: &mut Process) -> RoomRequest {
     serde_json::from_str(json.unwrap_or_default()).expect("a request")
 }
 
-/// A join of site-1: plain, or after change `after` of the numbering that the
-/// stand-in servers below call `e1`.
-fn join(after: Option<u64>) -> RoomRequest {
+/// The client's join `id` of site-1: plain, or after change `after` of the
+/// numbering that the stand-in servers below call `e1`.
+fn join(id: u64, after: Option<u64>) -> RoomRequest {
     let room = "site-1".into();
     let epoch = after.map(|_| "e1".into());
-    RoomRequest::Join { room, after, epoch }
+    let id = Some(id);
+    RoomRequest::Join {
+        id,
+        room,
+        after,
+        epoch,
+    }
 }
 
 /// The `after` of a join, and whether it names a numbering when it has one.
@@ -122,7 +128,7 @@ async fn resumes_a_room_on_the_next_url_after_the_last_change_it_printed() {
     client
         .wait_for_stderr(&format!("connected to {one}?user=client"))
         .await;
-    assert_eq!(sent_join(&mut client).await, join(None));
+    assert_eq!(sent_join(&mut client).await, join(1, None));
     let mut last = None;
     let answer = changes_until_answer(&mut client, &mut last).await;
     let RoomLine::Snapshot(mut seq) = answer else {
@@ -189,7 +195,9 @@ async fn an_unknown_room_is_an_error_not_a_retry() {
     let mut client = Process::spawn(CLIENT, &[&[&*url], &rooms[..]].concat());
     let line = client.wait_for_stderr("error:").await;
     assert!(
-        line.ends_with("the server refused to join: unknown room \"site-3\""),
+        line.ends_with(
+            "the server refused to join site-3: unknown room \"site-3\""
+        ),
         "{line}"
     );
     assert_eq!(client.wait_exit(common::WAIT).await.code(), Some(1));
@@ -236,7 +244,13 @@ fn reading(seq: u64) -> RoomMessage {
 
 fn joined(after: u64) -> RoomMessage {
     let (room, epoch) = ("site-1".into(), "e1".into());
-    RoomMessage::Joined { room, after, epoch }
+    let id = None; // as from a server that does not carry ids back
+    RoomMessage::Joined {
+        id,
+        room,
+        after,
+        epoch,
+    }
 }
 
 fn snapshot(seq: u64, missed: u64) -> RoomMessage {
@@ -248,6 +262,7 @@ fn snapshot(seq: u64, missed: u64) -> RoomMessage {
     };
     let (room, users) = ("site-1".into(), vec!["client".into()]);
     RoomMessage::Snapshot {
+        id: None,
         room,
         seq,
         missed,
@@ -302,7 +317,8 @@ async fn checks_each_change_and_rejoins_after_the_last_one() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((first, second), (join(None), join(Some(8))));
+    // Each join has an id of its own.
+    assert_eq!((first, second), (join(1, None), join(2, Some(8))));
 
     // One warning, for the one gap.
     let gap = client.wait_for_stderr("gap in").await;
@@ -344,4 +360,34 @@ async fn reconnects_first_to_the_url_that_last_worked() {
         }
     });
     assert_eq!(next.await.unwrap(), "B");
+}
+
+#[tokio::test]
+async fn only_an_error_with_a_join_s_id_is_a_refused_join() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let args = [&*url, "--room", "site-1", "--max-backoff", "50ms"];
+    let mut client = Process::spawn(CLIENT, &args);
+    // Errors about something else come first: one without an id, one with
+    // an id the client never sent. Then the one for its join.
+    let error = |id, message: &str| RoomMessage::error(id, message);
+    let messages = [
+        error(None, "3 notices were dropped"),
+        error(Some(99), "not in \"site-2\""),
+        error(Some(1), "a connection may be in at most 16 rooms"),
+    ];
+    assert_eq!(stand_in(&listener, messages).await, join(1, None));
+    for warning in ["3 notices were dropped", "not in \"site-2\""] {
+        let line = client.wait_for_stderr("the server says").await;
+        assert!(line.ends_with(warning), "{line}");
+    }
+    let line = client.wait_for_stderr("error:").await;
+    assert!(
+        line.ends_with(
+            "the server refused to join site-1: a connection may be in at \
+             most 16 rooms"
+        ),
+        "{line}"
+    );
+    assert_eq!(client.wait_exit(common::WAIT).await.code(), Some(1));
 }

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    Client, Process, Redis, Server, next_json, next_of, run_to_exit, send_json,
+    Client, Process, Redis, Server, answer_to, next_json, next_of, run_to_exit,
+    send_json,
 };
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -41,6 +42,19 @@ async fn join_answer(client: &mut Client) -> Value {
             return message;
         }
     }
+}
+
+/// Reads `presence` messages until one lists `users`; fails if none of the
+/// next `most` does.
+async fn presence_until(client: &mut Client, users: Value, most: usize) {
+    let mut seen = Value::Null;
+    for _ in 0..most {
+        seen = next_of(client, "presence").await["users"].clone();
+        if seen == users {
+            return;
+        }
+    }
+    assert_eq!(seen, users, "no presence lists them");
 }
 
 /// The next `count` changes (readings and thresholds) as (type, seq),
@@ -118,14 +132,7 @@ async fn presence_and_notices_cross_instances() {
     join(&mut alice_a, "site-1", None).await;
     join(&mut bob, "site-1", None).await;
     // bob, on b, sees alice, who is on a.
-    let mut users = Value::Null;
-    for _ in 0..100 {
-        users = next_of(&mut bob, "presence").await["users"].clone();
-        if users == json!(["alice", "bob"]) {
-            break;
-        }
-    }
-    assert_eq!(users, json!(["alice", "bob"]));
+    presence_until(&mut bob, json!(["alice", "bob"]), 100).await;
 
     let notice = json!({"type": "notify", "user": "alice", "text": "hello"});
     send_json(&mut bob, notice).await;
@@ -146,14 +153,8 @@ async fn presence_and_notices_cross_instances() {
     // alice's instance a dies: within seconds, bob sees her gone.
     drop(alice_b);
     a.signal(Signal::SIGKILL);
-    let mut users = Value::Null;
-    for _ in 0..1000 {
-        users = next_of(&mut bob, "presence").await["users"].clone();
-        if users == json!(["bob"]) {
-            break;
-        }
-    }
-    assert_eq!(users, json!(["bob"]), "a dead instance's users go");
+    // A dead instance's users go.
+    presence_until(&mut bob, json!(["bob"]), 1000).await;
 }
 
 // ANCHOR: resume
@@ -369,4 +370,53 @@ async fn ctrl_c_sends_1001_with_redis_behind() {
     let mut client = server.connect_as("ann").await;
     join(&mut client, "site-1", None).await;
     server.shut_down_with(Signal::SIGINT, &mut [client]).await;
+}
+
+#[tokio::test]
+async fn a_request_is_answered_by_the_instance_that_took_it() {
+    let redis = Redis::start().await;
+    let a = instance(&redis, true, &[]).await;
+    let b = instance(&redis, false, &[]).await;
+    let mut ann = a.connect_as("ann").await;
+    let mut bob = b.connect_as("bob").await;
+    let join = json!({"type": "join", "room": "site-1"});
+    assert_eq!(
+        answer_to(&mut ann, 1, join.clone()).await["type"],
+        "snapshot"
+    );
+    assert_eq!(answer_to(&mut bob, 1, join).await["type"], "snapshot");
+    // bob sees ann: a has written who it has, so a notice can find her.
+    presence_until(&mut bob, json!(["ann", "bob"]), 100).await;
+
+    // a takes ann's threshold and acks it; Redis carries the change to b,
+    // and bob gets the change, without the id.
+    let threshold = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-1", "threshold": 77.5});
+    let ack = answer_to(&mut ann, 2, threshold).await;
+    assert_eq!(ack, json!({"type": "ack", "id": 2}));
+    let change = next_of(&mut bob, "threshold").await;
+    assert_eq!(
+        (change["threshold"].as_f64(), change.get("id")),
+        (Some(77.5), None)
+    );
+
+    // b takes bob's notice to ann, who is on a: b answers it. Had bob been
+    // sent ann's `ack`, `answer_to` would find it here, an answer to another
+    // request.
+    let notify = json!({"type": "notify", "user": "ann", "text": "hi"});
+    let sent = answer_to(&mut bob, 3, notify).await;
+    assert_eq!(
+        sent,
+        json!({"type": "sent", "id": 3, "to": "ann", "instances": 1})
+    );
+    let notice = next_of(&mut ann, "notice").await;
+    assert_eq!(
+        notice,
+        json!({"type": "notice", "from": "bob", "text": "hi"})
+    );
+    // And an error from b carries bob's id.
+    let unknown = json!({"type": "set_threshold", "room": "site-1",
+        "sensor": "sensor-9", "threshold": 1.0});
+    let error = answer_to(&mut bob, 4, unknown).await;
+    assert_eq!(error["type"], "error", "{error}");
 }

@@ -26,7 +26,6 @@
 //! Over TLS, with a server started with `--tls-cert` and `--tls-key`:
 //!     cargo run --example 06_client -- wss://localhost:3000/ws --ca ca.pem
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -238,11 +237,7 @@ impl Follower {
     fn new(args: &Args) -> Self {
         match args.rooms.is_empty() {
             true => Self::Sensors(args.sensors.clone()),
-            false => Self::Rooms(Rooms {
-                last: args.rooms.iter().map(|r| (r.clone(), None)).collect(),
-                epochs: BTreeMap::new(),
-                unanswered: BTreeSet::new(),
-            }),
+            false => Self::Rooms(Rooms::new(&args.rooms)),
         }
     }
 

@@ -20,8 +20,8 @@
 //! Try it:
 //!     cargo run --example 09_rooms   # then open http://127.0.0.1:3000/ twice
 //!     websocat 'ws://127.0.0.1:3000/ws?user=alice'
-//!         {"type":"join","room":"site-1"}
-//!         {"type":"notify","user":"bob","text":"hello"}
+//!         {"type":"join","id":1,"room":"site-1"}
+//!         {"type":"notify","id":2,"user":"bob","text":"hello"}
 
 use std::process::ExitCode;
 use std::sync::Arc;

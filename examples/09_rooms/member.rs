@@ -9,7 +9,6 @@ use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use ws_lessons::protocol::rooms::RoomMessage;
 
 use crate::rooms::{Entry, Event, EventKind, Rejoin, RoomId, Rooms};
 
@@ -49,10 +48,12 @@ impl Member {
     }
 
     /// Joins the room called `name`, and returns what to send first: its
-    /// snapshot, or `joined` and the changes it does not have.
+    /// snapshot, or `joined` and the changes it does not have, the first
+    /// answering the join request `id`.
     pub fn join(
         &mut self,
         name: &str,
+        id: Option<u64>,
         rejoin: Option<Rejoin>,
     ) -> Result<Vec<Utf8Bytes>, String> {
         let room = self.find(name)?;
@@ -64,7 +65,7 @@ impl Member {
                 "a connection may be in at most {MAX_ROOMS} rooms; leave one first"
             ));
         }
-        let entry = self.rooms.join(room, &self.user, rejoin);
+        let entry = self.rooms.join(room, &self.user, id, rejoin);
         Ok(self.follow(room, entry))
     }
 
@@ -77,18 +78,15 @@ impl Member {
         }
     }
 
-    /// Leaves the room called `name`, and returns the `left` message.
-    pub fn leave(&mut self, name: &str) -> Result<Utf8Bytes, String> {
+    /// Leaves the room called `name`: nothing of it follows.
+    pub fn leave(&mut self, name: &str) -> Result<(), String> {
         let room = self.find(name)?;
         if self.joined.remove(&room).is_none() {
             return Err(format!("not in {name:?}"));
         }
         self.seen.remove(&room);
         self.rooms.leave(room, &self.user);
-        let left = RoomMessage::Left {
-            room: name.to_owned(),
-        };
-        Ok(left.to_json().into())
+        Ok(())
     }
 
     // ANCHOR: next

@@ -124,13 +124,15 @@ impl Rooms {
     }
 
     // ANCHOR: join
-    /// Adds one connection of `user` to the room. The channel is created if this
-    /// is the first member, and the receiver and the backlog are taken under the
-    /// same lock, so the member neither misses nor repeats a change.
+    /// Adds one connection of `user` to the room, for its join request `id`.
+    /// The channel is created if this is the first member, and the receiver and
+    /// the backlog are taken under the same lock, so the member neither misses
+    /// nor repeats a change.
     pub fn join(
         &self,
         room: RoomId,
         user: &str,
+        id: Option<u64>,
         rejoin: Option<Rejoin>,
     ) -> Entry {
         let named = &self.sites[room.0];
@@ -141,7 +143,7 @@ impl Rooms {
         });
         *members.members.entry(user.to_owned()).or_default() += 1;
         let events = members.events.subscribe();
-        let (seq, backlog) = state.backlog(&named.name, rejoin);
+        let (seq, backlog) = state.backlog(&named.name, id, rejoin);
         state.announce_presence(&named.name);
         self.membership.notify_one();
         Entry {
@@ -183,7 +185,8 @@ impl Rooms {
         let state = lock(named);
         let events = state.room.as_ref()?.events.subscribe();
         let missed = state.site.seq.saturating_sub(last_seq);
-        let snapshot = state.site.snapshot(&named.name, missed, state.users());
+        let users = state.users();
+        let snapshot = state.site.snapshot(None, &named.name, missed, users);
         Some(Entry {
             events,
             seq: state.site.seq,
@@ -340,15 +343,19 @@ impl SiteState {
     // ANCHOR: backlog
     /// What a joining member gets first, and the change it brings it to: a
     /// snapshot, or for a member that names its last change, `joined` and the
-    /// changes since, while the history holds them.
+    /// changes since, while the history holds them. The first answers the
+    /// join, and carries its `id`.
     fn backlog(
         &self,
         name: &str,
+        id: Option<u64>,
         rejoin: Option<Rejoin>,
     ) -> (u64, Vec<Utf8Bytes>) {
         let (seq, epoch) = (self.site.seq, &self.site.epoch);
-        let snapshot =
-            |missed| (seq, vec![self.site.snapshot(name, missed, self.users())]);
+        let snapshot = |missed| {
+            let users = self.users();
+            (seq, vec![self.site.snapshot(id, name, missed, users)])
+        };
         let Some(Rejoin {
             after,
             epoch: theirs,
@@ -367,6 +374,7 @@ impl SiteState {
             return snapshot(seq - after);
         };
         let joined = RoomMessage::Joined {
+            id,
             room: name.to_owned(),
             after,
             epoch: epoch.clone(),

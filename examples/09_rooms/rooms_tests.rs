@@ -10,8 +10,8 @@ fn a_room_exists_from_its_first_join_to_its_last_leave() {
     let rooms = Rooms::new(2, 1, 16, 8, "e1");
     let site = rooms.find("site-2").unwrap();
     assert_eq!(rooms.occupied(), 0);
-    let _alice = rooms.join(site, "alice", None);
-    let _tab = rooms.join(site, "alice", None);
+    let _alice = rooms.join(site, "alice", None, None);
+    let _tab = rooms.join(site, "alice", None, None);
     assert_eq!(rooms.occupied(), 1);
     rooms.leave(site, "alice");
     assert_eq!(rooms.occupied(), 1, "alice still has a tab in the room");
@@ -24,8 +24,8 @@ fn a_reading_reaches_only_its_rooms_members() {
     let rooms = Rooms::new(2, 1, 16, 8, "e1");
     let (one, two) =
         (rooms.find("site-1").unwrap(), rooms.find("site-2").unwrap());
-    let mut first = rooms.join(one, "alice", None).events;
-    let mut second = rooms.join(two, "bob", None).events;
+    let mut first = rooms.join(one, "alice", None, None).events;
+    let mut second = rooms.join(two, "bob", None, None).events;
     let _ = (first.try_recv(), second.try_recv()); // each one's presence
     rooms.record_reading(0, 0, 21.5);
     assert!(
@@ -52,7 +52,7 @@ fn a_join_never_lands_on_a_room_being_removed() {
             std::thread::spawn(move || {
                 let user = format!("user-{thread}");
                 for round in 0..20_000 {
-                    let mut entry = rooms.join(site, &user, None);
+                    let mut entry = rooms.join(site, &user, None, None);
                     rooms.record_reading(0, 0, f64::from(round));
                     let heard = heard_a_reading(&mut entry.events);
                     rooms.leave(site, &user);

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
-use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest};
+use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest, Unreadable};
 use ws_lessons::server::{Connections, Ended};
 
 use crate::heartbeat::{Beat, Heartbeat};
@@ -42,9 +42,10 @@ pub trait Server: Clone + Send + Sync + 'static {
         change: Change,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Sends a notice to every tab of `to`, and returns the `sent` answer.
+    /// Sends a notice to every tab of `to`; returns the `sent` that answers `id`.
     fn notify(
         &self,
+        id: Option<u64>,
         from: &str,
         to: &str,
         text: &str,
@@ -66,22 +67,22 @@ impl Server for Hub {
         room: RoomId,
         change: Change,
     ) -> Result<(), String> {
-        // Members, the one that asked included, see it as the room's next
-        // change.
+        // Every member, the one that asked too, sees it as the next change.
         self.rooms.record(room, &change);
         Ok(())
     }
 
     async fn notify(
         &self,
+        id: Option<u64>,
         from: &str,
         to: &str,
         text: &str,
     ) -> Result<RoomMessage, String> {
         let tabs = self.users.notify(from, to, text)?;
-        let to = to.to_owned();
         Ok(RoomMessage::Sent {
-            to,
+            id,
+            to: to.to_owned(),
             tabs: Some(tabs),
             instances: None,
         })
@@ -114,7 +115,7 @@ pub async fn run(
             Some(Ok(json)) = next_news(&mut news) => vec![json],
             notice = tab.notices.recv() => match notice {
                 Ok(json) => vec![json],
-                Err(RecvError::Lagged(missed)) => vec![error(format!(
+                Err(RecvError::Lagged(missed)) => vec![error(None, format!(
                     "{missed} notices were dropped: this connection fell behind"
                 ))],
                 Err(RecvError::Closed) => return Ended::Gone,
@@ -124,7 +125,8 @@ pub async fn run(
                     answer(&text, &mut member, &tab, server).await
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    vec![error("send requests as JSON in text frames".into())]
+                    let binary = "send requests as JSON in text frames";
+                    vec![error(None, binary.into())]
                 }
                 Some(Ok(Message::Pong(payload))) => {
                     heartbeat.pong(&payload);
@@ -162,47 +164,57 @@ async fn next_news(
 }
 
 // ANCHOR: answer
-/// Carries out one request, and returns the messages that answer it. Bad input
-/// gets an `error`, and the connection stays as it was.
+/// Carries out one request, and returns the messages that answer it: the
+/// first carries the request's `id`, if it has one. Bad input gets an `error`,
+/// and the connection stays as it was.
 async fn answer(
     text: &str,
     member: &mut Member,
     tab: &Tab,
     server: &impl Server,
 ) -> Vec<Utf8Bytes> {
-    let request = ws_lessons::protocol::parse::<RoomRequest>(text);
+    let request = match RoomRequest::parse(text) {
+        Ok(request) => request,
+        Err(Unreadable { id, message }) => return vec![error(id, message)],
+    };
+    let id = request.id();
     let reply = match request {
-        Ok(RoomRequest::Join { room, after, epoch }) => {
+        RoomRequest::Join {
+            room, after, epoch, ..
+        } => {
             let rejoin = after.map(|after| Rejoin { after, epoch });
-            member.join(&room, rejoin)
+            member.join(&room, id, rejoin)
         }
-        Ok(RoomRequest::Leave { room }) => {
-            member.leave(&room).map(|left| vec![left])
-        }
-        Ok(RoomRequest::SetThreshold {
+        RoomRequest::Leave { room, .. } => member
+            .leave(&room)
+            .map(|()| vec![RoomMessage::Left { id, room }.to_json().into()]),
+        RoomRequest::SetThreshold {
             room,
             sensor,
             threshold,
-        }) => {
+            ..
+        } => {
             let set = async {
                 let room = member.room(&room)?;
                 let change =
                     server.hub().rooms.threshold(room, &sensor, threshold)?;
                 server.set_threshold(room, change).await?;
-                Ok(Vec::new())
+                // The change itself reaches every member, this one included.
+                let ack = id.map(|id| RoomMessage::Ack { id }.to_json().into());
+                Ok(Vec::from_iter(ack))
             };
             set.await
         }
-        Ok(RoomRequest::Notify { user, text }) => {
-            let sent = server.notify(tab.user(), &user, &text).await;
+        RoomRequest::Notify { user, text, .. } => {
+            let sent = server.notify(id, tab.user(), &user, &text).await;
             sent.map(|sent| vec![sent.to_json().into()])
         }
-        Err(message) => Err(message),
     };
-    reply.unwrap_or_else(|message| vec![error(message)])
+    reply.unwrap_or_else(|message| vec![error(id, message)])
 }
 // ANCHOR_END: answer
 
-fn error(message: String) -> Utf8Bytes {
-    RoomMessage::error(message).to_json().into()
+/// An `error`, about the request `id` if it had one.
+fn error(id: Option<u64>, message: String) -> Utf8Bytes {
+    RoomMessage::error(id, message).to_json().into()
 }

@@ -196,14 +196,17 @@ impl Site {
     }
 
     /// A `snapshot` of the room called `room`, for a member who missed `missed`
-    /// changes, with `users` in the room.
+    /// changes, with `users` in the room; the answer to request `id` if it is
+    /// one.
     pub fn snapshot(
         &self,
+        id: Option<u64>,
         room: &str,
         missed: u64,
         users: Vec<String>,
     ) -> Utf8Bytes {
         let snapshot = RoomMessage::Snapshot {
+            id,
             room: room.to_owned(),
             seq: self.seq,
             missed,

@@ -53,6 +53,7 @@ impl Server for Instance {
     /// Only the instances know their tabs: `sent` counts instances.
     async fn notify(
         &self,
+        id: Option<u64>,
         from: &str,
         to: &str,
         text: &str,
@@ -60,6 +61,7 @@ impl Server for Instance {
         let instances = self.registry.notify(from, to, text).await?;
         let to = to.to_owned();
         Ok(RoomMessage::Sent {
+            id,
             to,
             tabs: None,
             instances: Some(instances),

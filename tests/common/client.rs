@@ -71,6 +71,34 @@ pub async fn send_json(client: &mut Client, value: Value) {
         .expect("send");
 }
 
+/// Sends `request` with `"id": id` and returns the next message that carries
+/// an `id` (lessons 09 and 10), within `WAIT`: the one that answers it, since
+/// a request with an id gets exactly one answer and nothing else carries one.
+pub async fn answer_to(
+    client: &mut Client,
+    id: u64,
+    mut request: Value,
+) -> Value {
+    request["id"] = id.into();
+    send_json(client, request).await;
+    let answer = async {
+        for _ in 0..10_000 {
+            let message = next_json(client).await;
+            if message.get("id").is_some() {
+                return Some(message);
+            }
+        }
+        None
+    };
+    match timeout(WAIT, answer).await {
+        Ok(Some(message)) => {
+            assert_eq!(message["id"], id, "an answer to another request");
+            message
+        }
+        _ => panic!("no answer to request {id} in time"),
+    }
+}
+
 /// Reads until the server's Close frame and then the end of the stream; returns
 /// the frame.
 pub async fn expect_close(client: &mut Client) -> Option<CloseFrame> {
