@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 const SPLIT_AND_SPAWN: Program = Program::Example("02_split_spawn");
 const ONE_OWNER: Program = Program::Example("02_one_owner");
 
+// ANCHOR: programs
 common::contract! {
     tests [
         echoes_while_it_ticks,
@@ -30,6 +31,7 @@ common::contract! {
         one_owner: ONE_OWNER,
     }
 }
+// ANCHOR_END: programs
 
 async fn echoes_while_it_ticks(program: Program) {
     let server = Server::start(program, &["--tick", "50ms"]).await;
