@@ -7,15 +7,36 @@
 //! When a newer compiler words a message differently, regenerate the files with
 //! `TRYBUILD=overwrite cargo test --test compile_fail`, then read the diff before
 //! committing.
+//!
+//! `WS_LESSONS_SHOW=e0502 cargo test --test compile_fail` shows lessons instead
+//! (see `tests/ui/show.rs`): it compiles only those, and prints each one.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::Path;
+
+#[path = "ui/show.rs"]
+mod show;
 
 #[test]
 fn compile_fail_lessons() {
+    if std::env::var_os(show::VARIABLE).is_some() {
+        let note = "compile_fail_lessons: skipped; only the lessons shown are \
+                    compiled\n";
+        let _ = std::io::stdout().lock().write_all(note.as_bytes());
+        return;
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");
     t.pass("tests/ui/fixed/*.rs");
+}
+
+#[test]
+fn show_the_lessons_named_by_ws_lessons_show() {
+    if let Ok(wanted) = std::env::var(show::VARIABLE) {
+        let all = names("tests/ui/fail", "rs");
+        show::show(&show::lessons_named(&wanted, &all));
+    }
 }
 
 fn names(dir: &str, extension: &str) -> BTreeSet<String> {
@@ -72,5 +93,39 @@ fn each_lesson_is_named_after_the_code_it_teaches() {
                 "{name}: expected {code}:\n{stderr}"
             );
         }
+    }
+}
+
+#[test]
+fn every_lesson_shows_what_its_fix_changed() {
+    for name in names("tests/ui/fail", "rs") {
+        let shown = show::render(&name);
+        let diff = shown
+            .lines()
+            .skip_while(|line| !line.starts_with("What changed"));
+        let marks: BTreeSet<char> =
+            diff.filter_map(|line| line.chars().next()).collect();
+        assert!(
+            marks.contains(&'-') && marks.contains(&'+'),
+            "{name}: no change between the mistake and the fix:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn recorded_output_names_no_machine_path() {
+    for name in names("tests/ui/fail", "stderr") {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/ui/fail/{name}.stderr"));
+        let stderr = std::fs::read_to_string(&path).expect("recorded output");
+        // trybuild writes `$DIR/...` and `$CARGO/...`; a word such as `/home`
+        // came from one machine.
+        let absolute = stderr.split_whitespace().find(|word| {
+            let mut chars = word.chars();
+            chars.next() == Some('/')
+                && chars.next().is_some_and(char::is_alphabetic)
+                || word.contains(env!("CARGO_MANIFEST_DIR"))
+        });
+        assert_eq!(absolute, None, "{name}.stderr names a machine's path");
     }
 }
