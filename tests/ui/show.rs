@@ -80,17 +80,18 @@ pub fn render(name: &str) -> String {
     let mut text = format!("\n{rule}\n{name}\n{rule}\n\n");
     text += &format!("The mistake, {mistake_path}:\n\n{mistake}\n");
     text += &format!(
-        "What rustc says about it. trybuild compiled the mistake just now (the \
-         \"ok\" above) and rustc's output was exactly this, the recorded \
-         {output_path} (trybuild writes paths as $DIR and $CARGO):\n\n{}\n",
+        "What rustc says about it: trybuild compiled the mistake just now (the\n\
+         \"ok\" above), and rustc's output was exactly this, the recorded\n\
+         {output_path}\n\
+         (trybuild writes paths as $DIR and $CARGO):\n\n{}\n",
         read(&output_path)
     );
     text += &format!(
-        "The fix, {fix_path}, compiled and run just now, its check passed:\n\n\
+        "The fix, {fix_path},\ncompiled and run just now; its check passed:\n\n\
          {fix}\n"
     );
-    text += "What changed from the mistake to the fix (their code, without the \
-             opening comments and without the fix's check; - mistake, + fix):\n\n";
+    text += "What changed from the mistake to the fix, in their code (without the\n\
+             opening comments, and without the fix's check): - mistake, + fix\n\n";
     let before: Vec<&str> = code(&mistake, "fn main()").collect();
     let after: Vec<&str> = code(&fix, "// The check").collect();
     for line in diff(&before, &after) {
