@@ -26,7 +26,6 @@ pub use tokio_tungstenite::tungstenite::Message;
 /// The longest any step may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-// ANCHOR: println
 /// What a fix prints is part of its check, and stays out of the test run's
 /// output: a twin whose fix prints imports this `println!` in place of std's
 /// (`use loopback::println;`), which records each line for [`printed`] instead.
@@ -51,7 +50,6 @@ pub fn record(line: String) {
 pub fn printed() -> Vec<String> {
     PRINTED.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
-// ANCHOR_END: println
 
 /// Awaits `future`, `what` the twin is waiting for, or panics after `WAIT`.
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
