@@ -18,9 +18,17 @@ pub const VARIABLE: &str = "WS_LESSONS_SHOW";
 /// Lines of context kept around each change in a diff.
 const CONTEXT: usize = 2;
 
+#[test]
+fn show_the_lessons_named_by_ws_lessons_show() {
+    if let Ok(wanted) = std::env::var(VARIABLE) {
+        let all = super::names("tests/ui/fail", "rs");
+        show(&lessons_named(&wanted, &all));
+    }
+}
+
 /// The lessons of `all` whose name starts with `wanted`. When none does, prints
 /// the list of every lesson and panics.
-pub fn lessons_named(wanted: &str, all: &BTreeSet<String>) -> Vec<String> {
+fn lessons_named(wanted: &str, all: &BTreeSet<String>) -> Vec<String> {
     let found: Vec<String> = all
         .iter()
         .filter(|name| !wanted.is_empty() && name.starts_with(wanted))
@@ -51,7 +59,7 @@ fn to_terminal(text: &str) {
 
 /// Compiles the lessons `names` (the mistake must fail with its recorded
 /// output, the fix must compile and pass its check), then prints each one.
-pub fn show(names: &[String]) {
+fn show(names: &[String]) {
     let cases = trybuild::TestCases::new();
     for name in names {
         cases.compile_fail(format!("tests/ui/fail/{name}.rs"));
@@ -70,7 +78,7 @@ pub fn show(names: &[String]) {
 }
 
 /// What is shown for the lesson `name`.
-pub fn render(name: &str) -> String {
+fn render(name: &str) -> String {
     let mistake_path = format!("tests/ui/fail/{name}.rs");
     let output_path = format!("tests/ui/fail/{name}.stderr");
     let fix_path = format!("tests/ui/fixed/{name}.rs");
@@ -117,7 +125,7 @@ fn code<'a>(file: &'a str, end: &'a str) -> impl Iterator<Item = &'a str> {
 
 /// A line diff from `old` to `new`: `-` only in old, `+` only in new, and two
 /// space-led lines of context around each change; `...` stands for the rest.
-pub fn diff(old: &[&str], new: &[&str]) -> Vec<String> {
+fn diff(old: &[&str], new: &[&str]) -> Vec<String> {
     // common[i][j]: the length of the longest common subsequence of old[i..]
     // and new[j..].
     let mut common = vec![vec![0usize; new.len() + 1]; old.len() + 1];
@@ -159,4 +167,20 @@ pub fn diff(old: &[&str], new: &[&str]) -> Vec<String> {
         }
     }
     lines
+}
+
+#[test]
+fn every_lesson_shows_what_its_fix_changed() {
+    for name in super::names("tests/ui/fail", "rs") {
+        let shown = render(&name);
+        let diff = shown
+            .lines()
+            .skip_while(|line| !line.starts_with("What changed"));
+        let marks: BTreeSet<char> =
+            diff.filter_map(|line| line.chars().next()).collect();
+        assert!(
+            marks.contains(&'-') && marks.contains(&'+'),
+            "{name}: no change between the mistake and the fix:\n{shown}"
+        );
+    }
 }
