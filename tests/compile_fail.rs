@@ -7,13 +7,27 @@
 //! When a newer compiler words a message differently, regenerate the files with
 //! `TRYBUILD=overwrite cargo test --test compile_fail`, then read the diff before
 //! committing.
+//!
+//! `WS_LESSONS_SHOW=e0502 cargo test --test compile_fail` shows lessons instead
+//! (see `tests/ui/show.rs`): it compiles only those, and prints each one.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::Path;
+
+// `WS_LESSONS_SHOW`, and its tests.
+#[path = "ui/show.rs"]
+mod show;
 
 // ANCHOR: lessons
 #[test]
 fn compile_fail_lessons() {
+    if std::env::var_os(show::VARIABLE).is_some() {
+        let note = "compile_fail_lessons: skipped; only the lessons shown are \
+                    compiled\n";
+        let _ = std::io::stdout().lock().write_all(note.as_bytes());
+        return;
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");
     t.pass("tests/ui/fixed/*.rs");
@@ -33,6 +47,13 @@ fn names(dir: &str, extension: &str) -> BTreeSet<String> {
                 .into_owned()
         })
         .collect()
+}
+
+/// `tests/ui/fail/NAME.stderr`, if there is one.
+fn recorded_output(name: &str) -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/ui/fail/{name}.stderr"));
+    std::fs::read_to_string(path).ok()
 }
 
 #[test]
@@ -57,9 +78,7 @@ fn every_mistake_has_a_fixed_twin_and_recorded_output() {
 #[test]
 fn each_lesson_is_named_after_the_code_it_teaches() {
     for name in names("tests/ui/fail", "rs") {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("tests/ui/fail/{name}.stderr"));
-        let Ok(stderr) = std::fs::read_to_string(&path) else {
+        let Some(stderr) = recorded_output(&name) else {
             continue;
         };
         let code = name.split('_').next().expect("a name").to_uppercase();
@@ -74,5 +93,21 @@ fn each_lesson_is_named_after_the_code_it_teaches() {
                 "{name}: expected {code}:\n{stderr}"
             );
         }
+    }
+}
+
+#[test]
+fn recorded_output_names_no_machine_path() {
+    for name in names("tests/ui/fail", "stderr") {
+        let stderr = recorded_output(&name).expect("recorded output");
+        // trybuild writes `$DIR/...` and `$CARGO/...`; a word such as `/home`
+        // came from one machine.
+        let absolute = stderr.split_whitespace().find(|word| {
+            let mut chars = word.chars();
+            chars.next() == Some('/')
+                && chars.next().is_some_and(char::is_alphabetic)
+                || word.contains(env!("CARGO_MANIFEST_DIR"))
+        });
+        assert_eq!(absolute, None, "{name}.stderr names a machine's path");
     }
 }

@@ -29,11 +29,14 @@ async fn handle(socket: WebSocket) {
 }
 
 // The check: while the reader half waits for messages, the writer half's tick
-// comes through; and the reader reads on to the end of the close handshake.
+// comes through; the reader receives the client's text, and reads on to the end
+// of the close handshake. (`println!` here is loopback's, which records what the
+// reader prints for the check instead of printing it.)
 #[path = "../support/loopback.rs"]
 mod loopback;
 use loopback::Client;
 use loopback::Message::Text;
+use loopback::println;
 
 #[tokio::main]
 async fn main() {
@@ -42,4 +45,7 @@ async fn main() {
     client.send(Text("hello".into())).await;
     assert_eq!(client.next().await, Text("tick".into()));
     assert_eq!(client.close().await, 1000);
+    let printed = loopback::printed();
+    let first = printed.first().map(String::as_str).unwrap_or_default();
+    assert!(first.contains("hello"), "{printed:?}");
 }

@@ -19,12 +19,14 @@ async fn handle(mut socket: WebSocket) {
 }
 
 // The check: a client that asks for the `chat` subprotocol gets it, sends a text
-// for `handle` to print, and has its Close 1000 answered with 1000: `handle` read
-// on.
+// that `handle` prints with the protocol, and has its Close 1000 answered with
+// 1000: `handle` read on. (`println!` here is loopback's, which records what
+// `handle` prints for the check instead of printing it.)
 #[path = "../support/loopback.rs"]
 mod loopback;
 use loopback::Client;
 use loopback::Message::Text;
+use loopback::println;
 use tokio_tungstenite::tungstenite::ClientRequestBuilder;
 
 async fn upgrade(ws: WebSocketUpgrade) -> Response {
@@ -40,4 +42,5 @@ async fn main() {
     assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
     client.send(Text("hello".into())).await;
     assert_eq!(client.close().await, 1000);
+    assert_eq!(loopback::printed(), [r#"hello (protocol Some("chat"))"#]);
 }

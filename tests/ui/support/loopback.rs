@@ -4,8 +4,9 @@
 //! run instead of hanging it. A twin includes this file with
 //! `#[path = "../support/loopback.rs"] mod loopback;` and uses what it needs of
 //! it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +26,31 @@ pub use tokio_tungstenite::tungstenite::Message;
 // ANCHOR: server
 /// The longest any step may take.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// What a fix prints is part of its check, and stays out of the test run's
+/// output: a twin whose fix prints imports this `println!` in place of std's
+/// (`use loopback::println;`), which records each line for [`printed`] instead.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::loopback::record(format!($($arg)*))
+    };
+}
+#[allow(unused_imports)] // only the twins whose fix prints use it
+pub(crate) use println;
+
+/// The lines recorded by [`println`], in order.
+static PRINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records one line of the fix's output; [`println`] calls it.
+pub fn record(line: String) {
+    let mut printed = PRINTED.lock().unwrap_or_else(|e| e.into_inner());
+    printed.push(line);
+}
+
+/// Every line the fix has printed so far.
+pub fn printed() -> Vec<String> {
+    PRINTED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
 
 /// Awaits `future`, `what` the twin is waiting for, or panics after `WAIT`.
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
