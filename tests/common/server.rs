@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use nix::sys::socket::sockopt::TcpMaxSeg;
+
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -107,9 +109,14 @@ impl Server {
         client
     }
 
-    /// A client with a 4 KiB receive buffer, so that it stalls the server's
-    /// writes soon after it stops reading instead of soaking up megabytes in the
-    /// kernel first.
+    /// A client with a 4 KiB receive buffer and 536-byte TCP segments, so that
+    /// it stalls the server's writes soon after it stops reading instead of
+    /// soaking up megabytes in the kernel first.
+    ///
+    /// The receive buffer alone is not enough on loopback: its segments are
+    /// 64 KiB, and Linux grows the server's send buffer for them up to the
+    /// maximum of `net.ipv4.tcp_wmem` (4 MiB), some 45,000 readings. With small
+    /// segments it stays near 256 KiB (measured with `ss -tm` on 2026-12-07).
     pub async fn connect_small_buffer(&self) -> Client {
         self.connect_small_buffer_to("/ws").await
     }
@@ -118,6 +125,8 @@ impl Server {
     pub async fn connect_small_buffer_to(&self, path: &str) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        nix::sys::socket::setsockopt(&socket, TcpMaxSeg, &536)
+            .expect("TCP_MAXSEG");
         let tcp = timeout(WAIT, socket.connect(self.addr))
             .await
             .expect("connect in time")
@@ -215,21 +224,24 @@ impl Server {
 
     // ANCHOR: stuck_peer_dropped
     /// A dashboard's flags for the stuck-peer test: readings pushed fast
-    /// enough to fill a stuck peer's buffers in a second or two, a send
-    /// deadline of 1 s (`--pong-timeout`), and no ping due for 30 s.
+    /// enough to fill a stuck peer's buffers in a second or two on an idle
+    /// machine, a send deadline of 1 s (`--pong-timeout`), and no ping due for
+    /// ten minutes.
     pub const PUSHING_FAST: [&str; 6] = [
         "--rate",
         "50000",
         "--ping-interval",
-        "30s",
+        "10m",
         "--pong-timeout",
         "1s",
     ];
 
-    /// How long the stuck-peer test waits: well before the first ping of
-    /// [`Server::PUSHING_FAST`] is due, so that a peer dropped in time was
-    /// dropped by the deadline on a blocked send, not by a missed pong.
-    pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(20);
+    /// How long the stuck-peer test waits: long enough for a machine busy
+    /// with a build to fill the 4 MiB that a peer's path can hold, and well
+    /// before the first ping of [`Server::PUSHING_FAST`] is due, so that a peer
+    /// dropped in time was dropped by the deadline on a blocked send, not by a
+    /// missed pong.
+    pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(120);
 
     /// Connects a [`stuck_peer`] (with extra header lines) while the server
     /// pushes, and checks that the server gives up on it within `bound`.
