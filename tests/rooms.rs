@@ -320,7 +320,9 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
     let mut fast = server.connect_as("fast").await;
     let snapshot = join(&mut slow, "site-1").await;
-    let last = join(&mut fast, "site-1").await["seq"].as_u64().expect("a seq");
+    let last = join(&mut fast, "site-1").await["seq"]
+        .as_u64()
+        .expect("a seq");
     next_of(&mut fast, "presence").await;
 
     // While the slow member reads nothing, the fast one makes and follows more
