@@ -5,12 +5,14 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Client, Server, close_code_after, expect_close, http_post_form, masked_frame,
-    next, next_of, raw_upgrade_with, silent_peer, unmasked_frame,
+    Client, Server, WAIT, close_code_after, expect_close, http_post_form,
+    masked_frame, next, next_of, raw_upgrade_with, silent_peer, unmasked_frame,
 };
 use futures::SinkExt;
 use nix::sys::signal::Signal;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use ws_lessons::protocol::RECENT;
 
 const EXAMPLE: &str = "08_production";
 const TOKEN: &str = "test-token-3f9a";
@@ -350,6 +352,41 @@ async fn no_token_and_no_no_auth_is_refused_at_start_up() {
         common::run_to_exit(EXAMPLE, &["--max-message", "lots"]).await;
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--max-message"), "{stderr}");
+}
+
+/// The limit on what a client sends does not limit what the dashboard sends:
+/// a snapshot of 100 sensors with their recent values is some 47 KB, far over
+/// a 1 KiB `--max-message`.
+#[tokio::test]
+async fn a_full_snapshot_goes_out_whatever_the_message_limit() {
+    let args = [
+        "--no-auth",
+        "--max-message",
+        "1KiB",
+        "--max-frame",
+        "1KiB",
+        "--sensors",
+        "100",
+        "--rate",
+        "20000",
+    ];
+    let server = Server::start(EXAMPLE, &args).await;
+    let full = |sensor: &serde_json::Value| {
+        sensor["recent"].as_array().map(Vec::len) == Some(RECENT)
+    };
+    // New clients until one's snapshot has every sensor's recent values.
+    let deadline = Instant::now() + WAIT;
+    for _ in 0..1000 {
+        let mut client = server.connect().await;
+        let snapshot = next_of(&mut client, "snapshot").await;
+        let sensors = snapshot["sensors"].as_array().expect("sensors");
+        if sensors.len() == 100 && sensors.iter().all(full) {
+            assert!(snapshot.to_string().len() > 32 * 1024);
+            return;
+        }
+        assert!(Instant::now() < deadline, "not full in time: {snapshot}");
+    }
+    panic!("no full snapshot in 1000 connections");
 }
 
 #[tokio::test]

@@ -286,9 +286,9 @@ async fn upgrade(
         // writes...
         .write_buffer_size(0)
         // ...and what can wait for a client that does not read is one outgoing
-        // message, at most an echo of the largest a client may send. Unbounded by
-        // default.
-        .max_write_buffer_size(policy.max_message + 16 * 1024);
+        // message: an echo of the largest a client may send, or a snapshot.
+        // Unbounded by default.
+        .max_write_buffer_size(policy.max_message.max(SNAPSHOT_ROOM) + 16 * 1024);
     let connections = app.feed.connections.clone();
     // Every line the connection logs names its client.
     let span = tracing::info_span!("connection", %client);
@@ -318,6 +318,11 @@ async fn run(socket: WebSocket, app: AppState, _slots: Slots) {
     }
 }
 // ANCHOR_END: upgrade
+
+/// Room for the dashboard's largest message, a snapshot: some 47 KB with 100
+/// sensors, the most `--sensors` allows. The write buffer must take it whatever
+/// `--max-message` says, or sending it fails and the client is dropped.
+const SNAPSHOT_ROOM: usize = 256 * 1024;
 
 /// What a connection holds while it lasts: its slot in the server, and its
 /// place among its address's connections.
