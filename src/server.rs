@@ -245,7 +245,8 @@ pub async fn serve_with_startup_line(
         () = token.cancelled() => None,
     };
     if let Some(Err(e)) = finished {
-        eprintln!("error: server failed: {e}");
+        // Not `eprintln!`, which panics when no one reads stderr any more.
+        let _ = writeln!(std::io::stderr(), "error: server failed: {e}");
         return ExitCode::FAILURE;
     }
 

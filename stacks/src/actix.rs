@@ -11,6 +11,7 @@
 //! open after the handler has let go of it, unless the handler shuts the
 //! socket down ([`tcp`]).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -114,7 +115,8 @@ where
     tokio::select! {
         served = &mut server => {
             let Err(e) = served else { return ExitCode::SUCCESS };
-            eprintln!("error: server failed: {e}");
+            // Not `eprintln!`, which panics when no one reads stderr.
+            let _ = writeln!(std::io::stderr(), "error: server failed: {e}");
             return ExitCode::FAILURE;
         }
         () = signal => {}

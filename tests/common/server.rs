@@ -40,7 +40,12 @@ impl Server {
         addr: &str,
         args: &[&str],
     ) -> Server {
-        let mut process = Process::spawn(program, &[&[addr], args].concat());
+        let process = Process::spawn(program, &[&[addr], args].concat());
+        Server::started(process).await
+    }
+
+    /// A started `process`, once its start-up line has told its address.
+    async fn started(mut process: Process) -> Server {
         let startup_line = process.next_stdout().await;
         let addr = startup_line
             .split("://")
@@ -60,6 +65,16 @@ impl Server {
         }
     }
     // ANCHOR_END: start
+
+    /// [`Server::start`], with the logs that `filter` (`RUST_LOG`) selects.
+    pub async fn start_logging(
+        program: impl Into<Program>,
+        args: &[&str],
+        filter: &str,
+    ) -> Server {
+        let args = [&["127.0.0.1:0"], args].concat();
+        Server::started(Process::spawn_logging(program, &args, filter)).await
+    }
 
     /// The URL of the server's WebSocket, `ws://ADDR/ws`.
     pub fn ws_url(&self) -> String {
@@ -207,6 +222,12 @@ impl Server {
     /// Waits for a log line (stderr) that contains `needle`, and returns it.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
         self.process.wait_for_stderr(needle).await
+    }
+
+    /// Stops reading the server's log (stderr) and closes the pipe, as a log
+    /// collector that died would.
+    pub async fn close_log(&mut self) {
+        self.process.close_stderr().await;
     }
 
     /// Every log line (stderr) so far, without waiting for more.
