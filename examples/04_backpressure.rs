@@ -140,7 +140,7 @@ struct AppState {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     // The two ways to hand readings to clients, fed by one producer: a bounded
     // ring buffer (drop-oldest, disconnect) and a single slot that always holds

@@ -255,7 +255,8 @@ where
         () = token.cancelled() => None,
     };
     if let Some(Err(e)) = finished {
-        eprintln!("error: server failed: {e}");
+        // Not `eprintln!`, which panics when no one reads stderr any more.
+        let _ = writeln!(std::io::stderr(), "error: server failed: {e}");
         return ExitCode::FAILURE;
     }
 

@@ -27,6 +27,7 @@ common::contract! {
         an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers,
         a_signal_right_after_the_startup_line_is_a_clean_shutdown,
         a_half_sent_http_request_does_not_hold_up_the_shutdown,
+        closes_the_connection_after_a_clients_close,
     ]
     programs {
         lesson_01: Program::Example(EXAMPLE),
@@ -103,6 +104,13 @@ async fn echoes_large_messages_whole(program: Program) {
     let big = "x".repeat(1 << 20);
     client.send(Message::text(big.clone())).await.unwrap();
     assert_eq!(next_data(&mut client).await, Message::text(big));
+}
+
+/// The closing handshake that a client starts ends with the server closing the
+/// TCP connection, at once: a client waits for that.
+async fn closes_the_connection_after_a_clients_close(program: Program) {
+    let server = Server::start(program, &[]).await;
+    server.hangs_up_after_a_clients_close().await;
 }
 
 async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero(program: Program) {

@@ -158,13 +158,15 @@ async fn durations_are_validated(program: Program) {
 }
 
 /// The command-line contract of lesson 01, which lesson 03 keeps as well: the
-/// page, a plain GET refused, a bad address refused, and Close 1001 on SIGTERM.
+/// page, a plain GET refused, a bad address refused, the connection closed
+/// after a client's Close, and Close 1001 on SIGTERM.
 async fn keeps_the_contract_of_every_server(program: Program) {
     let (status, _, stderr) = common::run_to_exit(program, &["nowhere"]).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
     let mut server = Server::start(program, &[]).await;
     assert_eq!(server.get("/").await.status, 200);
     assert_eq!(server.get("/ws").await.status, 400);
+    server.hangs_up_after_a_clients_close().await;
     let client = server.connect().await;
     server
         .shut_down_with(nix::sys::signal::Signal::SIGTERM, &mut [client])

@@ -114,7 +114,7 @@ enum Ended {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     // One signal for the whole program, watched wherever it is waiting.
     let interrupted = CancellationToken::new();

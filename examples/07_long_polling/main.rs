@@ -137,7 +137,7 @@ struct AppState {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     let feed = Arc::new(Feed::new(args.history as usize));
     let recorder = feed.clone();

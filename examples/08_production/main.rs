@@ -197,7 +197,7 @@ impl FromRef<AppState> for Connections {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     if args.token.is_none() && !args.no_auth {
         eprintln!(

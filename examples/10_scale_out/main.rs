@@ -91,7 +91,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     let sensors = usize::from(args.rooms.sensors.sensors);
     let history = args.rooms.history as usize;

@@ -29,7 +29,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
     actix::serve(args.listen.addr, echo).await
 }
 
@@ -54,12 +54,12 @@ async fn echo(socket: WebSocket, shutdown: CancellationToken) {
             // Pongs are ours to send: actix-ws does not answer pings.
             Some(Ok(Message::Ping(payload))) => session.pong(&payload).await,
             Some(Ok(Message::Pong(_))) => Ok(()),
-            // Nor Close frames: reply with the peer's code. actix-web then
-            // closes the TCP connection.
+            // Nor Close frames: reply with the peer's code, and have
+            // actix-web close the TCP connection once the reply is out.
             Some(Ok(Message::Close(reason))) => {
                 tracing::debug!(?reason, "peer is closing");
                 let _ = session.close(reason).await;
-                return;
+                return tcp.stop_reading();
             }
             Some(Err(e)) => return actix::fail(session, e, &tcp).await,
             None => return,

@@ -44,7 +44,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
     let heartbeat = args.heartbeat;
     let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
     actix::serve(args.listen.addr, handler).await
@@ -75,14 +75,14 @@ async fn handle(
                 Some(Ok(Message::Ping(payload))) => {
                     heartbeat.within(socket.session.pong(&payload)).await
                 }
-                // Nor Close frames: reply, and actix-web closes the TCP
-                // connection.
+                // Nor Close frames: reply, and have actix-web close the TCP
+                // connection once the reply is out.
                 Some(Ok(Message::Close(reason))) => {
                     let close = socket.session.close(reason);
-                    if heartbeat.within(close).await.is_err() {
-                        socket.tcp.shut_down();
-                    }
-                    return;
+                    return match heartbeat.within(close).await {
+                        Ok(()) => socket.tcp.stop_reading(),
+                        Err(Gone) => socket.tcp.shut_down(),
+                    };
                 }
                 Some(Err(e)) => {
                     return actix::fail(socket.session, e, &socket.tcp).await;

@@ -11,6 +11,7 @@
 //! open after the handler has let go of it, unless the handler shuts the
 //! socket down ([`tcp`]).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -84,9 +85,9 @@ where
         .disable_signals()
         // Whole seconds: on `stop`, a worker waits this long at most.
         .shutdown_timeout(1)
-        // Once the Close is sent, actix reads until the peer hangs up, or
-        // for this long (1 s by default); then it hangs up itself.
-        .client_disconnect_timeout(LINGER)
+        // Once a Close is sent, actix-web reads on until the peer hangs up,
+        // or for 1 s (`client_disconnect_timeout`). The handlers end it
+        // sooner: see `LINGER`.
         .on_connect(move |tcp, data| tcp::on_connect(tcp, data, &tracker))
         .bind(addr);
     let server = match server {
@@ -114,7 +115,8 @@ where
     tokio::select! {
         served = &mut server => {
             let Err(e) = served else { return ExitCode::SUCCESS };
-            eprintln!("error: server failed: {e}");
+            // Not `eprintln!`, which panics when no one reads stderr.
+            let _ = writeln!(std::io::stderr(), "error: server failed: {e}");
             return ExitCode::FAILURE;
         }
         () = signal => {}
@@ -140,12 +142,17 @@ where
 }
 // ANCHOR_END: stop
 
-/// How long actix-web reads on after a WebSocket's Close is sent, before it
-/// closes the TCP connection. Long enough for the peer's Close reply to come
-/// back (closing with it unread would send a reset), but no longer: a peer
-/// that waits for the server to close first, as RFC 6455 asks of clients,
-/// waits all of it. (actix-web does not know a Close frame when it reads one,
-/// so it cannot close on the reply as tungstenite does.)
+/// How long actix-web may read on after a Close that the server started
+/// (1001, or a protocol error's code), before the handler ends the TCP
+/// connection (`Tcp::stop_reading`). Long enough for the peer's Close reply to
+/// come back (closing with it unread would send a reset), but no longer: a
+/// peer that waits for the server to close first, as RFC 6455 asks of
+/// clients, waits all of it. actix-web does not know a Close frame when it
+/// reads one, so it cannot close on the reply as tungstenite does. Its own
+/// timer for this (`client_disconnect_timeout`) is no help below a second: it
+/// counts from a clock that actix-http refreshes every 500 ms, and a deadline
+/// already past when the timer is set never wakes the connection (actix-http
+/// 3.20, `TimerState::init`), so a 250 ms timer often waited for the peer.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `GET /`: the try-it page.
@@ -186,20 +193,22 @@ where
 // ANCHOR_END: upgrade
 
 // ANCHOR: going_away
-/// Says goodbye with Close 1001. actix-web then reads the peer's reply as it
-/// closes the connection (for `LINGER`): nothing is left for the handler.
+/// Says goodbye with Close 1001, and closes the connection after `LINGER`.
 pub async fn going_away(session: Session, tcp: &Tcp) {
     let reason = (CloseCode::Away, "server shutting down");
     close(session, reason.into(), tcp).await;
 }
 
-/// Sends a Close frame. It waits for room if the peer does not read; after
-/// `CLOSE_TIMEOUT`, the connection is shut down instead.
+/// Sends a Close frame, lets actix-web read the peer's reply for `LINGER`,
+/// then has it close the connection. The Close waits for room if the peer
+/// does not read; after `CLOSE_TIMEOUT`, the connection is shut down instead.
 async fn close(session: Session, reason: CloseReason, tcp: &Tcp) {
     let closing = session.close(Some(reason));
     if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        tcp.shut_down();
+        return tcp.shut_down();
     }
+    tokio::time::sleep(LINGER).await;
+    tcp.stop_reading();
 }
 // ANCHOR_END: going_away
 

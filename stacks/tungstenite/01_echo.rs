@@ -27,7 +27,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
     tungstenite::serve(args.listen.addr, echo).await
 }
 

@@ -35,7 +35,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
     let heartbeat = args.heartbeat;
     let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
     tungstenite::serve(args.listen.addr, handler).await

@@ -117,15 +117,17 @@ pub struct Process {
     child: Child,
     stdout: mpsc::UnboundedReceiver<String>,
     stderr: mpsc::UnboundedReceiver<String>,
+    /// The task that reads stderr, and holds our end of its pipe.
+    stderr_reader: tokio::task::JoinHandle<()>,
 }
 
 // ANCHOR: wait_for_log
 /// Forwards each line of `output` to a channel.
 fn lines_of(
     output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-) -> mpsc::UnboundedReceiver<String> {
+) -> (mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<()>) {
     let (sender, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut lines = BufReader::new(output).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if sender.send(line).is_err() {
@@ -133,7 +135,7 @@ fn lines_of(
             }
         }
     });
-    receiver
+    (receiver, reader)
 }
 
 /// Waits for a line that contains `needle`, and returns it.
@@ -164,24 +166,46 @@ impl Process {
     pub fn spawn(program: impl Into<Program>, args: &[&str]) -> Process {
         let program = program.into();
         let name = program.name();
+        // Debug logs from the example itself and the support library; info
+        // from the rest.
+        let filter = format!("info,ws_lessons=debug,{name}=debug");
+        Process::spawn_logging(program, args, &filter)
+    }
+
+    /// [`Process::spawn`], with the logs that `filter` (`RUST_LOG`) selects.
+    pub fn spawn_logging(
+        program: impl Into<Program>,
+        args: &[&str],
+        filter: &str,
+    ) -> Process {
+        let program = program.into();
         let mut child = Command::new(program.binary())
             .args(args)
-            // Debug logs from the example itself and the support library; info
-            // from the rest.
-            .env("RUST_LOG", format!("info,ws_lessons=debug,{name}=debug"))
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the example starts");
-        let stdout = lines_of(child.stdout.take().expect("stdout is piped"));
-        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        let (stdout, _) = lines_of(child.stdout.take().expect("stdout is piped"));
+        let (stderr, stderr_reader) =
+            lines_of(child.stderr.take().expect("stderr is piped"));
         Process {
             child,
             stdout,
             stderr,
+            stderr_reader,
         }
+    }
+
+    /// Stops reading stderr and closes our end of its pipe, as a log
+    /// collector that died would: the process's next write there fails
+    /// (EPIPE).
+    pub async fn close_stderr(&mut self) {
+        self.stderr_reader.abort();
+        // Once the task has ended, its pipe end is closed.
+        let _ = (&mut self.stderr_reader).await;
     }
 
     /// Waits for a line on stdout that contains `needle`, and returns it.

@@ -6,7 +6,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use nix::sys::socket::sockopt::TcpMaxSeg;
-
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::http::HeaderName;
 
 use super::WAIT;
 use super::client::{Client, expect_close};
-use super::frames::stuck_peer;
+use super::frames::{masked_frame, raw_upgrade, stuck_peer};
 use super::http::{HttpResponse, http_get};
 use super::process::{Process, Program};
 
@@ -41,7 +41,12 @@ impl Server {
         addr: &str,
         args: &[&str],
     ) -> Server {
-        let mut process = Process::spawn(program, &[&[addr], args].concat());
+        let process = Process::spawn(program, &[&[addr], args].concat());
+        Server::started(process).await
+    }
+
+    /// A started `process`, once its start-up line has told its address.
+    async fn started(mut process: Process) -> Server {
         let startup_line = process.next_stdout().await;
         let addr = startup_line
             .split("://")
@@ -61,6 +66,16 @@ impl Server {
         }
     }
     // ANCHOR_END: start
+
+    /// [`Server::start`], with the logs that `filter` (`RUST_LOG`) selects.
+    pub async fn start_logging(
+        program: impl Into<Program>,
+        args: &[&str],
+        filter: &str,
+    ) -> Server {
+        let args = [&["127.0.0.1:0"], args].concat();
+        Server::started(Process::spawn_logging(program, &args, filter)).await
+    }
 
     /// The URL of the server's WebSocket, `ws://ADDR/ws`.
     pub fn ws_url(&self) -> String {
@@ -217,6 +232,12 @@ impl Server {
         self.process.wait_for_stderr(needle).await
     }
 
+    /// Stops reading the server's log (stderr) and closes the pipe, as a log
+    /// collector that died would.
+    pub async fn close_log(&mut self) {
+        self.process.close_stderr().await;
+    }
+
     /// Every log line (stderr) so far, without waiting for more.
     pub fn log_so_far(&mut self) -> Vec<String> {
         self.process.stderr_so_far()
@@ -288,6 +309,43 @@ impl Server {
         assert!(status.success(), "exit status {status}");
     }
     // ANCHOR_END: shutdown_contract
+
+    // ANCHOR: hangs_up_after_close
+    /// Checks the end of a closing handshake that a client starts: a peer made
+    /// by hand sends Close 1000 and then only reads, never closing the TCP
+    /// connection itself. The server answers with the same code and closes the
+    /// connection within a second of the Close, as RFC 6455 section 7.1.1 asks
+    /// of servers (a client waits for it, python `websockets` up to 10 s).
+    ///
+    /// Four times in a row, each on a new connection: a server that closes on
+    /// a timer may get it right once by chance (actix-web's, now and then).
+    pub async fn hangs_up_after_a_clients_close(&self) {
+        let close = masked_frame(0x88, &1000u16.to_be_bytes());
+        for round in 1..=4 {
+            let (mut tcp, response) = raw_upgrade(self.addr).await;
+            assert_eq!(response.status, 101, "{response}");
+            let sent = tokio::time::Instant::now();
+            tcp.write_all(&close).await.expect("the Close is sent");
+            let mut received = Vec::new();
+            timeout(WAIT, tcp.read_to_end(&mut received))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "round {round}: still connected {WAIT:?} after our Close"
+                    )
+                })
+                .expect("the server closes the connection, without a reset");
+            let after = sent.elapsed();
+            // 0x88: FIN + opcode 8 (Close), 2 bytes of payload, code 1000.
+            assert_eq!(received, [0x88, 2, 0x03, 0xE8], "the Close reply");
+            assert!(
+                after < Duration::from_secs(1),
+                "round {round}: the server closed the connection {after:?} \
+                 after our Close"
+            );
+        }
+    }
+    // ANCHOR_END: hangs_up_after_close
 
     /// Waits at most `bound` for the server to exit.
     pub async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {

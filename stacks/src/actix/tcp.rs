@@ -38,9 +38,22 @@ impl Tcp {
     /// fails, so it drops the connection; a peer that is still sending gets
     /// a reset. Does nothing once actix-web has dropped the connection.
     pub fn shut_down(&self) {
+        self.shutdown(Shutdown::Both);
+    }
+
+    /// Ends the reading side only, once the closing handshake is over: to
+    /// actix-web the peer seems to have hung up, so it writes out what it
+    /// holds (the Close reply), closes the connection, and lets it go.
+    /// Without this it reads on after the Close until the peer hangs up,
+    /// which a client waits for the server to do (RFC 6455 section 7.1.1).
+    pub fn stop_reading(&self) {
+        self.shutdown(Shutdown::Read);
+    }
+
+    fn shutdown(&self, how: Shutdown) {
         let Some(tcp) = self.0.upgrade() else { return };
-        if let Err(e) = tcp.shutdown(Shutdown::Both) {
-            tracing::debug!("cannot shut the connection down: {e}");
+        if let Err(e) = tcp.shutdown(how) {
+            tracing::debug!("cannot shut the connection down ({how:?}): {e}");
         }
     }
 }
