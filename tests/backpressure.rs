@@ -258,13 +258,15 @@ async fn disconnect_sends_1008_to_a_slow_client_that_reads_again_in_time() {
 }
 
 #[tokio::test]
-async fn disconnect_drops_a_client_that_cannot_even_take_the_close() {
-    // The client is still stalled when the 200 ms for the Close run out: no Close
-    // frame.
-    let (tally, close_code) =
+async fn disconnect_drops_a_client_that_does_not_read_again() {
+    // The client is still stalled when the 200 ms for the Close run out, and
+    // the server drops it (`/stats`) without waiting for it. Whether the Close
+    // found room in the kernel's buffers before that depends on the kernel,
+    // which may make a little room even for a client that does not read (it
+    // packs small segments together), so the test does not ask.
+    let (tally, _close_code) =
         disconnect_a_stalled_client("200ms", ReadAgain::WhenDropped).await;
     assert!(tally.readings > 0);
-    assert_eq!(close_code, None);
 }
 
 #[tokio::test]
