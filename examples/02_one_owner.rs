@@ -50,7 +50,7 @@ struct AppState {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ws_lessons::init_tracing();
+    let _logs = ws_lessons::init_tracing();
 
     let connections = Connections::new();
     let state = AppState {

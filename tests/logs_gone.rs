@@ -18,6 +18,7 @@ common::contract! {
     programs {
         lesson_01: Program::Example("01_echo"),
         lesson_02: Program::Example("02_split_spawn"),
+        lesson_02_one_owner: Program::Example("02_one_owner"),
         lesson_03: Program::Example("03_heartbeat"),
         lesson_04: Program::Example("04_backpressure"),
         lesson_05: Program::Example("05_dashboard"),
