@@ -219,6 +219,20 @@ impl Process {
         wait_for_line(&mut self.stderr, needle).await
     }
 
+    /// Every line written to stderr from here to the end of the stream (the
+    /// process has exited and closed it), within `WAIT`. Lines that a logging
+    /// thread writes and lines printed directly may come in either order.
+    pub async fn stderr_to_end(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let all = async {
+            while let Some(line) = self.stderr.recv().await {
+                lines.push(line);
+            }
+        };
+        timeout(WAIT, all).await.expect("stderr ends in time");
+        lines
+    }
+
     /// Every line written to stderr so far, without waiting for more.
     pub fn stderr_so_far(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
