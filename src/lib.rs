@@ -23,7 +23,8 @@ pub use server::{Connections, Socket, finish_close, going_away, serve};
 // ANCHOR: init_tracing
 /// Logs go to stderr, so that stdout carries only the start-up line. Keep what
 /// this returns until `main` ends: dropping it writes out the lines still
-/// queued, waiting a second at most.
+/// queued, waiting about a second at most (tracing-appender 0.2.5: 100 ms
+/// to hand over, then up to 1 s for the thread).
 ///
 /// The level comes from `RUST_LOG` (for example `RUST_LOG=debug`) and defaults to
 /// `info`.

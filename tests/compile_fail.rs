@@ -12,7 +12,6 @@
 //! (see `tests/ui/show.rs`): it compiles only those, and prints each one.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 
 // `WS_LESSONS_SHOW`, and its tests.
@@ -23,9 +22,10 @@ mod show;
 #[test]
 fn compile_fail_lessons() {
     if std::env::var_os(show::VARIABLE).is_some() {
-        let note = "compile_fail_lessons: skipped; only the lessons shown are \
-                    compiled\n";
-        let _ = std::io::stdout().lock().write_all(note.as_bytes());
+        show::to_terminal(
+            "compile_fail_lessons: skipped; only the lessons shown are \
+             compiled\n",
+        );
         return;
     }
     let t = trybuild::TestCases::new();

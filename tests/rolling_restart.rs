@@ -83,7 +83,11 @@ async fn every_client_keeps_every_change_through_a_rolling_restart() {
             changes(client, 1).await;
         }
         changes(client, 5).await;
-        log.extend(client.stderr_so_far());
+        // Its warnings come from a thread of their own: read them all, after
+        // it has exited.
+        client.signal(Signal::SIGINT);
+        assert!(client.wait_exit(common::WAIT).await.success());
+        log.extend(client.stderr_to_end().await);
         let log = log.join("\n");
         assert!(
             log.matches("connected to").count() >= 2,

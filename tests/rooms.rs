@@ -161,6 +161,12 @@ async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
     ];
     let mut carol = server.connect_as("carol").await;
     let mut bob = server.connect_as("bob").await;
+    // Each connection registers its user in its own task, a moment after its
+    // handshake: a notice sent before that finds no one.
+    let what = "four tabs of three users";
+    server
+        .wait_for_stats(what, |s| s["connections"] == 4 && s["users"] == 3)
+        .await;
     let notice =
         json!({"type": "notify", "user": "alice", "text": "look at site-2"});
     send_json(&mut bob, notice).await;

@@ -129,6 +129,9 @@ async fn presence_and_notices_cross_instances() {
     let mut alice_a = a.connect_as("alice").await;
     let mut alice_b = b.connect_as("alice").await;
     let mut bob = b.connect_as("bob").await;
+    // Each connection registers its user a moment after its handshake.
+    b.wait_for_stats("alice and bob on b", |s| s["users"] == 2)
+        .await;
     join(&mut alice_a, "site-1", None).await;
     join(&mut bob, "site-1", None).await;
     // bob, on b, sees alice, who is on a.
@@ -211,8 +214,13 @@ async fn lesson_06s_client_moves_to_another_instance_without_a_gap() {
     for _ in 0..20 {
         client.wait_for_stdout("site-1 seq ").await;
     }
+    // Its warnings come from a thread of their own: read them all, after it
+    // has exited.
+    client.signal(Signal::SIGINT);
+    assert!(client.wait_exit(common::WAIT).await.success());
     let gaps = client
-        .stderr_so_far()
+        .stderr_to_end()
+        .await
         .into_iter()
         .filter(|l| l.contains("gap"));
     assert_eq!(gaps.count(), 0, "no change was missed or repeated");

@@ -227,11 +227,6 @@ async fn stuck_peer_sends_then_ends(
         matches!(written, Ok(Ok(Ok(())))),
         "the peer's writes finish once it reads: {written:?}"
     );
-    eprintln!(
-        "{}: closed while stuck: {closed_while_stuck}; {echoes} of {SENT} \
-         echoes came back",
-        program.name()
-    );
     StuckPeerSaw {
         closed_while_stuck,
         echoes,

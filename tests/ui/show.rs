@@ -50,7 +50,7 @@ fn lessons_named(wanted: &str, all: &BTreeSet<String>) -> Vec<String> {
 
 /// Writes `text` straight to the terminal: the test harness keeps what a test
 /// prints with `print!` to itself, unless the test fails.
-fn to_terminal(text: &str) {
+pub fn to_terminal(text: &str) {
     let mut terminal = std::io::stdout().lock();
     terminal
         .write_all(text.as_bytes())
@@ -68,12 +68,8 @@ fn show(names: &[String]) {
     drop(cases); // trybuild works here, and panics on any difference
     // Straight to the terminal: the test harness keeps `print!` from a passing
     // test to itself.
-    let mut terminal = std::io::stdout().lock();
     for name in names {
-        let text = render(name);
-        terminal
-            .write_all(text.as_bytes())
-            .expect("write to stdout");
+        to_terminal(&render(name));
     }
 }
 

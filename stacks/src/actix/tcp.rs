@@ -22,7 +22,7 @@ use actix_web::dev::Extensions;
 use tokio_util::task::TaskTracker;
 
 // ANCHOR: tcp
-/// A connection's TCP socket, for [`Tcp::shut_down`].
+/// A connection's TCP socket, for [`Tcp::shut_down`] and [`Tcp::stop_reading`].
 pub struct Tcp(Weak<std::net::TcpStream>);
 
 impl Tcp {
