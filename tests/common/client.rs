@@ -163,3 +163,12 @@ pub fn describe(message: &Message) -> String {
         Message::Frame(_) => "raw frame".into(),
     }
 }
+
+/// Joins a room of lesson 09 (or 10) without an `id`, and returns the snapshot
+/// that answers.
+pub async fn join(client: &mut Client, room: &str) -> Value {
+    send_json(client, serde_json::json!({"type": "join", "room": room})).await;
+    let snapshot = next_of(client, "snapshot").await;
+    assert_eq!(snapshot["room"], room);
+    snapshot
+}

@@ -38,8 +38,8 @@ mod redis;
 mod server;
 
 pub use client::{
-    Client, answer_to, close, describe, expect_close, next, next_data, next_json,
-    next_of, next_text, send_json,
+    Client, answer_to, close, describe, expect_close, join, next, next_data,
+    next_json, next_of, next_text, send_json,
 };
 pub use frames::{
     close_code_after, masked_frame, raw_upgrade, raw_upgrade_with,
