@@ -335,3 +335,228 @@ fn every_chapter_is_in_the_summary() {
         assert!(linked.contains(&name), "{name} is missing from SUMMARY.md");
     }
 }
+
+// ANCHOR: reading_lists
+/// The header row of the table every lesson chapter opens with: the files to
+/// read, and how long each is.
+const READING_LIST_HEADER: &str = "| What to read | lines |";
+
+/// The two-digit number a lesson's chapter and examples start with, as in
+/// `05_dashboard.md` and `examples/05_dashboard/`.
+fn lesson_number(name: &str) -> Option<&str> {
+    let (number, _) = name.split_once('_')?;
+    (number.len() == 2 && number.chars().all(|c| c.is_ascii_digit()))
+        .then_some(number)
+}
+
+/// The lesson a file of `examples/` belongs to, by the folder or file it is in.
+fn lesson_of(relative: &Path) -> Option<String> {
+    let mut parts = relative.components();
+    if parts.next()?.as_os_str() != "examples" {
+        return None;
+    }
+    let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+    lesson_number(&first).map(str::to_owned)
+}
+
+/// Where rustc finds `mod name;` declared in `file` without a `#[path]`.
+fn module_file(file: &Path, name: &str) -> PathBuf {
+    let dir = file.parent().expect("a file is in a folder");
+    let stem = file.file_stem().expect("a name").to_string_lossy();
+    let base = match stem.as_ref() {
+        "main" | "mod" | "lib" => dir.to_path_buf(),
+        _ => dir.join(stem.as_ref()),
+    };
+    let flat = base.join(format!("{name}.rs"));
+    match flat.is_file() {
+        true => flat,
+        false => base.join(name).join("mod.rs"),
+    }
+}
+
+/// The files `file` pulls in: its `mod name;` declarations (with or without
+/// `#[path]`) and its `include_str!`s. Inline modules (`mod tests { .. }`) are
+/// part of the file itself.
+fn pulled_in_by(file: &Path) -> Vec<PathBuf> {
+    let dir = file.parent().expect("a file is in a folder");
+    let quoted = |text: &str| text.split('"').nth(1).map(str::to_owned);
+    let mut found = Vec::new();
+    let mut path_attribute = None;
+    for line in read(file).lines().map(str::trim) {
+        for (at, _) in line.match_indices("include_str!(") {
+            if let Some(name) = quoted(&line[at..]) {
+                found.push(dir.join(name));
+            }
+        }
+        if line.starts_with("#[path") {
+            path_attribute = quoted(line);
+            continue;
+        }
+        if line.starts_with("#[") || line.starts_with("//") {
+            continue; // other attributes and comments keep the `#[path]`
+        }
+        let declaration = line
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .strip_prefix("mod ")
+            .and_then(|rest| rest.strip_suffix(';'));
+        if let Some(name) = declaration {
+            found.push(match path_attribute.take() {
+                Some(path) => dir.join(path),
+                None => module_file(file, name),
+            });
+        }
+        path_attribute = None;
+    }
+    found
+}
+
+/// Every file lesson `number`'s examples are built from, relative to the root:
+/// each `examples/NN_name.rs` or `examples/NN_name/main.rs`, and everything they
+/// pull in, from any lesson.
+fn lesson_files(number: &str) -> BTreeSet<PathBuf> {
+    let root = root().canonicalize().expect("the root exists");
+    let mut waiting: Vec<PathBuf> = std::fs::read_dir(root.join("examples"))
+        .expect("examples/")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| lesson_number(&name_of(path)) == Some(number))
+        .map(|path| match path.is_dir() {
+            true => path.join("main.rs"),
+            false => path,
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(file) = waiting.pop() {
+        let file = file
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let relative = file.strip_prefix(&root).expect("under the root");
+        if seen.insert(relative.to_path_buf())
+            && file.extension().is_some_and(|e| e == "rs")
+        {
+            waiting.extend(pulled_in_by(&file));
+        }
+    }
+    seen
+}
+
+/// One row of a reading list: the file (the first `code` in the row) and what
+/// the row says about it.
+struct ReadingListRow {
+    file: PathBuf,
+    /// The first cell: the file, and "from lesson NN" for an earlier lesson's.
+    label: String,
+    lines: String,
+}
+
+/// The reading list of `chapter`, which must come before anything but the
+/// chapter's title and its opening paragraphs.
+fn reading_list(chapter: &Path) -> Result<Vec<ReadingListRow>, String> {
+    let text = read(chapter);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| line.trim() == READING_LIST_HEADER)
+        .ok_or(format!("it has no `{READING_LIST_HEADER}` table"))?;
+    let opening = lines[1..at].iter().map(|line| line.trim_start());
+    if let Some(line) = opening
+        .into_iter()
+        .find(|line| ["#", "```", "![", "{{#", "|"].iter().any(|s| line.starts_with(s)))
+    {
+        return Err(format!("its reading list comes after `{line}`"));
+    }
+    let rows = lines[at + 2..].iter().take_while(|line| line.starts_with('|'));
+    rows.map(|row| {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
+        let [label, count] = cells[..] else {
+            return Err(format!("a row that is not `| file | lines |`: {row}"));
+        };
+        let file = label
+            .split('`')
+            .nth(1)
+            .ok_or(format!("a row without a `file`: {row}"))?;
+        Ok(ReadingListRow {
+            file: PathBuf::from(file),
+            label: label.trim().to_owned(),
+            lines: count.trim().to_owned(),
+        })
+    })
+    .collect()
+}
+
+/// Every lesson chapter opens with its files and their line counts; each
+/// count is the file's, and the list names every file the lesson's examples
+/// are built from, marking another lesson's with "from lesson NN".
+#[test]
+fn every_lesson_opens_with_its_files_and_their_line_counts() {
+    let mut problems = Vec::new();
+    let mut lessons = 0;
+    for chapter in chapters() {
+        let name = name_of(&chapter);
+        let Some(number) = lesson_number(&name) else {
+            continue;
+        };
+        lessons += 1;
+        let here = chapter.strip_prefix(root()).expect("under the root");
+        let here = here.display();
+        let rows = match reading_list(&chapter) {
+            Ok(rows) if !rows.is_empty() => rows,
+            Ok(_) => {
+                problems.push(format!("{here}: its reading list is empty"));
+                continue;
+            }
+            Err(problem) => {
+                problems.push(format!("{here}: {problem}"));
+                continue;
+            }
+        };
+        for row in &rows {
+            let file = row.file.display();
+            let Ok(text) = std::fs::read_to_string(root().join(&row.file)) else {
+                problems.push(format!("{here}: lists {file}, which does not exist"));
+                continue;
+            };
+            let count = text.lines().count();
+            if row.lines != count.to_string() {
+                problems.push(format!(
+                    "{here}: lists {file} with {} lines; it has {count}",
+                    row.lines
+                ));
+            }
+            let mark = lesson_of(&row.file)
+                .filter(|lesson| lesson != number)
+                .map(|lesson| format!("from lesson {lesson}"));
+            let marked = row.label.contains("from lesson");
+            match &mark {
+                Some(mark) if !row.label.contains(mark.as_str()) => problems
+                    .push(format!("{here}: {file} should say \"{mark}\"")),
+                None if marked => problems.push(format!(
+                    "{here}: {file} is this lesson's, not from another"
+                )),
+                _ => {}
+            }
+        }
+        let listed: BTreeSet<PathBuf> =
+            rows.into_iter().map(|row| row.file).collect();
+        let expected = lesson_files(number);
+        for file in expected.difference(&listed) {
+            let count = read(&root().join(file)).lines().count();
+            problems.push(format!(
+                "{here}: the reading list misses {} ({count} lines), which \
+                 the lesson's examples are built from",
+                file.display()
+            ));
+        }
+        for file in listed.difference(&expected) {
+            if file.starts_with("examples") {
+                problems.push(format!(
+                    "{here}: lists {}, which the lesson's examples do not use",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(lessons >= 11, "only {lessons} lesson chapters");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+// ANCHOR_END: reading_lists
