@@ -3,8 +3,10 @@
 //!
 //! Fails when an include does not resolve or resolves to nothing, when a Rust
 //! block in a chapter holds anything but includes (code is never pasted), when an
-//! example or a compile-fail lesson appears in no chapter, or when a chapter is
-//! missing from `SUMMARY.md`.
+//! example or a compile-fail lesson appears in no chapter, when a chapter is
+//! missing from `SUMMARY.md`, when a lesson's reading list disagrees with its
+//! files, or when the performance chapter quotes a figure the benchmark's record
+//! does not hold.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -336,7 +338,6 @@ fn every_chapter_is_in_the_summary() {
     }
 }
 
-// ANCHOR: reading_lists
 /// The header row of the table every lesson chapter opens with: the files to
 /// read, and how long each is.
 const READING_LIST_HEADER: &str = "| What to read | lines |";
@@ -459,13 +460,16 @@ fn reading_list(chapter: &Path) -> Result<Vec<ReadingListRow>, String> {
         .position(|line| line.trim() == READING_LIST_HEADER)
         .ok_or(format!("it has no `{READING_LIST_HEADER}` table"))?;
     let opening = lines[1..at].iter().map(|line| line.trim_start());
-    if let Some(line) = opening
-        .into_iter()
-        .find(|line| ["#", "```", "![", "{{#", "|"].iter().any(|s| line.starts_with(s)))
-    {
+    if let Some(line) = opening.into_iter().find(|line| {
+        ["#", "```", "![", "{{#", "|"]
+            .iter()
+            .any(|s| line.starts_with(s))
+    }) {
         return Err(format!("its reading list comes after `{line}`"));
     }
-    let rows = lines[at + 2..].iter().take_while(|line| line.starts_with('|'));
+    let rows = lines[at + 2..]
+        .iter()
+        .take_while(|line| line.starts_with('|'));
     rows.map(|row| {
         let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
         let [label, count] = cells[..] else {
@@ -513,7 +517,8 @@ fn every_lesson_opens_with_its_files_and_their_line_counts() {
         for row in &rows {
             let file = row.file.display();
             let Ok(text) = std::fs::read_to_string(root().join(&row.file)) else {
-                problems.push(format!("{here}: lists {file}, which does not exist"));
+                problems
+                    .push(format!("{here}: lists {file}, which does not exist"));
                 continue;
             };
             let count = text.lines().count();
@@ -528,8 +533,9 @@ fn every_lesson_opens_with_its_files_and_their_line_counts() {
                 .map(|lesson| format!("from lesson {lesson}"));
             let marked = row.label.contains("from lesson");
             match &mark {
-                Some(mark) if !row.label.contains(mark.as_str()) => problems
-                    .push(format!("{here}: {file} should say \"{mark}\"")),
+                Some(mark) if !row.label.contains(mark.as_str()) => {
+                    problems.push(format!("{here}: {file} should say \"{mark}\""))
+                }
                 None if marked => problems.push(format!(
                     "{here}: {file} is this lesson's, not from another"
                 )),
@@ -559,4 +565,175 @@ fn every_lesson_opens_with_its_files_and_their_line_counts() {
     assert!(lessons >= 11, "only {lessons} lesson chapters");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
-// ANCHOR_END: reading_lists
+
+/// The benchmark's record, which the performance chapter quotes.
+const RESULTS: &str = "bench/results/latest.md";
+
+/// The units of a measured figure, as in `7.3 KB`, `13 ms` or `0.88x`.
+const UNITS: [&str; 6] = [" µs", " ms", " KB", " MiB", " MB", "x"];
+
+/// `text` with the thousands separators of its numbers taken out, as the
+/// record writes them: `1,317.0 MiB` becomes `1317.0 MiB`.
+fn without_separators(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    let mut out = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        let separator = *c == ','
+            && i > 0
+            && digit(i - 1)
+            && (1..=3).all(|k| digit(i + k))
+            && !digit(i + 4);
+        if !separator {
+            out.push(*c);
+        }
+    }
+    out
+}
+
+/// The numbers in `text` (separators taken out), each with its unit when one
+/// of `UNITS` follows it: `["142757", "6.9 µs", "0.88x"]`.
+fn numbers(text: &str) -> Vec<String> {
+    let text = without_separators(text);
+    let mut found = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let before = rest[..start].chars().next_back();
+        let from_start = &rest[start..];
+        let length = from_start
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(from_start.len());
+        let number = from_start[..length].trim_end_matches('.');
+        let tail = &from_start[number.len()..];
+        rest = tail;
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            continue; // part of a name, such as `01_echo` or `p99`
+        }
+        let unit = UNITS.iter().find(|unit| {
+            tail.strip_prefix(**unit).is_some_and(|after| {
+                !after.starts_with(|c: char| c.is_alphanumeric())
+            })
+        });
+        found.push(format!("{number}{}", unit.copied().unwrap_or_default()));
+    }
+    found
+}
+
+/// Whether `figure` is a number with a unit, a measurement wherever it stands.
+fn has_unit(figure: &str) -> bool {
+    !figure.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Whether `figure` occurs in `record` as a whole figure, not as part of a
+/// larger number (`3 ms` is not in `13 ms`).
+fn records(record: &str, figure: &str) -> bool {
+    record.match_indices(figure).any(|(at, _)| {
+        let before = record[..at].chars().next_back();
+        let mut after = record[at + figure.len()..].chars();
+        let (next, then) = (after.next(), after.next());
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+            && !next.is_some_and(char::is_alphanumeric)
+            && !(next == Some('.') && then.is_some_and(|c| c.is_ascii_digit()))
+    })
+}
+
+/// The record's sections by their headings, each with its text.
+fn record_sections(record: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in record.lines() {
+        match line.strip_prefix("## ") {
+            Some(heading) => sections.push((heading.to_owned(), String::new())),
+            None => {
+                if let Some((_, text)) = sections.last_mut() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    sections
+}
+
+/// The performance chapter quotes the record and nothing else: every figure
+/// of a table appears in the section of the record its caption names (`from
+/// "Echo"`), and every measured figure of its prose (a number with a unit of
+/// `UNITS`) appears in the record. A new run that changes a figure fails here
+/// until the chapter follows it.
+#[test]
+fn the_performance_chapter_quotes_the_recorded_results() {
+    let record = without_separators(&read(&root().join(RESULTS)));
+    let sections = record_sections(&record);
+    let chapter = read(&root().join("book/src/performance.md"));
+    let lines: Vec<&str> = chapter.lines().collect();
+    let mut problems = Vec::new();
+    let missing = |line: usize, figure: &str, place: &str| {
+        format!(
+            "book/src/performance.md:{}: {figure} is not in {place} of {RESULTS}",
+            line + 1
+        )
+    };
+    let mut tables = 0;
+    let mut at = 0;
+    while at < lines.len() {
+        if !lines[at].starts_with('|') {
+            // A bare number in prose is a count or a setting, not a result.
+            for figure in numbers(lines[at]).into_iter().filter(|f| has_unit(f)) {
+                if !records(&record, &figure) {
+                    problems.push(missing(at, &figure, "any section"));
+                }
+            }
+            at += 1;
+            continue;
+        }
+        tables += 1;
+        let table: Vec<usize> = (at..lines.len())
+            .take_while(|&i| lines[i].starts_with('|'))
+            .collect();
+        let end = at + table.len();
+        let caption: String = lines[end + 1..]
+            .iter()
+            .take_while(|line| !line.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let names: Vec<&str> = caption
+            .split_once("(from ")
+            .map(|(_, from)| from.split('"').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        if !caption.starts_with("*Table ") || names.is_empty() {
+            problems.push(format!(
+                "book/src/performance.md:{}: a table without a caption that \
+                 says which section of the record it is (from \"...\")",
+                at + 1
+            ));
+        }
+        let mut source = String::new();
+        for name in &names {
+            match sections.iter().find(|(heading, _)| heading == name) {
+                Some((_, text)) => source.push_str(text),
+                None => problems.push(format!(
+                    "book/src/performance.md:{}: {RESULTS} has no section \"{name}\"",
+                    end + 2
+                )),
+            }
+        }
+        // The header row and the separator row hold no figures.
+        for &row in &table[2..] {
+            for cell in lines[row].trim_matches('|').split('|') {
+                for figure in numbers(cell) {
+                    // A cell that is one number is a result (messages/s);
+                    // a number inside words is a label (`32 of 33`).
+                    let whole = without_separators(cell.trim()) == figure;
+                    if (whole || has_unit(&figure)) && !records(&source, &figure)
+                    {
+                        let place = format!("the section {names:?}");
+                        problems.push(missing(row, &figure, &place));
+                    }
+                }
+            }
+        }
+        at = end;
+    }
+    assert!(tables >= 5, "the performance chapter has {tables} tables");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
