@@ -631,9 +631,13 @@ fn records(record: &str, figure: &str) -> bool {
         let before = record[..at].chars().next_back();
         let mut after = record[at + figure.len()..].chars();
         let (next, then) = (after.next(), after.next());
-        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
-            && !next.is_some_and(char::is_alphanumeric)
-            && !(next == Some('.') && then.is_some_and(|c| c.is_ascii_digit()))
+        let longer_before =
+            before.is_some_and(|c| c.is_ascii_digit() || c == '.');
+        let decimals_after =
+            next == Some('.') && then.is_some_and(|c| c.is_ascii_digit());
+        let longer_after =
+            next.is_some_and(char::is_alphanumeric) || decimals_after;
+        !(longer_before || longer_after)
     })
 }
 
