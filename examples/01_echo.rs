@@ -1,13 +1,13 @@
 //! Lesson 01: a minimal echo server.
 //!
 //! What it teaches:
-//! - the upgrade: an ordinary HTTP GET on `/ws` becomes a WebSocket through
-//!   axum's `WebSocketUpgrade` extractor and `on_upgrade`;
+//! - the upgrade: a `GET /ws` becomes a WebSocket through axum's
+//!   `WebSocketUpgrade` extractor and `on_upgrade`;
 //! - `recv` and `send` on the upgraded `WebSocket`;
 //! - which frames to echo (Text and Binary) and which to leave to the library
 //!   (Ping, Pong);
-//! - a clean close: keep polling after the peer's Close until the stream ends, so
-//!   that the library's Close reply is actually sent.
+//! - the close: keep reading after the peer's Close until the stream ends, so
+//!   that the library's Close reply is sent.
 //!
 //! Try it:
 //!     cargo run --example 01_echo            # then open http://127.0.0.1:3000/
@@ -39,8 +39,6 @@ async fn main() -> ExitCode {
     let connections = Connections::new();
     let app = Router::new()
         .route("/", get(ws_lessons::page::try_it))
-        // `any`, as axum's documentation routes a WebSocket. Over HTTP/1.1, which
-        // is all these examples speak, the upgrade is a GET.
         .route("/ws", any(upgrade))
         .route("/stats", get(ws_lessons::server::stats))
         .with_state(connections.clone());
@@ -50,17 +48,13 @@ async fn main() -> ExitCode {
 // ANCHOR_END: main
 
 // ANCHOR: upgrade
-/// The HTTP half: accept the upgrade and hand the socket to `echo` in a task of
-/// its own.
+/// The HTTP half: accept the upgrade and hand the socket to `echo`, which runs
+/// in a task of its own.
 async fn upgrade(
     ws: WebSocketUpgrade,
     State(connections): State<Connections>,
 ) -> Response {
-    // The default read buffer is 128 KiB, zero-filled and kept for the
-    // connection's life: about 130 KB per idle client, and a cost on every read.
-    // 3 KiB keeps an idle client under 8 KB and serves small messages as well; a
-    // large message is still read whole, in more reads, which is the price (the
-    // book's performance chapter measures both sides).
+    // 3 KiB instead of tungstenite's 128 KiB, which every idle client would keep.
     ws.read_buffer_size(3 * 1024).on_upgrade(move |socket| {
         connections.track(echo(socket, connections.clone()))
     })
@@ -71,9 +65,7 @@ async fn upgrade(
 /// The WebSocket half: one loop, one message at a time.
 async fn echo(mut socket: WebSocket, connections: Connections) {
     loop {
-        // Wait for the next message, or for the server to shut down, whichever
-        // comes first. (Lesson 03 is all about `select!`; here it only adds the
-        // shutdown signal.)
+        // The next message, or the server's shutdown, whichever comes first.
         let message = tokio::select! {
             message = socket.recv() => message,
             () = connections.shutting_down() => {

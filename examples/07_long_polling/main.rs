@@ -67,49 +67,52 @@ struct Args {
 /// again at once.
 const MAX_LIMIT: usize = 1000;
 
-// ANCHOR: feed
-/// The recent readings, and a signal that carries the number of the latest one.
-struct Feed {
-    recent: Mutex<VecDeque<Reading>>,
+// ANCHOR: recent_readings
+/// The last `--history` readings, oldest first, and a `watch` channel that
+/// holds the `seq` of the newest: a waiting poll wakes when it changes.
+struct RecentReadings {
+    readings: Mutex<VecDeque<Reading>>,
     capacity: usize,
     latest: watch::Sender<u64>,
 }
 
-impl Feed {
+impl RecentReadings {
     fn new(capacity: usize) -> Self {
         Self {
-            recent: Mutex::new(VecDeque::with_capacity(capacity)),
+            readings: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
             latest: watch::Sender::new(0),
         }
     }
 
+    /// The readings, poisoned or not: no change to them can stop half-way.
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Reading>> {
-        self.recent
+        self.readings
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Keeps `reading`, forgetting the oldest once `capacity` are kept.
     fn push(&self, reading: Reading) {
         let seq = reading.seq;
         {
-            let mut recent = self.lock();
-            if recent.len() == self.capacity {
-                recent.pop_front();
+            let mut readings = self.lock();
+            if readings.len() == self.capacity {
+                readings.pop_front();
             }
-            recent.push_back(reading);
+            readings.push_back(reading);
         }
         // Wakes every poll that is waiting in `wait_for`.
         self.latest.send_replace(seq);
     }
 
-    /// Up to `limit` readings after `after`, and how many the feed no longer
-    /// holds.
+    /// Up to `limit` readings after `after`; `missed` counts those after
+    /// `after` that are no longer kept.
     fn after(&self, after: u64, limit: usize) -> PollResponse {
-        let recent = self.lock();
-        let oldest = recent.front().map_or(after + 1, |reading| reading.seq);
+        let kept = self.lock();
+        let oldest = kept.front().map_or(after + 1, |reading| reading.seq);
         let missed = oldest.saturating_sub(after + 1);
-        let readings: Vec<Reading> = recent
+        let readings: Vec<Reading> = kept
             .iter()
             .skip_while(|reading| reading.seq <= after)
             .take(limit)
@@ -125,12 +128,14 @@ impl Feed {
         }
     }
 }
-// ANCHOR_END: feed
+// ANCHOR_END: recent_readings
 
+/// What a poll needs: the readings, the shutdown signal that cuts its wait
+/// short, and how long it may wait.
 #[derive(Clone, FromRef)]
 struct AppState {
     connections: Connections,
-    feed: Arc<Feed>,
+    readings: Arc<RecentReadings>,
     poll_timeout: Duration,
 }
 
@@ -139,8 +144,8 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
 
-    let feed = Arc::new(Feed::new(args.history as usize));
-    let recorder = feed.clone();
+    let readings = Arc::new(RecentReadings::new(args.history as usize));
+    let recorder = readings.clone();
     let simulator = Simulator::new(args.sensors.sensors.into());
     tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
         recorder.push(reading_of(sample))
@@ -151,7 +156,7 @@ async fn main() -> ExitCode {
     let connections = Connections::new();
     let state = AppState {
         connections: connections.clone(),
-        feed,
+        readings,
         poll_timeout: args.poll_timeout,
     };
     let app = Router::new()
@@ -175,7 +180,7 @@ async fn main() -> ExitCode {
     .await
 }
 
-/// A simulated sample as the feed serves it. There are no thresholds to change
+/// A simulated sample as a poll serves it. There are no thresholds to change
 /// here, so each sensor keeps the dashboard's default one.
 fn reading_of(sample: Sample) -> Reading {
     Reading {
@@ -200,6 +205,7 @@ struct PollQuery {
     wait: Option<bool>,
 }
 
+/// `GET /poll`: what is new after `after`, at once or as soon as it exists.
 async fn poll(
     State(app): State<AppState>,
     query: Result<Query<PollQuery>, QueryRejection>,
@@ -217,7 +223,7 @@ async fn poll(
         ));
     }
 
-    let mut latest = app.feed.latest.subscribe();
+    let mut latest = app.readings.latest.subscribe();
     let newest = *latest.borrow_and_update();
     if after > newest {
         // A client from before a restart of the server, most likely.
@@ -240,9 +246,10 @@ async fn poll(
             () = app.connections.shutting_down() => {}
         }
     }
-    Json(app.feed.after(after, limit)).into_response()
+    Json(app.readings.after(after, limit)).into_response()
 }
 
+/// A 400 whose JSON body says what was wrong: the API's one error format.
 fn bad_request(error: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(PollError { error })).into_response()
 }
