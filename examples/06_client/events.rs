@@ -30,9 +30,10 @@ fn print_json(event: &impl Serialize) {
 
 /// Something the client shows: a line of text on stdout, or its JSON.
 pub fn show(event: &(impl Serialize + Display)) {
-    match json() {
-        true => print_json(event),
-        false => println!("{event}"),
+    if json() {
+        print_json(event);
+    } else {
+        println!("{event}");
     }
 }
 

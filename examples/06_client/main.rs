@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use axum::http::Uri;
 use clap::Parser;
-use ws_lessons::protocol::{ClientMessage, Reading, ServerMessage};
+use ws_lessons::protocol::{ClientMessage, Reading, SensorState, ServerMessage};
 
 mod events;
 mod reconnect;
@@ -54,84 +54,75 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
     let urls = args.connect.urls.iter().map(Uri::to_string).collect();
-    let mut dashboard = Dashboard {
-        sensors: args.sensors,
-    };
+    let sensors = args.sensors;
     reconnect::run(&args.connect, urls, async |socket, interrupted| {
-        follow(socket, |text| dashboard.read(text), interrupted).await
+        let read = |text: &str| read_dashboard(&sensors, text);
+        follow(socket, read, interrupted).await
     })
     .await
 }
 // ANCHOR_END: args
 
-/// Lesson 05's dashboard, as this client follows it: all that outlives one
-/// connection.
-struct Dashboard {
-    /// The sensors to follow; all of them when empty.
-    sensors: Vec<String>,
-}
-
 // ANCHOR: messages
-impl Dashboard {
-    /// Shows one message. Returns a request to send back, or why to give up.
-    fn read(&mut self, text: &str) -> Result<Option<ClientMessage>, String> {
-        let wanted = |name: &str| {
-            self.sensors.is_empty() || self.sensors.iter().any(|s| s == name)
-        };
-        let message = match serde_json::from_str::<ServerMessage>(text) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!("not a dashboard message ({e}): {text}");
-                return Ok(None);
+/// Shows one message of lesson 05's dashboard, for a client that follows
+/// `sensors` (all of them when empty). Returns a request to send back, or why
+/// to give up.
+fn read_dashboard(
+    sensors: &[String],
+    text: &str,
+) -> Result<Option<ClientMessage>, String> {
+    let wanted =
+        |name: &str| sensors.is_empty() || sensors.iter().any(|s| s == name);
+    let message = match serde_json::from_str::<ServerMessage>(text) {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::warn!("not a dashboard message ({e}): {text}");
+            return Ok(None);
+        }
+    };
+    match message {
+        ServerMessage::Snapshot {
+            seq,
+            missed,
+            sensors: all,
+        } => {
+            let names: Vec<String> =
+                all.iter().map(|s| s.sensor.clone()).collect();
+            if let Some(unknown) = sensors.iter().find(|s| !names.contains(s)) {
+                let known = names.join(", ");
+                return Err(format!(
+                    "the server has no sensor {unknown:?} (it has {known})"
+                ));
             }
-        };
-        match message {
-            ServerMessage::Snapshot {
+            let (followed, others) =
+                all.into_iter().partition(|s| wanted(&s.sensor));
+            let shown = ServerMessage::Snapshot {
                 seq,
                 missed,
-                sensors: all,
-            } => {
-                let names: Vec<String> =
-                    all.iter().map(|s| s.sensor.clone()).collect();
-                if let Some(unknown) =
-                    self.sensors.iter().find(|s| !names.contains(s))
-                {
-                    let known = names.join(", ");
-                    return Err(format!(
-                        "the server has no sensor {unknown:?} (it has {known})"
-                    ));
-                }
-                let (sensors, others) =
-                    all.into_iter().partition(|s| wanted(&s.sensor));
-                let shown = ServerMessage::Snapshot {
-                    seq,
-                    missed,
-                    sensors,
-                };
-                events::show(&Shown { message: &shown });
-                // Follow only the sensors asked for: stop the others.
-                let others: Vec<String> =
-                    others.into_iter().map(|s| s.sensor).collect();
-                if !others.is_empty() {
-                    let (id, sensors) = (seq, others);
-                    return Ok(Some(ClientMessage::Unsubscribe { id, sensors }));
-                }
+                sensors: followed,
+            };
+            events::show(&Shown { message: &shown });
+            // Follow only the sensors asked for: stop the others.
+            let others: Vec<String> =
+                others.into_iter().map(|s| s.sensor).collect();
+            if !others.is_empty() {
+                let (id, sensors) = (seq, others);
+                return Ok(Some(ClientMessage::Unsubscribe { id, sensors }));
             }
-            // ANCHOR_END: messages
-            // ANCHOR: updates
-            ServerMessage::Reading(Reading { ref sensor, .. })
-            | ServerMessage::Threshold { ref sensor, .. }
-                if wanted(sensor) =>
-            {
-                events::show(&Shown { message: &message })
-            }
-            ServerMessage::Error { .. } => {
-                events::warn(&Shown { message: &message })
-            }
-            _ => {}
         }
-        Ok(None)
+        // ANCHOR_END: messages
+        // ANCHOR: updates
+        ServerMessage::Reading(Reading { ref sensor, .. })
+        | ServerMessage::Threshold { ref sensor, .. }
+            if wanted(sensor) =>
+        {
+            events::show(&Shown { message: &message })
+        }
+        ServerMessage::Error { .. } => events::warn(&Shown { message: &message }),
+        // The `ack` of an unsubscribe, and the sensors it does not follow.
+        _ => {}
     }
+    Ok(None)
 }
 
 /// How a person reads the dashboard's messages.
@@ -146,14 +137,12 @@ impl Display for Shown<'_, ServerMessage> {
                 if *missed > 0 {
                     writeln!(f, "resynchronised after missing {missed} changes")?;
                 }
-                let lines: Vec<String> = sensors
-                    .iter()
-                    .map(|s| {
-                        let value = s.value.map_or("-".into(), |v| v.to_string());
-                        let (sensor, threshold) = (&s.sensor, s.threshold);
-                        format!("{sensor} {value} (alert above {threshold}) at seq {seq}")
-                    })
-                    .collect();
+                let line = |s: &SensorState| {
+                    let value = s.value.map_or("-".into(), |v| v.to_string());
+                    let (sensor, above) = (&s.sensor, s.threshold);
+                    format!("{sensor} {value} (alert above {above}) at seq {seq}")
+                };
+                let lines: Vec<String> = sensors.iter().map(line).collect();
                 f.write_str(&lines.join("\n"))
             }
             ServerMessage::Reading(Reading {

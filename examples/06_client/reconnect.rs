@@ -112,7 +112,9 @@ pub async fn run(
         }
     }
 }
+// ANCHOR_END: run
 
+// ANCHOR: backoff
 /// Exponential backoff with "full jitter": a random wait between zero and 0.5 s ×
 /// 2^attempt, capped. Without the randomness, every client that lost the same
 /// server would retry in lockstep, and hit it together each time.
@@ -122,7 +124,7 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
         .min(max);
     ceiling.mul_f64(rand::random_range(0.0..=1.0))
 }
-// ANCHOR_END: run
+// ANCHOR_END: backoff
 
 // ANCHOR: follow
 /// One connection, to its end: each text message goes to `read`, which
@@ -177,19 +179,22 @@ pub async fn follow<R: Serialize>(
         }
     }
 }
+// ANCHOR_END: follow
 
+// ANCHOR: send
 /// Sends `request` as JSON, and reports it; a failure ends the connection.
 pub async fn send(
     socket: &mut Socket,
     request: &impl Serialize,
 ) -> Result<(), NextStep> {
     let json = serde_json::to_string(request).expect("a request serializes");
-    match socket.send(Message::text(json)).await {
-        Ok(()) => Ok(events::info(&Sent { request })),
-        Err(e) => Err(NextStep::Reconnect(format!("the connection failed: {e}"))),
+    if let Err(e) = socket.send(Message::text(json)).await {
+        return Err(NextStep::Reconnect(format!("the connection failed: {e}")));
     }
+    events::info(&Sent { request });
+    Ok(())
 }
-// ANCHOR_END: follow
+// ANCHOR_END: send
 
 // ANCHOR: close
 /// Sends Close 1000 and reads until the server's reply, for at most a second.

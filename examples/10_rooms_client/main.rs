@@ -23,6 +23,7 @@ use axum::http::Uri;
 use clap::Parser;
 use ws_lessons::protocol::rooms::RoomRequest;
 
+// ANCHOR: modules
 #[path = "../06_client/events.rs"]
 mod events;
 #[path = "../06_client/reconnect.rs"]
@@ -35,6 +36,7 @@ mod urls;
 
 use reconnect::{Connect, follow, send};
 use rooms::Rooms;
+// ANCHOR_END: modules
 
 // ANCHOR: args
 /// Follows rooms of lessons 09 and 10, and prints every change.
@@ -53,9 +55,10 @@ struct Args {
 /// Accepts the names lessons 09 and 10 accept, which need no escaping in a URL.
 fn user_name(text: &str) -> Result<String, String> {
     let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-');
-    match (1..=32).contains(&text.len()) && text.chars().all(allowed) {
-        true => Ok(text.to_owned()),
-        false => Err("expected 1 to 32 characters of a-z, 0-9, _ and -".into()),
+    if (1..=32).contains(&text.len()) && text.chars().all(allowed) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected 1 to 32 characters of a-z, 0-9, _ and -".into())
     }
 }
 // ANCHOR_END: args
