@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Exited, Process, Server};
+use common::{Process, Server};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -89,14 +89,11 @@ async fn an_unknown_sensor_is_an_error_not_a_retry() {
     let server = Server::start(DASHBOARD, &[]).await;
     let url = server.ws_url();
     let mut client = spawn(&[&url, "--sensor", "sensor-77"]);
-    let Exited {
-        code,
-        events,
-        error,
-    } = client.exited().await;
-    assert_eq!(code, Some(1));
+    let exited = client.exited().await;
+    assert_eq!(exited.code, Some(1));
     // Connected once, shown nothing, never tried again.
-    assert_eq!(kinds(&events), ["connected"], "{events:?}");
+    assert_eq!(kinds(&exited.events), ["connected"], "{:?}", exited.events);
+    let error = exited.error;
     assert!(
         error.contains("the server has no sensor \"sensor-77\""),
         "{error}"
@@ -114,14 +111,11 @@ async fn a_refused_upgrade_is_an_error_not_a_retry() {
         [(vec![&url], vec![401]), (vec![&nope, &url], vec![404, 401])]
     {
         let urls: Vec<&str> = urls.into_iter().map(String::as_str).collect();
-        let Exited {
-            code,
-            events,
-            error,
-        } = spawn(&urls).exited().await;
-        assert_eq!(code, Some(1));
+        let exited = spawn(&urls).exited().await;
+        assert_eq!(exited.code, Some(1));
         // One refusal for each URL, with its status, and nothing more.
-        let refused: Vec<(&str, u64)> = events
+        let refused: Vec<(&str, u64)> = exited
+            .events
             .iter()
             .filter(|event| event["event"] == "refused")
             .filter_map(|event| {
@@ -132,8 +126,9 @@ async fn a_refused_upgrade_is_an_error_not_a_retry() {
             refused,
             urls.iter().copied().zip(refusals).collect::<Vec<_>>()
         );
-        assert_eq!(events.len(), urls.len(), "{events:?}");
+        assert_eq!(exited.events.len(), urls.len(), "{:?}", exited.events);
         // The final error names every URL that refused.
+        let error = exited.error;
         assert!(urls.iter().all(|url| error.contains(url)), "{error}");
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Exited, Process, Server};
+use common::{Process, Server};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -206,15 +206,12 @@ async fn an_unknown_room_is_an_error_not_a_retry() {
     let server = Server::start(ROOMS, &["--sites", "2"]).await;
     let url = server.ws_url();
     let rooms = ["--room", "site-1", "--room", "site-3"];
-    let Exited {
-        code,
-        events,
-        error,
-    } = spawn(&[&[&*url], &rooms[..]].concat()).exited().await;
-    assert_eq!(code, Some(1));
+    let exited = spawn(&[&[&*url], &rooms[..]].concat()).exited().await;
+    assert_eq!(exited.code, Some(1));
     let refused = "the server refused to join site-3: unknown room \"site-3\"";
-    assert!(error.ends_with(refused), "{error}");
+    assert!(exited.error.ends_with(refused), "{}", exited.error);
     // One connection, never tried again.
+    let events = exited.events;
     let connected = events.iter().filter(|event| is("connected")(event));
     assert_eq!(connected.count(), 1, "{events:?}");
     assert!(!events.iter().any(is("reconnecting")), "{events:?}");
@@ -312,12 +309,13 @@ async fn checks_each_change_and_rejoins_after_the_last_one() {
         (first, stand_in(&listener, second).await)
     });
     let mut client = spawn(&[&url, "--room", "site-1", "--max-backoff", "50ms"]);
-    let mut shown = Vec::new();
-    while shown.len() < expected.len() {
-        let wanted = |e: &Value| is("message")(e) || is("gap")(e);
-        shown.push(client.events_until(&mut Vec::new(), wanted).await);
-    }
-    assert_eq!(shown, expected);
+    let mut seen = Vec::new();
+    let last = expected.last().cloned();
+    client
+        .events_until(&mut seen, |e| Some(e) == last.as_ref())
+        .await;
+    seen.retain(|e| is("message")(e) || is("gap")(e));
+    assert_eq!(seen, expected);
     let (first, second) = tokio::time::timeout(common::WAIT, server)
         .await
         .unwrap()
@@ -376,17 +374,14 @@ async fn only_an_error_with_a_join_s_id_is_a_refused_join() {
     let refusal = error(Some(1), "a connection may be in at most 16 rooms");
     let messages = [&others[..], &[refusal]].concat();
     assert_eq!(stand_in(&listener, messages).await, join(1, None));
-    let Exited {
-        code,
-        events,
-        error,
-    } = client.exited().await;
-    assert_eq!(code, Some(1));
+    let exited = client.exited().await;
+    assert_eq!(exited.code, Some(1));
     // The others are shown, as warnings; the refusal ends the client.
     let message = |message| json!({"event": "message", "message": message});
-    let shown: Vec<&Value> = events.iter().filter(|e| is("message")(e)).collect();
+    let shown: Vec<&Value> =
+        exited.events.iter().filter(|e| is("message")(e)).collect();
     assert_eq!(shown, others.map(message).iter().collect::<Vec<_>>());
     let refused = "error: the server refused to join site-1: a connection may \
                    be in at most 16 rooms";
-    assert_eq!(error, refused);
+    assert_eq!(exited.error, refused);
 }

@@ -268,7 +268,10 @@ impl Process {
             }
         });
         let found = found.await;
-        found.unwrap_or_else(|_| panic!("no such event in time: {seen:?}"))
+        found.unwrap_or_else(|_| {
+            let (count, last) = (seen.len(), seen.last());
+            panic!("no such event in time among {count}; the last: {last:?}")
+        })
     }
 
     /// Every event from here to the end of stdout (the process has exited),
