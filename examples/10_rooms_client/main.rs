@@ -48,7 +48,8 @@ struct Args {
     #[arg(long = "room", value_name = "NAME", required = true)]
     rooms: Vec<String>,
     /// Who to connect as: `?user=NAME` on every URL
-    #[arg(long, default_value = "client", value_parser = user_name)]
+    #[arg(long, value_name = "NAME", default_value = "client")]
+    #[arg(value_parser = user_name)]
     user: String,
 }
 

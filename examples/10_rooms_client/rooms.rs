@@ -111,13 +111,16 @@ impl Rooms {
                 after: seq,
                 epoch,
             } => {
+                // Not a room this client follows: nothing to show.
+                let Some(place) = self.rooms.get_mut(room) else {
+                    return Ok(());
+                };
                 let position = Position {
                     seq: *seq,
                     epoch: epoch.clone(),
                 };
-                let known = self.rooms.insert(room.clone(), Some(position));
-                let known = known.flatten().map(|p| p.epoch);
-                if known.is_some_and(|known| known != *epoch) {
+                let known = place.replace(position);
+                if known.is_some_and(|known| known.epoch != *epoch) {
                     events::show(&Renumbered { room: room.clone() });
                 }
                 if let Some(id) = id {
