@@ -1,5 +1,6 @@
 //! Lesson 06, `examples/06_client`: the standalone client, against the real
-//! dashboard and lesson 09's rooms, and against stand-in servers.
+//! dashboard and lesson 08, and against a stand-in server. The client runs
+//! with `--events`: the tests read what it did from its JSON lines on stdout.
 
 mod common;
 
@@ -8,35 +9,38 @@ use std::time::Duration;
 use common::{Process, Server};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
+use ws_lessons::protocol::{Reading, ServerMessage};
 
 const CLIENT: &str = "06_client";
 const DASHBOARD: &str = "05_dashboard";
 
-/// True for a line the client prints for a reading: `sensor-N VALUE` (and maybe
-/// ` ALERT`).
-fn is_reading(line: &str) -> bool {
-    let mut words = line.split(' ');
-    let sensor = words.next().unwrap_or_default();
-    let value = words.next().unwrap_or_default();
-    sensor.starts_with("sensor-")
-        && value.parse::<f64>().is_ok()
-        && matches!(words.next(), None | Some("ALERT"))
+/// Starts the client with `--events` and `args`.
+fn spawn(args: &[&str]) -> Process {
+    Process::spawn(CLIENT, &[args, &["--events"]].concat())
 }
 
-/// Waits until the client has printed `count` readings; returns them.
-async fn readings(client: &mut Process, count: usize) -> Vec<String> {
+/// The server's message that a `message` event shows, if it is one.
+fn shown(event: &Value) -> Option<ServerMessage> {
+    let message = (event["event"] == "message").then(|| &event["message"])?;
+    Some(serde_json::from_value(message.clone()).expect("a server message"))
+}
+
+/// Waits until the client has shown `count` readings; returns them.
+async fn readings(client: &mut Process, count: usize) -> Vec<Reading> {
     let mut seen = Vec::new();
     for _ in 0..10_000 {
-        let line = client.next_stdout().await;
-        if is_reading(&line) {
-            seen.push(line);
+        if let Some(ServerMessage::Reading(reading)) =
+            shown(&client.next_event().await)
+        {
+            seen.push(reading);
             if seen.len() == count {
                 return seen;
             }
         }
     }
-    panic!("fewer than {count} readings among 10000 lines");
+    panic!("fewer than {count} readings among 10000 events");
 }
 
 // ANCHOR: reconnect
@@ -44,19 +48,20 @@ async fn readings(client: &mut Process, count: usize) -> Vec<String> {
 async fn prints_readings_and_reconnects_when_the_server_comes_back() {
     let mut server = Server::start(DASHBOARD, &["--rate", "40"]).await;
     let url = server.ws_url();
-    let mut client = Process::spawn(CLIENT, &[&url, "--max-backoff", "500ms"]);
-    client.wait_for_stderr("connected to").await;
+    let mut client = spawn(&[&url, "--max-backoff", "500ms"]);
+    client.wait_for_event("connected").await;
     readings(&mut client, 5).await;
 
     // The server goes away (with Close 1001), and comes back on the same port.
     server.signal(Signal::SIGINT);
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());
-    client.wait_for_stderr("reconnecting in").await;
+    client.wait_for_event("reconnecting").await;
     let addr = server.addr.to_string();
     let _server = Server::start_on(DASHBOARD, &addr, &["--rate", "40"]).await;
 
     // The client finds it by itself, and the readings flow again.
-    client.wait_for_stderr("connected to").await;
+    let connected = client.wait_for_event("connected").await;
+    assert_eq!(connected["url"], url);
     readings(&mut client, 5).await;
 }
 // ANCHOR_END: reconnect
@@ -66,29 +71,33 @@ async fn follows_only_the_sensors_it_is_given() {
     let server =
         Server::start(DASHBOARD, &["--sensors", "4", "--rate", "100"]).await;
     let url = server.ws_url();
-    let mut client = Process::spawn(
-        CLIENT,
-        &[&url, "--sensor", "sensor-2", "--sensor", "sensor-4"],
-    );
-    for line in readings(&mut client, 20).await {
-        assert!(
-            line.starts_with("sensor-2 ") || line.starts_with("sensor-4 "),
-            "{line}"
-        );
+    let mut client =
+        spawn(&[&url, "--sensor", "sensor-2", "--sensor", "sensor-4"]);
+    for reading in readings(&mut client, 20).await {
+        let sensor = reading.sensor;
+        assert!(sensor == "sensor-2" || sensor == "sensor-4", "{sensor}");
     }
+}
+
+/// The kinds of `events`, in order.
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["event"].as_str()).collect()
 }
 
 #[tokio::test]
 async fn an_unknown_sensor_is_an_error_not_a_retry() {
     let server = Server::start(DASHBOARD, &[]).await;
     let url = server.ws_url();
-    let mut client = Process::spawn(CLIENT, &[&url, "--sensor", "sensor-77"]);
-    let line = client.wait_for_stderr("error:").await;
+    let mut client = spawn(&[&url, "--sensor", "sensor-77"]);
+    let exited = client.exited().await;
+    assert_eq!(exited.code, Some(1));
+    // Connected once, shown nothing, never tried again.
+    assert_eq!(kinds(&exited.events), ["connected"], "{:?}", exited.events);
+    let error = exited.error;
     assert!(
-        line.contains("the server has no sensor \"sensor-77\""),
-        "{line}"
+        error.contains("the server has no sensor \"sensor-77\""),
+        "{error}"
     );
-    assert_eq!(client.wait_exit(common::WAIT).await.code(), Some(1));
 }
 
 #[tokio::test]
@@ -98,18 +107,29 @@ async fn a_refused_upgrade_is_an_error_not_a_retry() {
     let server = Server::start("08_production", &["--token", "s3cret"]).await;
     let url = server.ws_url();
     let nope = format!("ws://{}/nope", server.addr);
-    for (urls, refusals) in [
-        (vec![&url], vec!["401"]),
-        (vec![&nope, &url], vec!["404", "401"]),
-    ] {
+    for (urls, refusals) in
+        [(vec![&url], vec![401]), (vec![&nope, &url], vec![404, 401])]
+    {
         let urls: Vec<&str> = urls.into_iter().map(String::as_str).collect();
-        let mut client = Process::spawn(CLIENT, &urls);
-        let line = client.wait_for_stderr("error:").await;
-        for (url, status) in urls.iter().zip(refusals) {
-            let refused = format!("{url} refused the upgrade: {status}");
-            assert!(line.contains(&refused), "{line}");
-        }
-        assert_eq!(client.wait_exit(common::WAIT).await.code(), Some(1));
+        let exited = spawn(&urls).exited().await;
+        assert_eq!(exited.code, Some(1));
+        // One refusal for each URL, with its status, and nothing more.
+        let refused: Vec<(&str, u64)> = exited
+            .events
+            .iter()
+            .filter(|event| event["event"] == "refused")
+            .filter_map(|event| {
+                Some((event["url"].as_str()?, event["status"].as_u64()?))
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            urls.iter().copied().zip(refusals).collect::<Vec<_>>()
+        );
+        assert_eq!(exited.events.len(), urls.len(), "{:?}", exited.events);
+        // The final error names every URL that refused.
+        let error = exited.error;
+        assert!(urls.iter().all(|url| error.contains(url)), "{error}");
     }
 }
 
@@ -147,8 +167,8 @@ async fn ctrl_c_closes_with_1000() {
         }
     });
 
-    let mut client = Process::spawn(CLIENT, &[&url]);
-    client.wait_for_stderr("connected to").await;
+    let mut client = spawn(&[&url]);
+    client.wait_for_event("connected").await;
     client.signal(Signal::SIGINT);
     let frame = tokio::time::timeout(common::WAIT, server)
         .await

@@ -1,6 +1,6 @@
 //! Lesson 11: a rolling restart that loses nothing. Two instances of lesson 10
-//! on a real Redis, behind a real nginx; clients (lesson 06's, in rooms mode)
-//! follow a room through nginx while each instance in turn is restarted with
+//! on a real Redis, behind a real nginx; clients (`10_rooms_client`, with
+//! `--events`) follow a room through nginx while each instance in turn is restarted with
 //! SIGTERM, draining its connections with 1012 over `--drain`.
 #![cfg(all(feature = "with-nginx", feature = "with-redis"))]
 
@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Nginx, Process, Redis, Server};
+use common::{Nginx, Process, Redis, Server, is_room_change};
 use nix::sys::signal::Signal;
+use serde_json::Value;
 
 const INSTANCE: &str = "10_scale_out";
 const CLIENTS: usize = 4;
@@ -25,17 +26,21 @@ async fn instance(redis: &Redis, addr: &str, produce: bool) -> Server {
     Server::start_on(INSTANCE, addr, &args).await
 }
 
-/// Reads a client's output until it has printed `count` more changes, and
-/// fails on a line that says changes were missed: the history (1,000 changes)
-/// holds every change of a restart, so a rejoin must replay them all.
-async fn changes(client: &mut Process, count: usize) {
-    let mut seen = 0;
-    while seen < count {
-        let line = client.next_stdout().await;
-        assert!(!line.contains("missed"), "{line}");
-        assert!(!line.contains("anew"), "{line}");
-        if line.starts_with("site-1 seq ") {
-            seen += 1;
+/// Reads a client's events, each kept in `seen`, until it has shown `count`
+/// more changes, and fails on one that says changes were missed: the history
+/// (1,000 changes) holds every change of a restart, so a rejoin must replay
+/// them all.
+async fn changes(client: &mut Process, seen: &mut Vec<Value>, count: usize) {
+    for _ in 0..count {
+        let from = seen.len();
+        client.events_until(seen, is_room_change).await;
+        for event in &seen[from..] {
+            assert_eq!(
+                event["message"]["missed"].as_u64().unwrap_or(0),
+                0,
+                "{event}"
+            );
+            assert_ne!(event["event"], "renumbered", "{event}");
         }
     }
 }
@@ -50,11 +55,12 @@ async fn every_client_keeps_every_change_through_a_rolling_restart() {
     let nginx = Nginx::start(&[a.addr, b.addr], Duration::from_secs(5)).await;
     let url = nginx.ws_url("/ws");
     let args = [url.as_str(), "--room", "site-1", "--max-backoff", "200ms"];
-    let mut clients: Vec<Process> = (0..CLIENTS)
-        .map(|_| Process::spawn("06_client", &args))
+    let args = [&args[..], &["--events"]].concat();
+    let mut clients: Vec<(Process, Vec<Value>)> = (0..CLIENTS)
+        .map(|_| (Process::spawn("10_rooms_client", &args), Vec::new()))
         .collect();
-    for client in &mut clients {
-        changes(client, 5).await;
+    for (client, seen) in &mut clients {
+        changes(client, seen, 5).await;
     }
 
     // Each instance in turn: SIGTERM, a drain with 1012, an exit, and a new
@@ -65,36 +71,34 @@ async fn every_client_keeps_every_change_through_a_rolling_restart() {
         let status = server.wait_exit(Duration::from_secs(4)).await;
         assert!(status.success(), "{status}");
         *server = instance(&redis, addr, produce).await;
-        for client in &mut clients {
-            changes(client, 10).await;
+        for (client, seen) in &mut clients {
+            changes(client, seen, 10).await;
         }
     }
 
     // Every client went through at least one restart of its instance: wait
-    // until each has come back and printed changes since. lesson 06 checks
-    // every change against the last itself: no gap, nothing twice, no error.
-    for client in &mut clients {
-        let mut log = Vec::new();
+    // until each has come back and shown changes since. The rooms client
+    // checks every change against the last itself: no gap, nothing twice, no
+    // error.
+    let connected = |seen: &[Value]| {
+        seen.iter().filter(|e| e["event"] == "connected").count()
+    };
+    for (client, seen) in &mut clients {
         for _ in 0..2_000 {
-            log.extend(client.stderr_so_far());
-            if log.iter().filter(|l| l.contains("connected to")).count() >= 2 {
+            if connected(seen) >= 2 {
                 break;
             }
-            changes(client, 1).await;
+            changes(client, seen, 1).await;
         }
-        changes(client, 5).await;
-        // Its warnings come from a thread of their own: read them all, after
-        // it has exited.
+        changes(client, seen, 5).await;
         client.signal(Signal::SIGINT);
         assert!(client.wait_exit(common::WAIT).await.success());
-        log.extend(client.stderr_to_end().await);
-        let log = log.join("\n");
-        assert!(
-            log.matches("connected to").count() >= 2,
-            "never back:\n{log}"
-        );
-        assert!(!log.contains("gap in"), "a change lost or repeated:\n{log}");
-        assert!(!log.contains("ERROR"), "{log}");
+        seen.extend(client.events_to_end().await);
+        assert!(connected(seen) >= 2, "never back: {seen:?}");
+        let gap = seen.iter().find(|e| e["event"] == "gap");
+        assert!(gap.is_none(), "a change lost or repeated: {gap:?}");
+        let error = seen.iter().find(|e| e["message"]["type"] == "error");
+        assert!(error.is_none(), "{error:?}");
     }
 }
 // ANCHOR_END: rolling

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Client, Process, Redis, Server, answer_to, next_json, next_of, run_to_exit,
-    send_json,
+    Client, Process, Redis, Server, answer_to, is_room_change, next_json,
+    next_of, run_to_exit, send_json,
 };
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -182,49 +182,47 @@ async fn a_client_resumes_on_another_instance_after_a_sigkill() {
 
 // ANCHOR: client_moves
 #[tokio::test]
-async fn lesson_06s_client_moves_to_another_instance_without_a_gap() {
+async fn the_rooms_client_moves_to_another_instance_without_a_gap() {
     let redis = Redis::start().await;
     let doomed = instance(&redis, false, &[]).await;
     let producer = instance(&redis, true, &[]).await;
     let (first, second) = (doomed.ws_url(), producer.ws_url());
-    let args = [
-        &*first,
-        &second,
-        "--room",
-        "site-1",
-        "--max-backoff",
-        "100ms",
-    ];
-    let mut client = Process::spawn("06_client", &args);
-    client
-        .wait_for_stderr(&format!("connected to {first}"))
+    let args = [&*first, &second, "--room", "site-1", "--events"];
+    let mut client = Process::spawn(
+        "10_rooms_client",
+        &[&args[..], &["--max-backoff", "100ms"]].concat(),
+    );
+    let mut seen = Vec::new();
+    let connected = client
+        .events_until(&mut seen, |e| e["event"] == "connected")
         .await;
-    client.wait_for_stdout("site-1 seq ").await;
+    assert_eq!(connected["url"], format!("{first}?user=client"));
+    client.events_until(&mut seen, is_room_change).await;
 
     doomed.signal(Signal::SIGKILL);
-    client
-        .wait_for_stderr(&format!("connected to {second}"))
+    let connected = client
+        .events_until(&mut seen, |e| e["event"] == "connected")
         .await;
+    assert_eq!(connected["url"], format!("{second}?user=client"));
     // The other instance has the same changes under the same numbers.
-    let resumed = client.wait_for_stdout("site-1: ").await;
-    assert!(
-        resumed.starts_with("site-1: resuming after seq "),
-        "{resumed}"
-    );
+    let kind = |e: &Value| e["message"]["type"].as_str().map(str::to_owned);
+    let answer = client
+        .events_until(&mut seen, |e| {
+            matches!(kind(e).as_deref(), Some("snapshot" | "joined"))
+        })
+        .await;
+    assert_eq!(answer["message"]["type"], "joined", "{answer}");
     for _ in 0..20 {
-        client.wait_for_stdout("site-1 seq ").await;
+        client.events_until(&mut seen, is_room_change).await;
     }
-    // Its warnings come from a thread of their own: read them all, after it
-    // has exited.
+    // Every event up to its exit: no change was missed or repeated.
     client.signal(Signal::SIGINT);
     assert!(client.wait_exit(common::WAIT).await.success());
-    let gaps = client
-        .stderr_to_end()
-        .await
-        .into_iter()
-        .filter(|l| l.contains("gap"));
+    seen.extend(client.events_to_end().await);
+    let gaps = seen.iter().filter(|e| e["event"] == "gap");
     assert_eq!(gaps.count(), 0, "no change was missed or repeated");
 }
+
 // ANCHOR_END: client_moves
 
 #[tokio::test]

@@ -290,12 +290,16 @@ async fn lesson_06_follows_the_dashboard_over_wss_with_its_ca() {
     let pki = Pki::new();
     let server = start_tls("05_dashboard", &pki, &["--rate", "40"]).await;
     let ca = pki.path("ca.pem");
-    let mut client =
-        Process::spawn("06_client", &[&wss_url(&server), "--ca", &ca]);
-    client.wait_for_stderr("connected to wss://").await;
+    let url = wss_url(&server);
+    let args = [&*url, "--ca", &ca, "--events"];
+    let mut client = Process::spawn("06_client", &args);
+    let connected = client.wait_for_event("connected").await;
+    assert_eq!(connected["url"], url);
+    let is_reading = |e: &serde_json::Value| e["message"]["type"] == "reading";
     for _ in 0..3 {
-        let line = client.wait_for_stdout("sensor-").await;
-        assert!(line.starts_with("sensor-"), "{line}");
+        let shown = client.events_until(&mut Vec::new(), is_reading).await;
+        let sensor = shown["message"]["sensor"].as_str().unwrap_or_default();
+        assert!(sensor.starts_with("sensor-"), "{shown}");
     }
 }
 
@@ -304,15 +308,23 @@ async fn lesson_06_without_the_ca_stops_with_a_certificate_error() {
     let pki = Pki::new();
     let server = start_tls("05_dashboard", &pki, &[]).await;
     let url = wss_url(&server);
-    let (status, _, stderr) = common::run_to_exit("06_client", &[&url]).await;
+    let args = [&*url, "--events"];
+    let (status, stdout, stderr) = common::run_to_exit("06_client", &args).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     let error = stderr.lines().find(|l| l.starts_with("error:"));
     let error = error.unwrap_or_else(|| panic!("no error line: {stderr}"));
     assert!(error.contains(&url), "{error}");
     assert!(error.contains("certificate does not verify"), "{error}");
     assert!(error.contains("UnknownIssuer"), "{error}");
-    // Final at once: no round of retries first.
-    assert!(!stderr.contains("reconnecting"), "{stderr}");
+    // Final at once: one refusal (no HTTP status), no round of retries first.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!(events[0]["event"], "refused", "{stdout}");
+    assert_eq!(events[0]["url"], url, "{stdout}");
+    assert!(events[0].get("status").is_none(), "{stdout}");
 }
 // ANCHOR_END: client
 

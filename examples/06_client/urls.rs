@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use axum::http::Uri;
 use tokio_tungstenite::{Connector, tungstenite};
 
-use crate::{Args, Ended, Socket, tls};
+use crate::events::{self, Connection};
+use crate::reconnect::{NextStep, Socket};
+use crate::tls;
 
 /// The URLs to try, and what each one answered.
 pub struct Urls {
-    /// Each URL as connected to, and why it refused the upgrade, if it did.
+    /// Each URL, and why it refused the upgrade, if it did.
     urls: Vec<(String, Option<String>)>,
     /// The one that last worked, tried first.
     current: usize,
@@ -19,17 +20,12 @@ pub struct Urls {
 }
 
 impl Urls {
-    /// The URLs of `args`; in rooms mode, with `?user=NAME`. The `wss://` ones
-    /// are checked with the connector of `tls.rs`.
-    pub fn new(args: &Args) -> Self {
-        let url = |url: &Uri| match (args.rooms.is_empty(), url.query()) {
-            (true, _) => url.to_string(),
-            (false, None) => format!("{url}?user={}", args.user),
-            (false, Some(_)) => format!("{url}&user={}", args.user),
-        };
-        let urls = args.urls.iter().map(|u| (url(u), None)).collect();
-        let secure = args.urls.iter().any(|u| u.scheme_str() == Some("wss"));
-        let tls = secure.then(|| tls::connector(args.ca.as_ref()));
+    /// `urls`, none tried yet. The `wss://` ones are checked with the
+    /// connector of `tls.rs`, which trusts `ca` too.
+    pub fn new(urls: Vec<String>, ca: Option<&tls::Ca>) -> Self {
+        let secure = urls.iter().any(|url| url.starts_with("wss://"));
+        let tls = secure.then(|| tls::connector(ca));
+        let urls = urls.into_iter().map(|url| (url, None)).collect();
         Self {
             urls,
             current: 0,
@@ -42,7 +38,7 @@ impl Urls {
 impl Urls {
     /// One round: tries each URL once, from the one that last worked, and
     /// returns the first connection.
-    pub async fn connect(&mut self) -> Result<Socket, Ended> {
+    pub async fn connect(&mut self) -> Result<Socket, NextStep> {
         for i in 0..self.urls.len() {
             let i = (self.current + i) % self.urls.len();
             let (url, refused) = &mut self.urls[i];
@@ -55,9 +51,11 @@ impl Urls {
                 false,
                 self.tls.clone(),
             );
+            // The HTTP status of a refused upgrade.
+            let mut status = None;
             let why = match tokio::time::timeout(TIMEOUT, connecting).await {
                 Ok(Ok((socket, _response))) => {
-                    tracing::info!("connected to {url}");
+                    events::info(&Connection::Connected { url });
                     self.current = i;
                     return Ok(socket);
                 }
@@ -66,8 +64,8 @@ impl Urls {
                 Ok(Err(tungstenite::Error::Http(response)))
                     if response.status().is_client_error() =>
                 {
-                    let status = response.status();
-                    let why = format!("{url} refused the upgrade: {status}");
+                    let code = *status.insert(response.status());
+                    let why = format!("{url} refused the upgrade: {code}");
                     refused.insert(why).clone()
                 }
                 // So does a certificate that does not verify: retrying would
@@ -78,13 +76,17 @@ impl Urls {
                 },
                 Err(_) => format!("no answer from {url} in {TIMEOUT:?}"),
             };
-            tracing::warn!("{why}");
+            let (why, status) = (why.as_str(), status.map(|s| s.as_u16()));
+            events::warn(&match refused {
+                Some(_) => Connection::Refused { url, status, why },
+                None => Connection::Unreachable { url, why },
+            });
         }
         let refusals: Option<Vec<&str>> =
             self.urls.iter().map(|(_, why)| why.as_deref()).collect();
         Err(match refusals {
-            Some(refusals) => Ended::Failed(refusals.join("; ")),
-            None => Ended::Lost("no URL answered".into()),
+            Some(refusals) => NextStep::GiveUp(refusals.join("; ")),
+            None => NextStep::Reconnect("no URL answered".into()),
         })
     }
 }

@@ -52,7 +52,7 @@ pub use pacing::{
     Drain, PACED, PACED_QUEUE, changes_to_overflow, follow_own_changes,
     send_batch,
 };
-pub use process::{Process, Program, run_to_exit};
+pub use process::{Exited, Process, Program, is_room_change, run_to_exit};
 pub use redis::Redis;
 pub use server::Server;
 

@@ -161,6 +161,18 @@ async fn wait_for_line(
 
 // ANCHOR_END: wait_for_log
 
+/// Every line from here to the end of the stream, within `WAIT`.
+async fn to_end(lines: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut all = Vec::new();
+    let read = async {
+        while let Some(line) = lines.recv().await {
+            all.push(line);
+        }
+    };
+    timeout(WAIT, read).await.expect("the stream ends in time");
+    all
+}
+
 impl Process {
     /// Starts `program` (an example's name, say) with `args`.
     pub fn spawn(program: impl Into<Program>, args: &[&str]) -> Process {
@@ -223,14 +235,66 @@ impl Process {
     /// process has exited and closed it), within `WAIT`. Lines that a logging
     /// thread writes and lines printed directly may come in either order.
     pub async fn stderr_to_end(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let all = async {
-            while let Some(line) = self.stderr.recv().await {
-                lines.push(line);
+        to_end(&mut self.stderr).await
+    }
+
+    /// The next line on stdout, read as JSON: an event of a client run with
+    /// `--events`.
+    pub async fn next_event(&mut self) -> serde_json::Value {
+        let line = self.next_stdout().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Waits for an event whose `event` is `kind`, and returns it.
+    pub async fn wait_for_event(&mut self, kind: &str) -> serde_json::Value {
+        self.events_until(&mut Vec::new(), |e| e["event"] == kind)
+            .await
+    }
+
+    /// Reads events, each kept in `seen`, up to the first that is `wanted`,
+    /// within `WAIT`; returns it.
+    pub async fn events_until(
+        &mut self,
+        seen: &mut Vec<serde_json::Value>,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let found = timeout(WAIT, async {
+            loop {
+                let event = self.next_event().await;
+                seen.push(event.clone());
+                if wanted(&event) {
+                    return event;
+                }
             }
-        };
-        timeout(WAIT, all).await.expect("stderr ends in time");
-        lines
+        });
+        let found = found.await;
+        found.unwrap_or_else(|_| {
+            let (count, last) = (seen.len(), seen.last());
+            panic!("no such event in time among {count}; the last: {last:?}")
+        })
+    }
+
+    /// Every event from here to the end of stdout (the process has exited),
+    /// within `WAIT`.
+    pub async fn events_to_end(&mut self) -> Vec<serde_json::Value> {
+        let lines = to_end(&mut self.stdout).await;
+        let event = |line: &String| serde_json::from_str(line).expect(line);
+        lines.iter().map(event).collect()
+    }
+
+    /// Waits for a client run with `--events` to exit by itself, within
+    /// `WAIT`, and reads the rest of its output.
+    pub async fn exited(&mut self) -> Exited {
+        let code = self.wait_exit(WAIT).await.code();
+        let events = self.events_to_end().await;
+        let stderr = self.stderr_to_end().await;
+        let error = stderr.into_iter().find(|line| line.starts_with("error: "));
+        let error = error.unwrap_or_default();
+        Exited {
+            code,
+            events,
+            error,
+        }
     }
 
     /// Every line written to stderr so far, without waiting for more.
@@ -282,6 +346,24 @@ impl Process {
             })
             .expect("VmRSS in /proc/PID/status")
     }
+}
+
+/// How a client run with `--events` ended.
+#[derive(Debug)]
+pub struct Exited {
+    /// Its exit code; `None` if a signal ended it.
+    pub code: Option<i32>,
+    /// The events it printed that the test had not read.
+    pub events: Vec<serde_json::Value>,
+    /// Its final `error: ...` line, or nothing.
+    pub error: String,
+}
+
+/// True for an event of the rooms client (`10_rooms_client --events`) that
+/// shows a change of a room: a `reading` or a `threshold`.
+pub fn is_room_change(event: &serde_json::Value) -> bool {
+    let kind = &event["message"]["type"];
+    event["event"] == "message" && (kind == "reading" || kind == "threshold")
 }
 
 /// Runs a program to completion with `args` (no address added) and returns its
