@@ -37,6 +37,15 @@ fn name_of(path: &Path) -> String {
         .into_owned()
 }
 
+/// A chapter's or an example's name without its extension: `10_rooms_client`
+/// for `10_rooms_client.md` and for the folder `examples/10_rooms_client`.
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .expect("a name")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Every chapter: the Markdown files of book/src, except SUMMARY.md.
 fn chapters() -> Vec<PathBuf> {
     files("book/src", "md")
@@ -369,9 +378,10 @@ fn module_file(file: &Path, name: &str) -> PathBuf {
         _ => dir.join(stem.as_ref()),
     };
     let flat = base.join(format!("{name}.rs"));
-    match flat.is_file() {
-        true => flat,
-        false => base.join(name).join("mod.rs"),
+    if flat.is_file() {
+        flat
+    } else {
+        base.join(name).join("mod.rs")
     }
 }
 
@@ -412,18 +422,29 @@ fn pulled_in_by(file: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Every file lesson `number`'s examples are built from, relative to the root:
-/// each `examples/NN_name.rs` or `examples/NN_name/main.rs`, and everything they
-/// pull in, from any lesson.
-fn lesson_files(number: &str) -> BTreeSet<PathBuf> {
+/// The files the chapter `chapter` teaches: those of every example with the
+/// chapter's number (02's chapter covers both of 02's programs) but one that
+/// has a chapter of its own (`10_rooms_client.md`), and every file they pull
+/// in.
+fn lesson_files(chapter: &str) -> BTreeSet<PathBuf> {
     let root = root().canonicalize().expect("the root exists");
+    let number = lesson_number(chapter).expect("a lesson chapter");
+    let own_chapters: BTreeSet<String> =
+        chapters().iter().map(|chapter| stem_of(chapter)).collect();
     let mut waiting: Vec<PathBuf> = std::fs::read_dir(root.join("examples"))
         .expect("examples/")
         .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| lesson_number(&name_of(path)) == Some(number))
-        .map(|path| match path.is_dir() {
-            true => path.join("main.rs"),
-            false => path,
+        .filter(|path| {
+            let name = stem_of(path);
+            lesson_number(&name) == Some(number)
+                && (name == chapter || !own_chapters.contains(&name))
+        })
+        .map(|path| {
+            if path.is_dir() {
+                path.join("main.rs")
+            } else {
+                path
+            }
         })
         .collect();
     let mut seen = BTreeSet::new();
@@ -544,7 +565,7 @@ fn every_lesson_opens_with_its_files_and_their_line_counts() {
         }
         let listed: BTreeSet<PathBuf> =
             rows.into_iter().map(|row| row.file).collect();
-        let expected = lesson_files(number);
+        let expected = lesson_files(&stem_of(&chapter));
         for file in expected.difference(&listed) {
             let count = read(&root().join(file)).lines().count();
             problems.push(format!(
