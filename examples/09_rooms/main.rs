@@ -91,7 +91,8 @@ fn start_sites(args: &RoomsArgs) -> Arc<Rooms> {
     // A new numbering on every start: a client that rejoins with the last one
     // gets a snapshot rather than changes it already has.
     let epoch = format!("{:x}", ws_lessons::protocol::unix_ms());
-    let (sites, sensors) = (usize::from(args.sites), usize::from(args.sensors.sensors));
+    let (sites, sensors) =
+        (usize::from(args.sites), usize::from(args.sensors.sensors));
     let (history, queue) = (args.history as usize, args.queue.capacity());
     let rooms = Arc::new(Rooms::new(sites, sensors, history, queue, &epoch));
     let recorder = rooms.clone();

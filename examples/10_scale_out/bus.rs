@@ -1,9 +1,11 @@
 //! The instances' shared bus: Redis. Every change to a room is numbered and
 //! stored by one atomic script, in a stream (the ordered, bounded history every
 //! instance reads) and in a hash (the state a starting instance loads). Each
-//! instance keeps lesson 09's rooms as a mirror, fed from the streams in order.
+//! instance keeps its rooms as a mirror (`mirror.rs`), fed from the streams in
+//! order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -12,12 +14,14 @@ use redis::aio::{
 };
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use ws_lessons::protocol::SensorState;
 use ws_lessons::protocol::rooms::RoomMessage;
 use ws_lessons::sensor::{Sensor, Simulator};
 
-use crate::rooms::{Change, RoomId, Rooms};
+use crate::mirror::{Mirror, RoomId};
+use crate::site::Change;
 
 /// How long a command may take before Redis counts as unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,6 +77,52 @@ pub struct Bus {
     pub announcements: broadcast::Sender<Utf8Bytes>,
     /// The numbering the mirror follows (see [`Bus::epoch`]).
     epoch: Arc<std::sync::Mutex<String>>,
+    /// What went wrong between this instance and Redis, for `GET /stats`.
+    pub troubles: Arc<Troubles>,
+}
+
+// ANCHOR: troubles
+/// Counts of what went wrong with Redis, reported by `GET /stats` beside
+/// lesson 09's gauges. Logs say the same for people; tests and the bench read
+/// these.
+#[derive(Default)]
+pub struct Troubles {
+    /// Times Redis became unreachable.
+    pub outages: AtomicU64,
+    /// Readings the producer could not store, and so never numbered.
+    pub unstored: AtomicU64,
+    /// Rooms reloaded from Redis after a gap in their stream.
+    pub reloads: AtomicU64,
+    /// Stream entries that this lesson did not write, skipped.
+    pub skipped: AtomicU64,
+}
+// ANCHOR_END: troubles
+
+/// [`Troubles`] as `GET /stats` reports them.
+#[derive(Serialize)]
+pub struct TroubleCounts {
+    outages: u64,
+    unstored: u64,
+    reloads: u64,
+    skipped: u64,
+}
+
+impl Troubles {
+    /// The counts as they are now.
+    pub fn counts(&self) -> TroubleCounts {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TroubleCounts {
+            outages: count(&self.outages),
+            unstored: count(&self.unstored),
+            reloads: count(&self.reloads),
+            skipped: count(&self.skipped),
+        }
+    }
+}
+
+/// Adds one to a [`Troubles`] counter.
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Names the numbering that every instance shares.
@@ -110,6 +160,7 @@ impl Bus {
             up_sender: Arc::new(up_sender),
             announcements: broadcast::channel(16).0,
             epoch: Arc::default(),
+            troubles: Arc::default(),
         })
     }
 
@@ -137,7 +188,7 @@ impl Bus {
 
     /// Takes up the shared numbering, and reloads every room when it is new
     /// to this instance.
-    pub async fn follow_epoch(&self, rooms: &Rooms) -> RedisResult<String> {
+    pub async fn follow_epoch(&self, rooms: &Mirror) -> RedisResult<String> {
         let epoch = self.epoch().await?;
         let known = self.current_epoch();
         if known != epoch {
@@ -161,7 +212,7 @@ impl Bus {
     /// instance, this one included, applies it when it reads it back.
     pub async fn record(
         &self,
-        rooms: &Rooms,
+        rooms: &Mirror,
         id: RoomId,
         change: &Change,
     ) -> RedisResult<u64> {
@@ -197,7 +248,7 @@ impl Bus {
     }
 
     /// Loads a room's state from Redis into the mirror, and returns its `seq`.
-    pub async fn load(&self, rooms: &Rooms, room: RoomId) -> RedisResult<u64> {
+    pub async fn load(&self, rooms: &Mirror, room: RoomId) -> RedisResult<u64> {
         let name = rooms.name(room).to_owned();
         let mut invocation = self.load.key(key(&name, "seq"));
         invocation.key(key(&name, "state"));
@@ -227,7 +278,6 @@ impl Bus {
                 })
             })
             .collect();
-        rooms.load(room, seq, &self.current_epoch(), sensors);
         // The changes before it, as far as the stream keeps them and the
         // history holds, so that a client that comes back to this instance
         // (new, or reloaded) gets them replayed rather than a snapshot.
@@ -236,11 +286,9 @@ impl Bus {
         let stream = key(&name, "changes");
         let before: StreamRangeReply =
             redis::AsyncCommands::xrange(&mut commands, stream, from, to).await?;
-        for entry in &before.ids {
-            if let Some((seq, change)) = parse_entry(entry) {
-                rooms.remember(room, seq, &change);
-            }
-        }
+        let before: Vec<_> = before.ids.iter().filter_map(parse_entry).collect();
+        let epoch = self.current_epoch();
+        rooms.load(room, (seq, &epoch), sensors, &before);
         Ok(seq)
     }
 
@@ -248,11 +296,12 @@ impl Bus {
     /// Feeds the mirror from Redis for as long as the server runs: every room's
     /// changes, in order. When Redis goes away the clients are told, the bus
     /// reconnects with backoff and jitter, and catches up where it stopped.
-    pub async fn follow(self, rooms: Arc<Rooms>) {
+    pub async fn follow(self, rooms: Arc<Mirror>) {
         let mut delay = Duration::from_millis(100);
         loop {
             let Err(error) = self.tail(&rooms).await;
             if self.up_sender.send_replace(false) {
+                count(&self.troubles.outages);
                 tracing::warn!("Redis is unreachable ({error}); updates paused");
                 self.announce(RoomMessage::Paused {
                     reason: "the server lost its connection to Redis".into(),
@@ -274,7 +323,10 @@ impl Bus {
     // ANCHOR: tail
     /// Reads every room's stream from where the mirror is, and applies what
     /// comes, until Redis fails.
-    async fn tail(&self, rooms: &Rooms) -> RedisResult<std::convert::Infallible> {
+    async fn tail(
+        &self,
+        rooms: &Mirror,
+    ) -> RedisResult<std::convert::Infallible> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT * 2));
@@ -327,11 +379,12 @@ impl Bus {
     /// take a snapshot that counts what they missed.
     async fn apply(
         &self,
-        rooms: &Rooms,
+        rooms: &Mirror,
         room: RoomId,
         entry: &redis::streams::StreamId,
     ) -> RedisResult<()> {
         let Some((seq, change)) = parse_entry(entry) else {
+            count(&self.troubles.skipped);
             let id = &entry.id;
             tracing::warn!(id, "skipping an entry this lesson did not write");
             return Ok(());
@@ -341,6 +394,7 @@ impl Bus {
             return Ok(());
         }
         let loaded = self.load(rooms, room).await?;
+        count(&self.troubles.reloads);
         tracing::info!(
             room = rooms.name(room),
             have,
@@ -355,6 +409,14 @@ impl Bus {
     /// Redis.
     pub fn registry(&self) -> crate::registry::Registry {
         crate::registry::Registry::new(self.client.clone(), self.commands.clone())
+    }
+
+    /// What a connection made now is told first: `paused`, while Redis is
+    /// away.
+    pub fn paused(&self) -> Option<Utf8Bytes> {
+        let reason = "the server has lost its connection to Redis".into();
+        let paused = RoomMessage::Paused { reason };
+        (!*self.up.borrow()).then(|| paused.to_json().into())
     }
 
     fn announce(&self, message: RoomMessage) {
