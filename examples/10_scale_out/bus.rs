@@ -26,33 +26,16 @@ use crate::site::Change;
 /// How long a command may take before Redis counts as unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-// ANCHOR: record
 /// Numbers a room's change and stores it, atomically: the next `seq`, the
 /// stream entry `0-SEQ`, and the state a new instance loads. Every instance's
-/// change goes through here, so they all share one order.
-const RECORD: &str = r"
-local seq = redis.call('INCR', KEYS[1])
-local alert = ''
-if ARGV[2] == 'reading' then
-  -- Decided here, in the one order: the same for every instance, and kept in
-  -- the entry, so that a history rebuilt later says the same.
-  local t = redis.call('HGET', KEYS[3], 't' .. ARGV[3]) or ARGV[7]
-  alert = tostring(tonumber(ARGV[5]) > tonumber(t))
-  redis.call('HSET', KEYS[3], 'v' .. ARGV[3], ARGV[5])
-  redis.call('RPUSH', KEYS[4], ARGV[5])
-  redis.call('LTRIM', KEYS[4], -ARGV[6], -1)
-else
-  redis.call('HSET', KEYS[3], 't' .. ARGV[3], ARGV[5])
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq,
-  'change', ARGV[1], 'alert', alert)
-return seq
-";
-// ANCHOR_END: record
+/// change goes through it, so they all share one order.
+const RECORD: &str = include_str!("record.lua");
 
-/// A room's state as of its `seq`: the hash, and each sensor's recent values.
+/// A room's state as of its `seq`: the hash, and each sensor's recent values
+/// (KEYS[3] onwards, one list per sensor), read in one step.
 const LOAD: &str = r"
-local out = { redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]) }
+local seq_key, state = KEYS[1], KEYS[2]
+local out = { redis.call('GET', seq_key) or '0', redis.call('HGETALL', state) }
 for i = 3, #KEYS do
   out[#out + 1] = redis.call('LRANGE', KEYS[i], 0, -1)
 end
@@ -208,6 +191,7 @@ impl Bus {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    // ANCHOR: record
     /// Stores `change` as the room's next change, and returns its number. Every
     /// instance, this one included, applies it when it reads it back.
     pub async fn record(
@@ -226,6 +210,7 @@ impl Bus {
         let json =
             serde_json::to_string(change).expect("a Change always serializes");
         let mut commands = self.commands.clone();
+        // In the order `record.lua` names them: KEYS[1] to [4], ARGV[1] to [7].
         self.record
             .key(key(room, "seq"))
             .key(key(room, "changes"))
@@ -241,6 +226,7 @@ impl Bus {
             .invoke_async(&mut commands)
             .await
     }
+    // ANCHOR_END: record
 
     /// A sensor's threshold until a client sets one (as in lesson 05).
     fn default_threshold(&self, room: RoomId, sensor: usize) -> f64 {
