@@ -16,7 +16,6 @@ use crate::member::Member;
 use crate::rooms::{Rejoin, Rooms};
 use crate::users::{Tab, Users};
 
-// ANCHOR: run
 /// What every connection of this process shares: the axum state.
 #[derive(Clone)]
 pub struct Hub {
@@ -26,6 +25,7 @@ pub struct Hub {
     pub heartbeat: HeartbeatArgs,
 }
 
+// ANCHOR: run
 /// Serves one connection of `user` until it ends, and says why it ended.
 pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     // Both leave the registry when dropped, whichever way this function ends.

@@ -1,4 +1,3 @@
--- ANCHOR: record
 -- Numbers a room's change and stores it, atomically (bus.rs runs it).
 local seq_key, stream, state, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local change, kind, sensor = ARGV[1], ARGV[2], ARGV[3]
@@ -21,4 +20,3 @@ end
 redis.call('XADD', stream, 'MAXLEN', '~', history, '0-' .. seq,
   'change', change, 'alert', alert)
 return seq
--- ANCHOR_END: record

@@ -15,7 +15,7 @@ pub const NOTICE_MAX_CHARS: usize = 1000;
 /// How many notices a tab may fall behind before it is told it missed some.
 const NOTICE_QUEUE: usize = 16;
 
-// ANCHOR: users
+// ANCHOR: changed
 /// Every connected user, with a channel that reaches all their tabs.
 #[derive(Default)]
 pub struct Users {
@@ -24,6 +24,7 @@ pub struct Users {
     /// instances.
     pub changed: tokio::sync::Notify,
 }
+// ANCHOR_END: changed
 
 struct User {
     notices: broadcast::Sender<Utf8Bytes>,
@@ -58,9 +59,7 @@ impl Users {
             notices: entry.notices.subscribe(),
         }
     }
-    // ANCHOR_END: users
 
-    // ANCHOR: notify
     /// Hands a notice from `from` to every tab of `to`, and says how many.
     pub fn notify(
         &self,
@@ -80,7 +79,6 @@ impl Users {
         // Never blocks: a tab that does not read falls behind on its own.
         user.notices.send(json).map_err(|_| not_connected())
     }
-    // ANCHOR_END: notify
 
     /// Every connected user's name.
     pub fn names(&self) -> Vec<String> {
