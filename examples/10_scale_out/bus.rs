@@ -1,7 +1,7 @@
 //! The instances' shared bus: Redis. Every change to a room is numbered and
 //! stored by one atomic script, in a stream (the ordered, bounded history every
 //! instance reads) and in a hash (the state a starting instance loads). Each
-//! instance keeps its rooms as a mirror (`mirror.rs`), fed from the streams in
+//! instance keeps its rooms as a mirror (`rooms.rs`), fed from the streams in
 //! order.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use ws_lessons::protocol::SensorState;
 use ws_lessons::protocol::rooms::RoomMessage;
 use ws_lessons::sensor::{Sensor, Simulator};
 
-use crate::mirror::{Mirror, RoomId};
+use crate::rooms::{RoomId, Rooms};
 use crate::site::Change;
 
 /// How long a command may take before Redis counts as unreachable.
@@ -171,7 +171,7 @@ impl Bus {
 
     /// Takes up the shared numbering, and reloads every room when it is new
     /// to this instance.
-    pub async fn follow_epoch(&self, rooms: &Mirror) -> RedisResult<String> {
+    pub async fn follow_epoch(&self, rooms: &Rooms) -> RedisResult<String> {
         let epoch = self.epoch().await?;
         let known = self.current_epoch();
         if known != epoch {
@@ -196,7 +196,7 @@ impl Bus {
     /// instance, this one included, applies it when it reads it back.
     pub async fn record(
         &self,
-        rooms: &Mirror,
+        rooms: &Rooms,
         id: RoomId,
         change: &Change,
     ) -> RedisResult<u64> {
@@ -234,7 +234,7 @@ impl Bus {
     }
 
     /// Loads a room's state from Redis into the mirror, and returns its `seq`.
-    pub async fn load(&self, rooms: &Mirror, room: RoomId) -> RedisResult<u64> {
+    pub async fn load(&self, rooms: &Rooms, room: RoomId) -> RedisResult<u64> {
         let name = rooms.name(room).to_owned();
         let mut invocation = self.load.key(key(&name, "seq"));
         invocation.key(key(&name, "state"));
@@ -282,7 +282,7 @@ impl Bus {
     /// Feeds the mirror from Redis for as long as the server runs: every room's
     /// changes, in order. When Redis goes away the clients are told, the bus
     /// reconnects with backoff and jitter, and catches up where it stopped.
-    pub async fn follow(self, rooms: Arc<Mirror>) {
+    pub async fn follow(self, rooms: Arc<Rooms>) {
         let mut delay = Duration::from_millis(100);
         loop {
             let Err(error) = self.tail(&rooms).await;
@@ -309,10 +309,7 @@ impl Bus {
     // ANCHOR: tail
     /// Reads every room's stream from where the mirror is, and applies what
     /// comes, until Redis fails.
-    async fn tail(
-        &self,
-        rooms: &Mirror,
-    ) -> RedisResult<std::convert::Infallible> {
+    async fn tail(&self, rooms: &Rooms) -> RedisResult<std::convert::Infallible> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT * 2));
@@ -365,7 +362,7 @@ impl Bus {
     /// take a snapshot that counts what they missed.
     async fn apply(
         &self,
-        rooms: &Mirror,
+        rooms: &Rooms,
         room: RoomId,
         entry: &redis::streams::StreamId,
     ) -> RedisResult<()> {

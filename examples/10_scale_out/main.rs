@@ -7,7 +7,7 @@
 //!   stores it atomically, in a Redis Stream (the ordered, bounded history)
 //!   and in a hash (the state a starting instance loads) (`bus.rs`);
 //! - each instance keeps lesson 09's rooms as a mirror, fed from the streams
-//!   in order, so its clients are served from memory (`mirror.rs`);
+//!   in order, so its clients are served from memory (`rooms.rs`);
 //! - resuming anywhere: `{"type":"join","room":"site-1","after":SEQ}` on any
 //!   instance replays the changes after SEQ from its history, or sends a
 //!   snapshot that counts what it cannot replay;
@@ -19,10 +19,10 @@
 //!   moment within `--drain` (default 10 s), so that clients come back a few
 //!   at a time, elsewhere; Ctrl-C still closes every one at once with 1001.
 //!
-//! Lesson 09's files that this lesson uses as they are: `site.rs` and `web.rs`
-//! (with the page); lesson 03's `heartbeat.rs`. Those it changes, it has a copy
-//! of, which says what changed in its first lines: `mirror.rs` (09's
-//! `rooms.rs`), `member.rs`, `users.rs` and `session.rs`.
+//! Lesson 09's files that this lesson uses as they are: `site.rs`, `member.rs`
+//! and `web.rs` (with the page); and lesson 03's `heartbeat.rs`. Those it
+//! changes, it has a copy of, which says what changed in its first lines:
+//! `rooms.rs`, `users.rs` and `session.rs`.
 //!
 //! Exactly one instance runs the simulator, the one started with `--produce`;
 //! every instance serves clients. Start-up fails, with a one-line error and a
@@ -50,9 +50,10 @@ use ws_lessons::{Connections, ListenArgs};
 mod bus;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
+#[path = "../09_rooms/member.rs"]
 mod member;
-mod mirror;
 mod registry;
+mod rooms;
 mod session;
 #[path = "../09_rooms/site.rs"]
 mod site;
@@ -61,7 +62,7 @@ mod users;
 mod web;
 
 use bus::{Bus, TroubleCounts};
-use mirror::Mirror;
+use rooms::Rooms;
 use session::Hub;
 use site::Change;
 use users::Users;
@@ -107,7 +108,7 @@ async fn main() -> ExitCode {
         let epoch = bus.epoch().await?;
         let (sites, queue) =
             (usize::from(args.rooms.sites), args.rooms.queue.capacity());
-        let rooms = Arc::new(Mirror::new(sites, sensors, history, queue, &epoch));
+        let rooms = Arc::new(Rooms::new(sites, sensors, history, queue, &epoch));
         bus.follow_epoch(&rooms).await?;
         Ok::<_, redis::RedisError>(rooms)
     };
@@ -152,7 +153,7 @@ async fn main() -> ExitCode {
 /// taken. A reading that cannot be stored (Redis is down, or too slow for the
 /// rate) never gets a number, so no client misses it; it is counted, and the
 /// count logged.
-fn produce(args: &Args, bus: Bus, rooms: Arc<Mirror>) {
+fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
     let sensors = usize::from(args.rooms.sensors.sensors);
     let simulator = Simulator::new(usize::from(args.rooms.sites) * sensors);
     let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);

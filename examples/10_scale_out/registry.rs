@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Client, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
-use crate::mirror::{Mirror, RoomId};
+use crate::rooms::{RoomId, Rooms};
 use crate::users::Users;
 
 /// How long an instance counts as running after it last said so.
@@ -104,7 +104,7 @@ impl Registry {
 
     /// Keeps this instance's part up to date, and applies the others', for as
     /// long as the server runs.
-    pub async fn run(self, rooms: Arc<Mirror>, users: Arc<Users>) {
+    pub async fn run(self, rooms: Arc<Rooms>, users: Arc<Users>) {
         let listener =
             tokio::spawn(self.clone().listen(rooms.clone(), users.clone()));
         let mut pulse = tokio::time::interval(PULSE);
@@ -135,7 +135,7 @@ impl Registry {
     /// changed: a Redis that restarted without its data has lost it.
     async fn publish(
         &self,
-        rooms: &Mirror,
+        rooms: &Rooms,
         users: &Users,
         written: &mut Written,
         refresh: bool,
@@ -178,7 +178,7 @@ impl Registry {
 
     // ANCHOR: gather
     /// Reads who is in each occupied room on the other live instances.
-    async fn gather(&self, rooms: &Mirror) -> RedisResult<()> {
+    async fn gather(&self, rooms: &Rooms) -> RedisResult<()> {
         for room in rooms.all() {
             if rooms.local_users(room).is_empty() {
                 continue;
@@ -188,7 +188,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn gather_room(&self, rooms: &Mirror, room: RoomId) -> RedisResult<()> {
+    async fn gather_room(&self, rooms: &Rooms, room: RoomId) -> RedisResult<()> {
         let mut commands = self.commands.clone();
         let key = format!("ws-lessons:{{{}}}:presence", rooms.name(room));
         let parts: HashMap<String, String> = commands.hgetall(&key).await?;
@@ -215,7 +215,7 @@ impl Registry {
 
     /// Listens to the other instances: presence changes, and notices for the
     /// users connected here. Reconnects with backoff and jitter.
-    async fn listen(self, rooms: Arc<Mirror>, users: Arc<Users>) {
+    async fn listen(self, rooms: Arc<Rooms>, users: Arc<Users>) {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.client.get_async_pubsub().await {

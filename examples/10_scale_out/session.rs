@@ -1,7 +1,8 @@
 //! Lesson 09's `session.rs`, with Redis behind two requests: a threshold is
 //! numbered and stored by Redis, and comes back to every member, on every
 //! instance, as the room's next change; a notice goes to the instances that
-//! have its user. And one more kind of message: every connection hears when
+//! have its user. A rejoin from an instance further along waits for this one
+//! to catch up. And one more kind of message: every connection hears when
 //! Redis goes away and comes back.
 
 use std::sync::Arc;
@@ -17,18 +18,18 @@ use ws_lessons::server::{Connections, Ended};
 use crate::bus::Bus;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::member::Member;
-use crate::mirror::{Mirror, Rejoin, RoomId};
 use crate::registry::Registry;
+use crate::rooms::{Rejoin, RoomId, Rooms};
 use crate::site::Change;
 use crate::users::{Tab, Users};
 
 // ANCHOR: hub
 /// What every connection of this instance shares: lesson 09's hub, with the
-/// rooms mirrored from Redis, and the way to the other instances.
+/// rooms as a mirror of Redis, and the way to Redis and the other instances.
 #[derive(Clone)]
 pub struct Hub {
     pub connections: Connections,
-    pub rooms: Arc<Mirror>,
+    pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub heartbeat: HeartbeatArgs,
     pub bus: Bus,
@@ -116,6 +117,9 @@ async fn answer(
             room, after, epoch, ..
         } => {
             let rejoin = after.map(|after| Rejoin { after, epoch });
+            if let Some(rejoin) = &rejoin {
+                catch_up(hub, &room, rejoin).await;
+            }
             member.join(&room, id, rejoin)
         }
         RoomRequest::Leave { room, .. } => member
@@ -174,6 +178,29 @@ async fn store(hub: &Hub, room: RoomId, change: &Change) -> Result<(), String> {
     }
 }
 // ANCHOR_END: redis
+
+// ANCHOR: catch_up
+/// A client that comes from an instance further along, in the same numbering,
+/// waits until this one has applied every change it has, for at most
+/// [`crate::bus::TIMEOUT`]; lesson 09's join then replays from its `after`.
+/// If this instance does not catch up in time, the join gets a snapshot.
+async fn catch_up(hub: &Hub, name: &str, rejoin: &Rejoin) {
+    let Some(room) = hub.rooms.find(name) else {
+        return;
+    };
+    let caught_up = async {
+        loop {
+            // Taken before the check, so a change applied in between wakes it.
+            let applied = hub.rooms.applied.notified();
+            if !hub.rooms.ahead(room, rejoin) {
+                return;
+            }
+            applied.await;
+        }
+    };
+    let _ = tokio::time::timeout(crate::bus::TIMEOUT, caught_up).await;
+}
+// ANCHOR_END: catch_up
 
 /// An `error`, about the request `id` if it had one.
 fn error(id: Option<u64>, message: String) -> Utf8Bytes {

@@ -1,12 +1,15 @@
-//! Lesson 09's rooms (`09_rooms/rooms.rs`), as a mirror of Redis. Redis numbers
-//! every change; the mirror applies them in that order, and never numbers one
-//! itself. What differs from 09's registry, and why:
-//! - [`Mirror::apply`] takes a change with its number, and refuses a gap;
-//! - [`Mirror::load`] replaces a room's state with the one Redis holds, and has
-//!   its members take a fresh snapshot ([`Update::Reload`]);
+//! Lesson 09's `rooms.rs`, as a mirror of Redis: Redis numbers every change,
+//! and the mirror applies them in that order, never numbering one itself.
+//! What differs from 09's registry, and why:
+//! - [`Rooms::apply`] takes a change with the number Redis gave it, and
+//!   refuses a gap, where 09's `record` numbers it;
+//! - [`Rooms::load`] replaces a room's state with the one Redis holds, and
+//!   sends its members a snapshot;
 //! - presence counts the users in the room on other instances too
-//!   ([`Mirror::set_elsewhere`]), and every join and leave wakes
-//!   [`Mirror::membership`], so that the registry tells the other instances.
+//!   ([`Rooms::set_elsewhere`]), and every join and leave wakes
+//!   [`Rooms::membership`], so that the registry tells the other instances;
+//! - a client that comes from an instance further along can wait for this one
+//!   to catch up ([`Rooms::ahead`], [`Rooms::applied`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +24,9 @@ use ws_lessons::sensor::Sensor;
 use crate::site::{Change, Event, Site};
 
 // ANCHOR: mirror
-/// Every site, each a room that clients join, as Redis last told it.
-pub struct Mirror {
+/// Every site, each a room that clients join, as far as this instance has
+/// read Redis's streams.
+pub struct Rooms {
     rooms: Vec<Room>,
     /// How far a member may fall behind before it is resynchronised.
     queue: usize,
@@ -32,18 +36,9 @@ pub struct Mirror {
     resyncs: AtomicU64,
     /// Woken by every join and leave: the registry tells the other instances.
     pub membership: Notify,
-}
-
-/// What a room's channel carries: unlike in lesson 09, a member tells changes
-/// from presence, and hears when the room was reloaded.
-#[derive(Clone, Debug)]
-pub enum Update {
-    /// Change number `seq`.
-    Change(Event),
-    /// Who is in the room now: a `presence` message.
-    Presence(Utf8Bytes),
-    /// The room's state was loaded from Redis again: take a fresh snapshot.
-    Reload,
+    /// Woken by every change applied: a client from an instance further
+    /// along waits on it.
+    pub applied: Notify,
 }
 
 struct RoomState {
@@ -54,7 +49,7 @@ struct RoomState {
 }
 // ANCHOR_END: mirror
 
-/// A room, found by its position in [`Mirror`].
+/// A room, found by its position in [`Rooms`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoomId(usize);
 
@@ -74,7 +69,7 @@ struct Room {
 /// Who follows a room here: created by its first member, dropped with its
 /// last.
 struct Audience {
-    updates: broadcast::Sender<Update>,
+    events: broadcast::Sender<Event>,
     /// Each member's user, with how many of their connections are in the room.
     users: BTreeMap<String, usize>,
 }
@@ -87,19 +82,19 @@ pub struct Rejoin {
     pub epoch: Option<String>,
 }
 
-/// A member's start in a room, or a fresh start.
+/// A member's start in a room, or a fresh start after it fell behind.
 pub struct Entry {
-    /// Every update of the room after `seq`.
-    pub updates: broadcast::Receiver<Update>,
+    /// Every event of the room after `seq`.
+    pub events: broadcast::Receiver<Event>,
     /// The room's last change that `backlog` brings the member to.
     pub seq: u64,
     /// What to send first: a `snapshot`, or `joined` and the changes since.
     pub backlog: Vec<Utf8Bytes>,
 }
 
-impl Mirror {
+impl Rooms {
     /// `sites` sites of `sensors` sensors each, at change 0 of `epoch`, until
-    /// [`Mirror::load`] gives each the state Redis holds.
+    /// [`Rooms::load`] gives each the state Redis holds.
     pub fn new(
         sites: usize,
         sensors: usize,
@@ -127,6 +122,7 @@ impl Mirror {
             history,
             resyncs: AtomicU64::new(0),
             membership: Notify::new(),
+            applied: Notify::new(),
         }
     }
 
@@ -162,7 +158,7 @@ impl Mirror {
     }
 
     /// Adds one connection of `user` to the room, as lesson 09 does, and
-    /// wakes [`Mirror::membership`].
+    /// wakes [`Rooms::membership`].
     pub fn join(
         &self,
         room: RoomId,
@@ -173,23 +169,23 @@ impl Mirror {
         let room = &self.rooms[room.0];
         let mut state = lock(room);
         let audience = state.audience.get_or_insert_with(|| Audience {
-            updates: broadcast::channel(self.queue).0,
+            events: broadcast::channel(self.queue).0,
             users: BTreeMap::new(),
         });
         *audience.users.entry(user.to_owned()).or_default() += 1;
-        let updates = audience.updates.subscribe();
+        let events = audience.events.subscribe();
         let (seq, backlog) = state.backlog(&room.name, id, rejoin);
         state.announce_presence(&room.name);
         self.membership.notify_one();
         Entry {
-            updates,
+            events,
             seq,
             backlog,
         }
     }
 
     /// Takes one connection of `user` out of the room, as lesson 09 does, and
-    /// wakes [`Mirror::membership`].
+    /// wakes [`Rooms::membership`].
     pub fn leave(&self, room: RoomId, user: &str) {
         let room = &self.rooms[room.0];
         let mut state = lock(room);
@@ -212,24 +208,18 @@ impl Mirror {
     }
 
     /// A fresh receiver and snapshot for a member that fell behind, whose last
-    /// change was `last_seq`, counted in `resyncs`.
+    /// change was `last_seq`. `None` if the room has no members, which cannot
+    /// happen to a member.
     pub fn resync(&self, room: RoomId, last_seq: u64) -> Option<Entry> {
-        self.resyncs.fetch_add(1, Ordering::Relaxed);
-        self.refresh(room, last_seq)
-    }
-
-    /// A fresh receiver and snapshot for a member whose last change was
-    /// `last_seq`. `None` if the room has no members, which cannot happen to a
-    /// member.
-    pub fn refresh(&self, room: RoomId, last_seq: u64) -> Option<Entry> {
         let room = &self.rooms[room.0];
         let state = lock(room);
-        let updates = state.audience.as_ref()?.updates.subscribe();
+        let events = state.audience.as_ref()?.events.subscribe();
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
         let missed = state.site.seq.saturating_sub(last_seq);
         let users = state.users();
         let snapshot = state.site.snapshot(None, &room.name, missed, users);
         Some(Entry {
-            updates,
+            events,
             seq: state.site.seq,
             backlog: vec![snapshot],
         })
@@ -248,15 +238,17 @@ impl Mirror {
             return false;
         };
         if let Some(audience) = &state.audience {
-            let _ = audience.updates.send(Update::Change(event));
+            let _ = audience.events.send(event);
         }
+        self.applied.notify_waiters();
         true
     }
 
     /// Replaces the room's state with the one Redis holds: `sensors` as of
     /// change `seq` of numbering `epoch`, and `before`, the changes up to `seq`
-    /// that the stream still keeps, for members that rejoin. Its members take
-    /// a fresh snapshot.
+    /// that the stream still keeps, for members that rejoin. Its members get a
+    /// snapshot, which counts the changes they missed if the numbering is the
+    /// same.
     pub fn load(
         &self,
         room: RoomId,
@@ -266,6 +258,7 @@ impl Mirror {
     ) {
         let room = &self.rooms[room.0];
         let mut state = lock(room);
+        let old = (state.site.seq, state.site.epoch == epoch);
         let mut site = Site::new(sensors, self.history, epoch);
         site.seq = seq;
         for (seq, change) in before {
@@ -275,8 +268,23 @@ impl Mirror {
         }
         state.site = site;
         if let Some(audience) = &state.audience {
-            let _ = audience.updates.send(Update::Reload);
+            // After every event of the old state, so a member that reads them
+            // all has seen change `old.0` when this comes.
+            let missed = if old.1 { seq.saturating_sub(old.0) } else { 0 };
+            let users = state.users();
+            let json = state.site.snapshot(None, &room.name, missed, users);
+            let _ = audience.events.send(Event { seq, json });
         }
+        self.applied.notify_waiters();
+    }
+
+    /// Whether a member that rejoins with `rejoin` has changes this instance
+    /// has not applied yet, in the same numbering: it comes from an instance
+    /// further along.
+    pub fn ahead(&self, room: RoomId, rejoin: &Rejoin) -> bool {
+        let state = lock(&self.rooms[room.0]);
+        let same = rejoin.epoch.as_ref() == Some(&state.site.epoch);
+        same && rejoin.after > state.site.seq
     }
     // ANCHOR_END: apply
 
@@ -340,10 +348,7 @@ impl RoomState {
         all.into_iter().cloned().collect()
     }
 
-    // ANCHOR: backlog
-    /// Lesson 09's backlog, but for a member that comes from an instance
-    /// further along in the same numbering: it gets `joined` and nothing yet,
-    /// and waits for this instance to catch up with it.
+    /// Lesson 09's backlog: a snapshot, or `joined` and the changes since.
     fn backlog(
         &self,
         name: &str,
@@ -362,11 +367,8 @@ impl RoomState {
         else {
             return snapshot(0);
         };
-        // Another numbering (Redis lost its data), or none said and a change
-        // not made yet: nothing can be counted.
-        if theirs.as_ref().is_some_and(|theirs| theirs != epoch)
-            || (theirs.is_none() && after > seq)
-        {
+        let other = theirs.as_ref().is_some_and(|theirs| theirs != epoch);
+        if other || after > seq {
             return snapshot(0);
         }
         let Some(changes) = self.site.since(after) else {
@@ -380,9 +382,8 @@ impl RoomState {
         };
         let mut backlog = vec![joined.to_json().into()];
         backlog.extend(changes.map(|event| event.json.clone()));
-        (seq.max(after), backlog)
+        (seq, backlog)
     }
-    // ANCHOR_END: backlog
 
     fn announce_presence(&self, name: &str) {
         let Some(audience) = &self.audience else {
@@ -393,6 +394,7 @@ impl RoomState {
             users: self.users(),
         };
         let json = presence.to_json().into();
-        let _ = audience.updates.send(Update::Presence(json));
+        let seq = self.site.seq;
+        let _ = audience.events.send(Event { seq, json });
     }
 }
