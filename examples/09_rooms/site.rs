@@ -36,7 +36,7 @@ pub struct Event {
     /// The room's last change as of this message: a member that receives it
     /// has every change up to this one.
     pub seq: u64,
-    /// The message, as sent.
+    /// The message, serialized once, as every member receives it.
     pub json: Utf8Bytes,
 }
 // ANCHOR_END: change

@@ -10,7 +10,8 @@ use ws_lessons::server::Stats;
 
 use crate::session::{self, Hub};
 
-/// The rooms' flags.
+/// The rooms' flags: the sites and their sensors, how far a member may fall
+/// behind, how much history a room keeps, and the heartbeat.
 #[derive(clap::Args)]
 pub struct RoomsArgs {
     /// Number of sites, each a room: site-1, site-2, and so on (--sensors
@@ -84,7 +85,7 @@ pub struct RoomStats {
 }
 
 impl RoomStats {
-    /// The gauges as they are now.
+    /// The gauges as they are at this moment: each call counts afresh.
     pub fn of(hub: &Hub) -> Self {
         Self {
             server: hub.connections.stats(),
