@@ -398,3 +398,6 @@ impl RoomState {
         let _ = audience.events.send(Event { seq, json });
     }
 }
+
+#[cfg(test)]
+mod tests;
