@@ -80,7 +80,7 @@ async fn main() -> ExitCode {
 }
 // ANCHOR_END: main
 
-/// `GET /stats`.
+/// `GET /stats`: the gauges, as JSON, for people and for tests.
 async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
     Json(RoomStats::of(&hub))
 }

@@ -222,7 +222,7 @@ struct Stats {
     redis: TroubleCounts,
 }
 
-/// `GET /stats`.
+/// `GET /stats`: the gauges, as JSON, for people and for tests.
 async fn stats(State(hub): State<Hub>) -> Json<Stats> {
     let rooms = RoomStats::of(&hub);
     Json(Stats {
