@@ -1,10 +1,11 @@
-//! Lesson 09, `examples/09_rooms`: rooms, presence and notices, driven by
-//! tokio-tungstenite clients.
+//! Lesson 09, `examples/09_rooms`: rooms, presence, notices, a slow member
+//! and shutdown, driven by tokio-tungstenite clients.
 
 mod common;
 
 use common::{Client, Server, WAIT, join, next_json, next_of, send_json};
 use futures::{SinkExt, StreamExt};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -320,6 +321,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     // requests, a batch at a time, so it cannot fall behind.
     let args = [&["--sites", "1"][..], &common::PACED].concat();
     let server = Server::start(EXAMPLE, &args).await;
+    assert_eq!(server.stats().await["resyncs"], 0);
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
     let mut fast = server.connect_as("fast").await;
     let snapshot = join(&mut slow, "site-1").await;
@@ -372,6 +374,9 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     send_json(&mut fast, request).await;
     let next = next_of(&mut slow, "threshold").await;
     assert_eq!(next["seq"], resynchronised + 1, "changes resume after it");
+    // Counted where an operator sees it: in `GET /stats`.
+    let resyncs = server.stats().await["resyncs"].as_u64();
+    assert!(resyncs >= Some(1), "resyncs in /stats: {resyncs:?}");
 }
 // ANCHOR_END: resync
 
@@ -417,4 +422,15 @@ async fn the_new_messages_as_they_are_sent() {
         "[].sensors[].value" => "[value]",
         "[].sensors[].recent" => "[recent]",
     });
+}
+
+#[tokio::test]
+async fn sigterm_sends_1001_to_every_member() {
+    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut alice = server.connect_as("alice").await;
+    join(&mut alice, "site-1").await;
+    let bob = server.connect_as("bob").await;
+    server
+        .shut_down_with(Signal::SIGTERM, &mut [alice, bob])
+        .await;
 }

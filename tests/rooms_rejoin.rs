@@ -147,15 +147,3 @@ async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
     let seq = answer["seq"].as_u64().expect("a seq");
     assert_eq!(readings(&mut client, 5).await[0], seq + 1);
 }
-
-#[tokio::test]
-async fn sigterm_sends_1001_to_every_member() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
-    let mut alice = server.connect_as("alice").await;
-    let join = json!({"type": "join", "room": "site-1"});
-    ask(&mut alice, join, &["snapshot"]).await;
-    let bob = server.connect_as("bob").await;
-    server
-        .shut_down_with(Signal::SIGTERM, &mut [alice, bob])
-        .await;
-}

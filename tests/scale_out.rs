@@ -292,7 +292,9 @@ async fn a_redis_restart_pauses_updates_and_loses_nothing() {
         }
     }
     assert_eq!(server.get("/ready").await.status, 503);
-    assert_eq!(server.stats().await["connections"], 1, "/stats still works");
+    let stats = server.stats().await;
+    assert_eq!(stats["connections"], 1, "/stats still works");
+    assert_eq!(stats["outages"], 1, "and counts the outage: {stats}");
 
     redis.start_again().await;
     loop {

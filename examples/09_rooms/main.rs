@@ -26,8 +26,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::State;
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use clap::Parser;
 use ws_lessons::sensor::Simulator;
 use ws_lessons::{Connections, ListenArgs};
@@ -44,7 +45,7 @@ mod web;
 use rooms::Rooms;
 use session::Hub;
 use users::Users;
-use web::RoomsArgs;
+use web::{RoomStats, RoomsArgs};
 
 /// Sensor dashboards by site: join a site's room to follow it, see who else
 /// is watching, and send a notice to another user.
@@ -71,13 +72,18 @@ async fn main() -> ExitCode {
     let connections = hub.connections.clone();
     let app = Router::new()
         .route("/", get(web::page))
-        .route("/ws", any(web::upgrade::<Hub>))
-        .route("/stats", get(web::stats::<Hub>))
+        .route("/ws", any(web::upgrade))
+        .route("/stats", get(stats))
         .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
 // ANCHOR_END: main
+
+/// `GET /stats`: the gauges, as JSON, for people and for tests.
+async fn stats(State(hub): State<Hub>) -> Json<RoomStats> {
+    Json(RoomStats::of(&hub))
+}
 
 /// The rooms, with one simulator producing every site's readings, watched or
 /// not.
@@ -85,10 +91,12 @@ fn start_sites(args: &RoomsArgs) -> Arc<Rooms> {
     // A new numbering on every start: a client that rejoins with the last one
     // gets a snapshot rather than changes it already has.
     let epoch = format!("{:x}", ws_lessons::protocol::unix_ms());
-    let rooms = Arc::new(args.rooms(&epoch));
+    let (sites, sensors) =
+        (usize::from(args.sites), usize::from(args.sensors.sensors));
+    let (history, queue) = (args.history as usize, args.queue.capacity());
+    let rooms = Arc::new(Rooms::new(sites, sensors, history, queue, &epoch));
     let recorder = rooms.clone();
-    let sensors = usize::from(args.sensors.sensors);
-    let simulator = Simulator::new(usize::from(args.sites) * sensors);
+    let simulator = Simulator::new(sites * sensors);
     tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
         let (site, sensor) = (sample.index / sensors, sample.index % sensors);
         recorder.record_reading(site, sensor, sample.value);

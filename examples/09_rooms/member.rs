@@ -10,7 +10,8 @@ use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::rooms::{Entry, Event, EventKind, Rejoin, RoomId, Rooms};
+use crate::rooms::{Entry, Rejoin, RoomId, Rooms};
+use crate::site::Event;
 
 /// The most rooms one connection may be in at once.
 pub const MAX_ROOMS: usize = 16;
@@ -72,9 +73,10 @@ impl Member {
     /// The room called `name`, if this connection is in it.
     pub fn room(&self, name: &str) -> Result<RoomId, String> {
         let room = self.find(name)?;
-        match self.joined.contains_key(&room) {
-            true => Ok(room),
-            false => Err(format!("not in {name:?}")),
+        if self.joined.contains_key(&room) {
+            Ok(room)
+        } else {
+            Err(format!("not in {name:?}"))
         }
     }
 
@@ -97,29 +99,15 @@ impl Member {
             let Some((room, event)) = self.joined.next().await else {
                 return std::future::pending().await;
             };
-            let seen = self.seen.get(&room).copied().unwrap_or(0);
             match event {
-                // Already sent in the backlog of a join with `after`.
-                Ok(Event {
-                    kind: EventKind::Change,
-                    seq,
-                    ..
-                }) if seq <= seen => {}
-                Ok(Event {
-                    kind: EventKind::Reset,
-                    ..
-                }) => {
-                    if let Some(entry) = self.rooms.resync(room, seen) {
-                        return self.follow(room, entry);
-                    }
-                }
                 Ok(event) => {
-                    self.seen.insert(room, event.seq.max(seen));
+                    self.seen.insert(room, event.seq);
                     return vec![event.json];
                 }
                 // Fell more than the room's queue behind: a fresh receiver and
                 // a snapshot that counts the room's changes it missed.
                 Err(BroadcastStreamRecvError::Lagged(_)) => {
+                    let seen = self.seen.get(&room).copied().unwrap_or(0);
                     let Some(entry) = self.rooms.resync(room, seen) else {
                         continue;
                     };

@@ -1,12 +1,10 @@
 //! One connection of one user: the rooms it is in, the notices to its user, its
-//! requests, and lesson 03's heartbeat, in one loop. The loop is written against
-//! [`Server`], so that lesson 10 can run it with Redis behind two requests.
+//! requests, and lesson 03's heartbeat, in one loop.
 
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures::StreamExt;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::Socket;
 use ws_lessons::cli::HeartbeatArgs;
@@ -15,10 +13,10 @@ use ws_lessons::server::{Connections, Ended};
 
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::member::Member;
-use crate::rooms::{Change, Rejoin, RoomId, Rooms};
+use crate::rooms::{Rejoin, Rooms};
 use crate::users::{Tab, Users};
 
-/// What every connection of this process shares.
+/// What every connection of this process shares: the axum state.
 #[derive(Clone)]
 pub struct Hub {
     pub connections: Connections,
@@ -27,82 +25,14 @@ pub struct Hub {
     pub heartbeat: HeartbeatArgs,
 }
 
-// ANCHOR: server
-/// What a connection asks of the server it runs in. This lesson answers
-/// everything in this process; lesson 10 sends thresholds and notices through
-/// Redis, and has news for every connection when Redis goes away.
-pub trait Server: Clone + Send + Sync + 'static {
-    /// What every connection shares.
-    fn hub(&self) -> &Hub;
-
-    /// Sets a threshold in `room`, as its next change.
-    fn set_threshold(
-        &self,
-        room: RoomId,
-        change: Change,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-
-    /// Sends a notice to every tab of `to`; returns the `sent` that answers `id`.
-    fn notify(
-        &self,
-        id: Option<u64>,
-        from: &str,
-        to: &str,
-        text: &str,
-    ) -> impl Future<Output = Result<RoomMessage, String>> + Send;
-
-    /// News for every connection, if any, and what a new one is told first.
-    fn news(&self) -> (Option<broadcast::Receiver<Utf8Bytes>>, Vec<Utf8Bytes>) {
-        (None, Vec::new())
-    }
-}
-
-impl Server for Hub {
-    fn hub(&self) -> &Hub {
-        self
-    }
-
-    async fn set_threshold(
-        &self,
-        room: RoomId,
-        change: Change,
-    ) -> Result<(), String> {
-        // Every member, the one that asked too, sees it as the next change.
-        self.rooms.record(room, &change);
-        Ok(())
-    }
-
-    async fn notify(
-        &self,
-        id: Option<u64>,
-        from: &str,
-        to: &str,
-        text: &str,
-    ) -> Result<RoomMessage, String> {
-        let tabs = self.users.notify(from, to, text)?;
-        Ok(RoomMessage::Sent {
-            id,
-            to: to.to_owned(),
-            tabs: Some(tabs),
-            instances: None,
-        })
-    }
-}
-// ANCHOR_END: server
-
 // ANCHOR: run
 /// Serves one connection of `user` until it ends, and says why it ended.
-pub async fn run(
-    socket: &mut impl Socket,
-    server: &impl Server,
-    user: &str,
-) -> Ended {
-    let hub = server.hub();
+pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     // Both leave the registry when dropped, whichever way this function ends.
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
     let mut heartbeat = Heartbeat::new(hub.heartbeat);
-    let (mut news, mut outgoing) = server.news();
+    let mut outgoing = Vec::new();
     loop {
         for json in outgoing {
             let sent = heartbeat.send(socket, Message::Text(json)).await;
@@ -112,7 +42,6 @@ pub async fn run(
         }
         outgoing = tokio::select! {
             backlog = member.next() => backlog,
-            Some(Ok(json)) = next_news(&mut news) => vec![json],
             notice = tab.notices.recv() => match notice {
                 Ok(json) => vec![json],
                 Err(RecvError::Lagged(missed)) => vec![error(None, format!(
@@ -122,7 +51,7 @@ pub async fn run(
             },
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    answer(&text, &mut member, &tab, server).await
+                    answer(&text, &mut member, &tab, hub)
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let binary = "send requests as JSON in text frames";
@@ -153,25 +82,15 @@ pub async fn run(
 }
 // ANCHOR_END: run
 
-/// The next piece of news, or never when there is none.
-async fn next_news(
-    news: &mut Option<broadcast::Receiver<Utf8Bytes>>,
-) -> Option<Result<Utf8Bytes, RecvError>> {
-    match news {
-        Some(news) => Some(news.recv().await),
-        None => std::future::pending().await,
-    }
-}
-
 // ANCHOR: answer
 /// Carries out one request, and returns the messages that answer it: the
 /// first carries the request's `id`, if it has one. Bad input gets an `error`,
 /// and the connection stays as it was.
-async fn answer(
+fn answer(
     text: &str,
     member: &mut Member,
     tab: &Tab,
-    server: &impl Server,
+    hub: &Hub,
 ) -> Vec<Utf8Bytes> {
     let request = match RoomRequest::parse(text) {
         Ok(request) => request,
@@ -193,21 +112,25 @@ async fn answer(
             sensor,
             threshold,
             ..
-        } => {
-            let set = async {
-                let room = member.room(&room)?;
-                let change =
-                    server.hub().rooms.threshold(room, &sensor, threshold)?;
-                server.set_threshold(room, change).await?;
-                // The change itself reaches every member, this one included.
-                let ack = id.map(|id| RoomMessage::Ack { id }.to_json().into());
-                Ok(Vec::from_iter(ack))
-            };
-            set.await
-        }
+        } => member.room(&room).and_then(|room| {
+            let change = hub.rooms.threshold(room, &sensor, threshold)?;
+            // The change itself reaches every member, this one included.
+            hub.rooms.record(room, &change);
+            let ack = id.map(|id| RoomMessage::Ack { id }.to_json().into());
+            Ok(Vec::from_iter(ack))
+        }),
         RoomRequest::Notify { user, text, .. } => {
-            let sent = server.notify(id, tab.user(), &user, &text).await;
-            sent.map(|sent| vec![sent.to_json().into()])
+            hub.users.notify(tab.user(), &user, &text).map(|tabs| {
+                let to = user;
+                let tabs = Some(tabs);
+                let sent = RoomMessage::Sent {
+                    id,
+                    to,
+                    tabs,
+                    instances: None,
+                };
+                vec![sent.to_json().into()]
+            })
         }
     };
     reply.unwrap_or_else(|message| vec![error(id, message)])

@@ -1,6 +1,6 @@
 //! One site's state: its sensors, the number of its last change, and its
 //! recent changes, kept for clients that come back and ask for what they
-//! missed. `rooms.rs` keeps one behind each site's lock.
+//! missed. `rooms.rs` keeps one behind each room's lock.
 
 use std::collections::VecDeque;
 
@@ -11,14 +11,13 @@ use ws_lessons::protocol::rooms::RoomMessage;
 use ws_lessons::sensor::Sensor;
 
 // ANCHOR: change
-/// A change to a site's sensors. The site numbers its changes (`seq`); lesson
-/// 10 stores them, with their numbers, in Redis.
+/// A change to a site's sensors, numbered by the site (`seq`) as it applies
+/// it. Serializable, so that it can be stored as it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// A new value of sensor number `sensor` (from 0). Its `alert` is decided
-    /// by whoever numbers the change: the site itself here; in lesson 10,
-    /// Redis, in the one order.
+    /// by whoever numbers the change, when it does; `None` until then.
     Reading {
         sensor: usize,
         value: f64,
@@ -29,31 +28,18 @@ pub enum Change {
     /// A new alert threshold for sensor number `sensor`.
     Threshold { sensor: usize, threshold: f64 },
 }
-// ANCHOR_END: change
 
-/// A message for a room's members, serialized once.
+/// A message for a room's members, serialized once however many receive it:
+/// a change, or who is in the room.
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// The room's last change as of this event.
+    /// The room's last change as of this message: a member that receives it
+    /// has every change up to this one.
     pub seq: u64,
-    /// What it is.
-    pub kind: EventKind,
-    /// The message, as sent.
+    /// The message, serialized once, as every member receives it.
     pub json: Utf8Bytes,
 }
-
-/// What an [`Event`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// Change number `seq`.
-    Change,
-    /// Who is in the room now.
-    Presence,
-    /// The site's state was replaced (lesson 10 reloads it from Redis): a
-    /// member takes a fresh snapshot.
-    #[allow(dead_code, reason = "lesson 10 sends it; this lesson does not")]
-    Reset,
-}
+// ANCHOR_END: change
 
 /// A site's sensors and its recent changes.
 pub struct Site {
@@ -69,17 +55,9 @@ pub struct Site {
 }
 
 impl Site {
-    /// `sensors` sensors, numbered from `first` among the simulator's, keeping
-    /// the last `history_len` changes.
-    pub fn new(
-        first: usize,
-        sensors: usize,
-        history_len: usize,
-        epoch: &str,
-    ) -> Self {
-        let sensors = (0..sensors)
-            .map(|i| Sensor::new(first + i, format!("sensor-{}", i + 1)))
-            .collect();
+    /// A site with `sensors`, no change yet, keeping its last `history_len`
+    /// changes, numbered in numbering `epoch`.
+    pub fn new(sensors: Vec<Sensor>, history_len: usize, epoch: &str) -> Self {
         Self {
             seq: 0,
             epoch: epoch.to_owned(),
@@ -124,8 +102,9 @@ impl Site {
     }
     // ANCHOR_END: apply
 
-    /// Change number `seq` as members receive it, serialized once.
-    fn event(&self, room: &str, seq: u64, change: &Change) -> Option<Event> {
+    /// Change number `seq` as members receive it, serialized once; `None` for
+    /// a sensor the site does not have.
+    pub fn event(&self, room: &str, seq: u64, change: &Change) -> Option<Event> {
         let message = match *change {
             Change::Reading {
                 sensor,
@@ -156,15 +135,11 @@ impl Site {
             },
         };
         let json = message.to_json().into();
-        Some(Event {
-            seq,
-            kind: EventKind::Change,
-            json,
-        })
+        Some(Event { seq, json })
     }
 
     /// Keeps `event` in the history, which holds the last `history_len`.
-    fn remember(&mut self, event: Event) {
+    pub fn remember(&mut self, event: Event) {
         if self.history_len == 0 {
             return;
         }
@@ -173,20 +148,6 @@ impl Site {
         }
         self.history.push_back(event);
     }
-
-    /// Puts change number `seq`, from before the state was loaded (lesson 10
-    /// reads it from Redis), back in the history, oldest first.
-    #[allow(dead_code, reason = "lesson 10 uses it; this lesson does not")]
-    pub fn recall(&mut self, room: &str, seq: u64, change: &Change) {
-        let newest = self.history.back().map_or(0, |e| e.seq);
-        if seq > newest
-            && seq <= self.seq
-            && let Some(event) = self.event(room, seq, change)
-        {
-            self.remember(event);
-        }
-    }
-    // ANCHOR_END: apply
 
     /// The changes after `after`, if the history still holds every one of them.
     pub fn since(&self, after: u64) -> Option<impl Iterator<Item = &Event>> {
@@ -215,16 +176,5 @@ impl Site {
             sensors: self.sensors.iter().map(Sensor::state).collect(),
         };
         snapshot.to_json().into()
-    }
-
-    /// Replaces the state with the one loaded from elsewhere (lesson 10: from
-    /// Redis), as of change `seq` of numbering `epoch`, and forgets the history
-    /// it no longer matches.
-    #[allow(dead_code, reason = "lesson 10 uses it; this lesson does not")]
-    pub fn load(&mut self, seq: u64, epoch: &str, sensors: Vec<Sensor>) {
-        self.seq = seq;
-        self.epoch = epoch.to_owned();
-        self.sensors = sensors;
-        self.history.clear();
     }
 }

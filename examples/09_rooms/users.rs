@@ -19,8 +19,6 @@ const NOTICE_QUEUE: usize = 16;
 #[derive(Default)]
 pub struct Users {
     users: Mutex<HashMap<String, User>>,
-    /// Woken when a user comes or goes (lesson 10 tells the other instances).
-    pub changed: tokio::sync::Notify,
 }
 
 struct User {
@@ -47,9 +45,6 @@ impl Users {
             tabs: 0,
         });
         entry.tabs += 1;
-        if entry.tabs == 1 {
-            self.changed.notify_one();
-        }
         Tab {
             users: self.clone(),
             user: user.to_owned(),
@@ -79,12 +74,6 @@ impl Users {
         user.notices.send(json).map_err(|_| not_connected())
     }
     // ANCHOR_END: notify
-
-    /// Every connected user's name.
-    #[allow(dead_code, reason = "lesson 10 uses it; this lesson does not")]
-    pub fn names(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
-    }
 
     /// How many distinct users are connected.
     pub fn count(&self) -> usize {
@@ -123,7 +112,6 @@ impl Drop for Tab {
             user.tabs -= 1;
             if user.tabs == 0 {
                 users.remove(&self.user);
-                self.users.changed.notify_one();
             }
         }
     }

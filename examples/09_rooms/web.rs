@@ -1,7 +1,6 @@
-//! The rooms server's outside, which lesson 10 shares: its flags, who the user
-//! is, the page, and `GET /stats`.
+//! The rooms server's outside: its flags, who the user is, the page, the
+//! upgrade, and what `GET /stats` reports.
 
-use axum::Json;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{Html, Response};
@@ -9,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
 use ws_lessons::server::Stats;
 
-use crate::rooms::Rooms;
-use crate::session::{self, Server};
+use crate::session::{self, Hub};
 
-/// The rooms' flags.
+/// The rooms' flags: the sites and their sensors, how far a member may fall
+/// behind, how much history a room keeps, and the heartbeat.
 #[derive(clap::Args)]
 pub struct RoomsArgs {
     /// Number of sites, each a room: site-1, site-2, and so on (--sensors
@@ -37,17 +36,6 @@ pub struct RoomsArgs {
     pub history: u32,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
-}
-
-impl RoomsArgs {
-    /// The rooms these flags ask for, with no member yet, numbering their
-    /// changes in numbering `epoch`.
-    pub fn rooms(&self, epoch: &str) -> Rooms {
-        let queue = self.queue.capacity();
-        let sites = usize::from(self.sites);
-        let sensors = usize::from(self.sensors.sensors);
-        Rooms::new(sites, sensors, self.history as usize, queue, epoch)
-    }
 }
 
 // ANCHOR: login
@@ -82,6 +70,7 @@ pub async fn page() -> Html<&'static str> {
     Html(include_str!("rooms.html"))
 }
 
+// ANCHOR: stats
 /// What `GET /stats` reports: lesson 05's gauges, and the registry's.
 #[derive(Serialize)]
 pub struct RoomStats {
@@ -91,39 +80,44 @@ pub struct RoomStats {
     rooms: usize,
     /// Distinct users connected.
     users: usize,
+    /// Times a member fell behind its room and was resynchronised.
+    resyncs: u64,
 }
 
-/// `GET /stats`.
-pub async fn stats<S: Server>(State(server): State<S>) -> Json<RoomStats> {
-    let hub = server.hub();
-    Json(RoomStats {
-        server: hub.connections.stats(),
-        rooms: hub.rooms.occupied(),
-        users: hub.users.count(),
-    })
+impl RoomStats {
+    /// The gauges as they are at this moment: each call counts afresh.
+    pub fn of(hub: &Hub) -> Self {
+        Self {
+            server: hub.connections.stats(),
+            rooms: hub.rooms.occupied(),
+            users: hub.users.count(),
+            resyncs: hub.rooms.resyncs(),
+        }
+    }
 }
+// ANCHOR_END: stats
 
 // ANCHOR: upgrade
 /// `GET /ws?user=NAME`: the name is checked as the query is parsed, before the
 /// upgrade.
-pub async fn upgrade<S: Server>(
+pub async fn upgrade(
     Query(login): Query<Login>,
     ws: WebSocketUpgrade,
-    State(server): State<S>,
+    State(hub): State<Hub>,
 ) -> Response {
-    let connections = server.hub().connections.clone();
+    let connections = hub.connections.clone();
     // Small requests, and a small read buffer, as in lesson 05.
     ws.max_frame_size(64 * 1024)
         .max_message_size(64 * 1024)
         .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| {
-            connections.track(handle(socket, server, login.user))
+            connections.track(handle(socket, hub, login.user))
         })
 }
 
-async fn handle(mut socket: WebSocket, server: impl Server, user: UserName) {
+async fn handle(mut socket: WebSocket, hub: Hub, user: UserName) {
     let UserName(user) = user;
-    let ended = session::run(&mut socket, &server, &user).await;
+    let ended = session::run(&mut socket, &hub, &user).await;
     ws_lessons::server::end(socket, ended).await;
 }
 // ANCHOR_END: upgrade

@@ -1,9 +1,11 @@
 //! The instances' shared bus: Redis. Every change to a room is numbered and
 //! stored by one atomic script, in a stream (the ordered, bounded history every
 //! instance reads) and in a hash (the state a starting instance loads). Each
-//! instance keeps lesson 09's rooms as a mirror, fed from the streams in order.
+//! instance keeps its rooms as a mirror (`rooms.rs`), fed from the streams in
+//! order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -12,43 +14,28 @@ use redis::aio::{
 };
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use ws_lessons::protocol::SensorState;
 use ws_lessons::protocol::rooms::RoomMessage;
 use ws_lessons::sensor::{Sensor, Simulator};
 
-use crate::rooms::{Change, RoomId, Rooms};
+use crate::rooms::{RoomId, Rooms};
+use crate::site::Change;
 
 /// How long a command may take before Redis counts as unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-// ANCHOR: record
 /// Numbers a room's change and stores it, atomically: the next `seq`, the
 /// stream entry `0-SEQ`, and the state a new instance loads. Every instance's
-/// change goes through here, so they all share one order.
-const RECORD: &str = r"
-local seq = redis.call('INCR', KEYS[1])
-local alert = ''
-if ARGV[2] == 'reading' then
-  -- Decided here, in the one order: the same for every instance, and kept in
-  -- the entry, so that a history rebuilt later says the same.
-  local t = redis.call('HGET', KEYS[3], 't' .. ARGV[3]) or ARGV[7]
-  alert = tostring(tonumber(ARGV[5]) > tonumber(t))
-  redis.call('HSET', KEYS[3], 'v' .. ARGV[3], ARGV[5])
-  redis.call('RPUSH', KEYS[4], ARGV[5])
-  redis.call('LTRIM', KEYS[4], -ARGV[6], -1)
-else
-  redis.call('HSET', KEYS[3], 't' .. ARGV[3], ARGV[5])
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq,
-  'change', ARGV[1], 'alert', alert)
-return seq
-";
-// ANCHOR_END: record
+/// change goes through it, so they all share one order.
+const RECORD: &str = include_str!("record.lua");
 
-/// A room's state as of its `seq`: the hash, and each sensor's recent values.
+/// A room's state as of its `seq`: the hash, and each sensor's recent values
+/// (KEYS[3] onwards, one list per sensor), read in one step.
 const LOAD: &str = r"
-local out = { redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]) }
+local seq_key, state = KEYS[1], KEYS[2]
+local out = { redis.call('GET', seq_key) or '0', redis.call('HGETALL', state) }
 for i = 3, #KEYS do
   out[#out + 1] = redis.call('LRANGE', KEYS[i], 0, -1)
 end
@@ -73,6 +60,52 @@ pub struct Bus {
     pub announcements: broadcast::Sender<Utf8Bytes>,
     /// The numbering the mirror follows (see [`Bus::epoch`]).
     epoch: Arc<std::sync::Mutex<String>>,
+    /// What went wrong between this instance and Redis, for `GET /stats`.
+    pub troubles: Arc<Troubles>,
+}
+
+// ANCHOR: troubles
+/// Counts of what went wrong with Redis, reported by `GET /stats` beside
+/// lesson 09's gauges. Logs say the same for people; tests and the bench read
+/// these.
+#[derive(Default)]
+pub struct Troubles {
+    /// Times Redis became unreachable.
+    pub outages: AtomicU64,
+    /// Readings the producer could not store, and so never numbered.
+    pub unstored: AtomicU64,
+    /// Rooms reloaded from Redis after a gap in their stream.
+    pub reloads: AtomicU64,
+    /// Stream entries that this lesson did not write, skipped.
+    pub skipped: AtomicU64,
+}
+// ANCHOR_END: troubles
+
+/// [`Troubles`] as `GET /stats` reports them.
+#[derive(Serialize)]
+pub struct TroubleCounts {
+    outages: u64,
+    unstored: u64,
+    reloads: u64,
+    skipped: u64,
+}
+
+impl Troubles {
+    /// The counts as they are now.
+    pub fn counts(&self) -> TroubleCounts {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TroubleCounts {
+            outages: count(&self.outages),
+            unstored: count(&self.unstored),
+            reloads: count(&self.reloads),
+            skipped: count(&self.skipped),
+        }
+    }
+}
+
+/// Adds one to a [`Troubles`] counter.
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Names the numbering that every instance shares.
@@ -110,6 +143,7 @@ impl Bus {
             up_sender: Arc::new(up_sender),
             announcements: broadcast::channel(16).0,
             epoch: Arc::default(),
+            troubles: Arc::default(),
         })
     }
 
@@ -157,6 +191,7 @@ impl Bus {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    // ANCHOR: record
     /// Stores `change` as the room's next change, and returns its number. Every
     /// instance, this one included, applies it when it reads it back.
     pub async fn record(
@@ -175,6 +210,7 @@ impl Bus {
         let json =
             serde_json::to_string(change).expect("a Change always serializes");
         let mut commands = self.commands.clone();
+        // In the order `record.lua` names them: KEYS[1] to [4], ARGV[1] to [7].
         self.record
             .key(key(room, "seq"))
             .key(key(room, "changes"))
@@ -190,6 +226,7 @@ impl Bus {
             .invoke_async(&mut commands)
             .await
     }
+    // ANCHOR_END: record
 
     /// A sensor's threshold until a client sets one (as in lesson 05).
     fn default_threshold(&self, room: RoomId, sensor: usize) -> f64 {
@@ -227,7 +264,6 @@ impl Bus {
                 })
             })
             .collect();
-        rooms.load(room, seq, &self.current_epoch(), sensors);
         // The changes before it, as far as the stream keeps them and the
         // history holds, so that a client that comes back to this instance
         // (new, or reloaded) gets them replayed rather than a snapshot.
@@ -236,11 +272,9 @@ impl Bus {
         let stream = key(&name, "changes");
         let before: StreamRangeReply =
             redis::AsyncCommands::xrange(&mut commands, stream, from, to).await?;
-        for entry in &before.ids {
-            if let Some((seq, change)) = parse_entry(entry) {
-                rooms.remember(room, seq, &change);
-            }
-        }
+        let before: Vec<_> = before.ids.iter().filter_map(parse_entry).collect();
+        let epoch = self.current_epoch();
+        rooms.load(room, (seq, &epoch), sensors, &before);
         Ok(seq)
     }
 
@@ -253,6 +287,7 @@ impl Bus {
         loop {
             let Err(error) = self.tail(&rooms).await;
             if self.up_sender.send_replace(false) {
+                count(&self.troubles.outages);
                 tracing::warn!("Redis is unreachable ({error}); updates paused");
                 self.announce(RoomMessage::Paused {
                     reason: "the server lost its connection to Redis".into(),
@@ -332,6 +367,7 @@ impl Bus {
         entry: &redis::streams::StreamId,
     ) -> RedisResult<()> {
         let Some((seq, change)) = parse_entry(entry) else {
+            count(&self.troubles.skipped);
             let id = &entry.id;
             tracing::warn!(id, "skipping an entry this lesson did not write");
             return Ok(());
@@ -341,6 +377,7 @@ impl Bus {
             return Ok(());
         }
         let loaded = self.load(rooms, room).await?;
+        count(&self.troubles.reloads);
         tracing::info!(
             room = rooms.name(room),
             have,
@@ -355,6 +392,14 @@ impl Bus {
     /// Redis.
     pub fn registry(&self) -> crate::registry::Registry {
         crate::registry::Registry::new(self.client.clone(), self.commands.clone())
+    }
+
+    /// What a connection made now is told first: `paused`, while Redis is
+    /// away.
+    pub fn paused(&self) -> Option<Utf8Bytes> {
+        let reason = "the server has lost its connection to Redis".into();
+        let paused = RoomMessage::Paused { reason };
+        (!*self.up.borrow()).then(|| paused.to_json().into())
     }
 
     fn announce(&self, message: RoomMessage) {

@@ -7,7 +7,7 @@
 //!   stores it atomically, in a Redis Stream (the ordered, bounded history)
 //!   and in a hash (the state a starting instance loads) (`bus.rs`);
 //! - each instance keeps lesson 09's rooms as a mirror, fed from the streams
-//!   in order, so its clients are served from memory;
+//!   in order, so its clients are served from memory (`rooms.rs`);
 //! - resuming anywhere: `{"type":"join","room":"site-1","after":SEQ}` on any
 //!   instance replays the changes after SEQ from its history, or sends a
 //!   snapshot that counts what it cannot replay;
@@ -18,6 +18,11 @@
 //!   then closes each connection with 1012 (service restart) at a random
 //!   moment within `--drain` (default 10 s), so that clients come back a few
 //!   at a time, elsewhere; Ctrl-C still closes every one at once with 1001.
+//!
+//! Lesson 09's files that this lesson uses as they are: `site.rs`, `member.rs`
+//! and `web.rs` (with the page); and lesson 03's `heartbeat.rs`. Those it
+//! changes, it has a copy of, which says what changed in its first lines:
+//! `rooms.rs`, `users.rs` and `session.rs`.
 //!
 //! Exactly one instance runs the simulator, the one started with `--produce`;
 //! every instance serves clients. Start-up fails, with a one-line error and a
@@ -37,6 +42,7 @@ use axum::http::StatusCode;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use clap::Parser;
+use serde::Serialize;
 use ws_lessons::cli::DrainArgs;
 use ws_lessons::sensor::Simulator;
 use ws_lessons::{Connections, ListenArgs};
@@ -44,27 +50,23 @@ use ws_lessons::{Connections, ListenArgs};
 mod bus;
 #[path = "../03_heartbeat/heartbeat.rs"]
 mod heartbeat;
-mod instance;
 #[path = "../09_rooms/member.rs"]
 mod member;
 mod registry;
-#[path = "../09_rooms/rooms.rs"]
 mod rooms;
-#[path = "../09_rooms/session.rs"]
 mod session;
 #[path = "../09_rooms/site.rs"]
 mod site;
-#[path = "../09_rooms/users.rs"]
 mod users;
 #[path = "../09_rooms/web.rs"]
 mod web;
 
-use bus::Bus;
-use instance::Instance;
-use rooms::{Change, Rooms};
+use bus::{Bus, TroubleCounts};
+use rooms::Rooms;
 use session::Hub;
+use site::Change;
 use users::Users;
-use web::RoomsArgs;
+use web::{RoomStats, RoomsArgs};
 
 /// Lesson 09's dashboard, on as many instances as you like, sharing one Redis.
 #[derive(Parser)]
@@ -104,7 +106,9 @@ async fn main() -> ExitCode {
     };
     let loaded = async {
         let epoch = bus.epoch().await?;
-        let rooms = Arc::new(args.rooms.rooms(&epoch));
+        let (sites, queue) =
+            (usize::from(args.rooms.sites), args.rooms.queue.capacity());
+        let rooms = Arc::new(Rooms::new(sites, sensors, history, queue, &epoch));
         bus.follow_epoch(&rooms).await?;
         Ok::<_, redis::RedisError>(rooms)
     };
@@ -129,16 +133,17 @@ async fn main() -> ExitCode {
         rooms,
         users,
         heartbeat: args.rooms.heartbeat,
+        bus,
+        registry,
     };
     let connections = hub.connections.clone();
-    let instance = Instance { hub, bus, registry };
     let app = Router::new()
         .route("/", get(web::page))
-        .route("/ws", any(web::upgrade::<Instance>))
-        .route("/stats", get(web::stats::<Instance>))
+        .route("/ws", any(web::upgrade))
+        .route("/stats", get(stats))
         .route("/ready", get(ready))
         .route("/peers", get(move || async move { peers }))
-        .with_state(instance);
+        .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
@@ -152,8 +157,10 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
     let sensors = usize::from(args.rooms.sensors.sensors);
     let simulator = Simulator::new(usize::from(args.rooms.sites) * sensors);
     let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
+    // Counted until the next reading is stored, then logged.
     let unstored = Arc::new(AtomicU64::new(0));
     let overflow = unstored.clone();
+    let troubles = bus.troubles.clone();
     tokio::spawn(simulator.run(args.rooms.sensors.rate, move |sample| {
         let (site, sensor) = (sample.index / sensors, sample.index % sensors);
         let at_ms = ws_lessons::protocol::unix_ms();
@@ -167,6 +174,7 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
         };
         if readings.try_send((site, change)).is_err() {
             overflow.fetch_add(1, Ordering::Relaxed);
+            troubles.unstored.fetch_add(1, Ordering::Relaxed);
         }
     }));
     tokio::spawn(async move {
@@ -181,6 +189,7 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
                 },
                 Err(_) => {
                     unstored.fetch_add(1, Ordering::Relaxed);
+                    bus.troubles.unstored.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -191,12 +200,34 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
 /// `GET /ready`: 200 while Redis answers, 503 while it does not, and 503 from
 /// the moment SIGTERM starts the drain, so that a load balancer sends new
 /// clients elsewhere.
-async fn ready(State(instance): State<Instance>) -> (StatusCode, &'static str) {
-    if instance.hub.connections.draining() {
+async fn ready(State(hub): State<Hub>) -> (StatusCode, &'static str) {
+    if hub.connections.draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining for a restart\n");
     }
-    match *instance.bus.up.borrow() {
-        true => (StatusCode::OK, "ready\n"),
-        false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
+    if *hub.bus.up.borrow() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n")
     }
 }
+
+// ANCHOR: stats
+/// What `GET /stats` reports: lesson 09's gauges, and what went wrong with
+/// Redis.
+#[derive(Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    rooms: RoomStats,
+    #[serde(flatten)]
+    redis: TroubleCounts,
+}
+
+/// `GET /stats`: the gauges, as JSON, for people and for tests.
+async fn stats(State(hub): State<Hub>) -> Json<Stats> {
+    let rooms = RoomStats::of(&hub);
+    Json(Stats {
+        rooms,
+        redis: hub.bus.troubles.counts(),
+    })
+}
+// ANCHOR_END: stats

@@ -30,15 +30,16 @@ const NOTICES: &str = "ws-lessons:notices";
 /// do: the check and the publish in one step, so the answer is true of the
 /// notice that was sent.
 const NOTIFY: &str = r"
+local user, notice = ARGV[1], ARGV[2]
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', 'ws-lessons:instances')) do
   if redis.call('EXISTS', 'ws-lessons:alive:' .. id) == 1 then
-    if redis.call('SISMEMBER', 'ws-lessons:users:' .. id, ARGV[1]) == 1 then
+    if redis.call('SISMEMBER', 'ws-lessons:users:' .. id, user) == 1 then
       n = n + 1
     end
   end
 end
-if n > 0 then redis.call('PUBLISH', 'ws-lessons:notices', ARGV[2]) end
+if n > 0 then redis.call('PUBLISH', 'ws-lessons:notices', notice) end
 return n
 ";
 // ANCHOR_END: notify

@@ -18,17 +18,10 @@ use crate::load::{self, Counts, Tally};
 use crate::process::{Binaries, Server};
 use crate::redis::{CommandStats, Redis};
 
-/// What the servers' logs say on a resynchronisation, when the heartbeat drops
-/// a client, and when lesson 10 loses Redis, or readings, or its place in a
-/// stream.
+/// What the servers' logs say on a resynchronisation, and when the heartbeat
+/// drops a client. (Lesson 10's troubles with Redis come from its `/stats`.)
 const RESYNC_LOG: &str = "resynchronising a slow";
 const DROP_LOGS: [&str; 2] = ["no pong within", "gave up on a send"];
-const REDIS_LOGS: [&str; 4] = [
-    "Redis is unreachable",
-    "readings lost while Redis was down",
-    "reloaded after a gap",
-    "skipping an entry",
-];
 
 /// The delay of the readings from their creation to their arrival, in whole
 /// ms, at the clients of one side.
@@ -91,6 +84,8 @@ pub struct Trouble {
     /// In the servers' whole logs.
     pub resyncs: u64,
     pub drops: u64,
+    /// By lesson 10's `/stats` at the end of the window (`outages`, `unstored`,
+    /// `reloads`, `skipped`): its troubles with Redis.
     pub redis: u64,
     /// From the end of the set-up to the end of the window: snapshots the
     /// clients received (resynchronisations), and connections that ended.
@@ -143,6 +138,7 @@ pub async fn measure(
     }
     let after = Gauges::take(&deployment, &tallies).await;
     let rss_mib = deployment.rss_mib();
+    let redis = deployment.redis_troubles().await?;
     followers.shutdown().await;
     let log = deployment.stop().await;
 
@@ -179,7 +175,7 @@ pub async fn measure(
         trouble: Trouble {
             resyncs: logged(&[RESYNC_LOG]),
             drops: logged(&DROP_LOGS),
-            redis: logged(&REDIS_LOGS),
+            redis,
             snapshots: total(|c| c.snapshots),
             closed: total(|c| c.closed),
             others: change(|c| c.others),
