@@ -13,11 +13,7 @@
 //!   snapshot that counts what it cannot replay;
 //! - Redis going away: sockets stay open, clients are told `paused`, `GET
 //!   /ready` answers 503, the bus reconnects with backoff and jitter, and
-//!   catches up where it stopped (`bus.rs`);
-//! - restarts without a stampede: SIGTERM turns `GET /ready` to 503 at once,
-//!   then closes each connection with 1012 (service restart) at a random
-//!   moment within `--drain` (default 10 s), so that clients come back a few
-//!   at a time, elsewhere; Ctrl-C still closes every one at once with 1001.
+//!   catches up where it stopped (`bus.rs`).
 //!
 //! Exactly one instance runs the simulator, the one started with `--produce`;
 //! every instance serves clients. Start-up fails, with a one-line error and a
@@ -37,7 +33,6 @@ use axum::http::StatusCode;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use clap::Parser;
-use ws_lessons::cli::DrainArgs;
 use ws_lessons::sensor::Simulator;
 use ws_lessons::{Connections, ListenArgs};
 
@@ -84,8 +79,6 @@ struct Args {
     /// when this one goes away; repeat for each
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
-    #[command(flatten)]
-    drain: DrainArgs,
 }
 
 #[tokio::main]
@@ -125,7 +118,7 @@ async fn main() -> ExitCode {
 
     let peers = Json(args.peers.clone());
     let hub = Hub {
-        connections: Connections::with_drain(args.drain.drain),
+        connections: Connections::new(),
         rooms,
         users,
         heartbeat: args.rooms.heartbeat,
@@ -188,13 +181,8 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
 }
 // ANCHOR_END: produce
 
-/// `GET /ready`: 200 while Redis answers, 503 while it does not, and 503 from
-/// the moment SIGTERM starts the drain, so that a load balancer sends new
-/// clients elsewhere.
+/// `GET /ready`: 200 while Redis answers, 503 while it does not.
 async fn ready(State(instance): State<Instance>) -> (StatusCode, &'static str) {
-    if instance.hub.connections.draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining for a restart\n");
-    }
     match *instance.bus.up.borrow() {
         true => (StatusCode::OK, "ready\n"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
