@@ -1,4 +1,4 @@
-//! Lesson 11: a rolling restart that loses nothing. Two instances of lesson 10
+//! Lesson 11: a rolling restart that loses nothing. Two instances of lesson 11
 //! on a real Redis, behind a real nginx; clients (lesson 06's, in rooms mode)
 //! follow a room through nginx while each instance in turn is restarted with
 //! SIGTERM, draining its connections with 1012 over `--drain`.
@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::{Nginx, Process, Redis, Server};
 use nix::sys::signal::Signal;
 
-const INSTANCE: &str = "10_scale_out";
+const INSTANCE: &str = "11_deploy";
 const CLIENTS: usize = 4;
 
-/// Lesson 10 on the shared Redis, on `addr`, draining over 1 s on SIGTERM.
+/// Lesson 11 on the shared Redis, on `addr`, draining over 1 s on SIGTERM.
 async fn instance(redis: &Redis, addr: &str, produce: bool) -> Server {
     let url = redis.url();
     let mut args = vec!["--redis", url.as_str(), "--rate", "100"];

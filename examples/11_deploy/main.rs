@@ -203,6 +203,7 @@ fn produce(args: &Args, bus: Bus, rooms: Arc<Rooms>) {
 }
 // ANCHOR_END: produce
 
+// ANCHOR: ready
 /// `GET /ready`: 200 while Redis answers, 503 while it does not, and 503 from
 /// the moment SIGTERM starts the drain, so that a load balancer sends new
 /// clients elsewhere.
@@ -215,3 +216,4 @@ async fn ready(State(instance): State<Instance>) -> (StatusCode, &'static str) {
         false => (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n"),
     }
 }
+// ANCHOR_END: ready

@@ -103,7 +103,9 @@ pub async fn run(
     user: &str,
 ) -> Ended {
     let hub = server.hub();
+    // ANCHOR: exit
     let exit = hub.drain.exit();
+    // ANCHOR_END: exit
     // Both leave the registry when dropped, whichever way this function ends.
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
@@ -153,7 +155,9 @@ pub async fn run(
                 }
                 Beat::Missed => return Ended::Gone,
             },
+            // ANCHOR: due
             frame = exit.due() => return Ended::Closing(frame),
+            // ANCHOR_END: due
         };
     }
 }
