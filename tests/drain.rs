@@ -1,9 +1,9 @@
-//! Lesson 11's drain (`--drain`, `examples/11_deploy/drain.rs`): a restart without a stampede. SIGTERM turns
-//! `GET /ready` to 503 at once, then closes each connection with 1012 (service
-//! restart) at a moment of its own, spread over the drain, and the process
-//! exits when the last one has gone or the drain's time is up. Ctrl-C still
-//! closes every connection at once with 1001. With a real Redis
-//! (`redis-server`, started by each test on a free port).
+//! Lesson 11's drain (`--drain`, `examples/11_deploy/drain.rs`): a restart
+//! without a stampede. SIGTERM turns `GET /ready` to 503 at once, then closes
+//! each connection with 1012 (service restart) at a moment of its own, spread
+//! over the drain, and the process exits when the last one has gone or the
+//! drain's time is up. Ctrl-C still closes every connection at once with 1001.
+//! With a real Redis (`redis-server`, started by each test on a free port).
 #![cfg(feature = "with-redis")]
 
 mod common;

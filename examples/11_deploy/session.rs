@@ -1,5 +1,6 @@
 //! Lesson 09's `session.rs`, changed where the loop waits to close: on the
-//! connection's [`Exit`](crate::drain::Exit) (its turn in a drain), not on the shutdown alone.
+//! connection's [`Exit`](crate::drain::Exit), its turn in a drain, not on
+//! the shutdown alone.
 //!
 //! One connection of one user: the rooms it is in, the notices to its user, its
 //! requests, and lesson 03's heartbeat, in one loop. The loop is written against
