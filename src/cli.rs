@@ -66,23 +66,6 @@ pub struct HeartbeatArgs {
 }
 // ANCHOR_END: heartbeat_args
 
-/// The drain's flag (lesson 10): how SIGTERM ends the open connections, for
-/// [`crate::Connections::with_drain`].
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct DrainArgs {
-    /// On SIGTERM, answer 503 on /ready at once, then close each connection
-    /// with 1012 (service restart) at a random moment within DURATION, and
-    /// exit when the last has gone or DURATION has passed; a second signal
-    /// cuts the drain short. Ctrl-C closes every connection at once with 1001
-    #[arg(
-        long = "drain",
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = duration
-    )]
-    pub drain: Duration,
-}
-
 /// The simulated sensors' flags, shared by the dashboard lessons (05, 07, 08).
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SensorArgs {

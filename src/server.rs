@@ -8,14 +8,6 @@
 //! [`Connections::shutting_down`], and answers it by sending Close 1001
 //! ([`going_away`]); [`serve`] then waits, for a bounded time, until the gauge
 //! reads zero.
-//!
-//! A server made with [`Connections::with_drain`] restarts without a stampede:
-//! SIGTERM starts a drain ([`Connections::drain`]). [`Connections::draining`]
-//! turns true at once, for `GET /ready`; then each connection's
-//! [`Connections::shutting_down`] completes at a moment of its own, spread at
-//! random over the drain, and [`going_away`] says 1012 (service restart), so
-//! that clients reconnect elsewhere a few at a time rather than all at once.
-//! Ctrl-C still closes everything at once with 1001.
 
 use std::future::Future;
 use std::io::Write;
@@ -69,28 +61,26 @@ mod connections;
 #[cfg(test)]
 mod tests;
 
-use connections::closing_in_a_drain;
 pub use connections::{Connections, Stats};
 
-/// The Close frame a server sends when it shuts down: 1001 ("going away"), or
-/// 1012 ("service restart") from a handler that [`Connections::track`] wraps
-/// once its server has begun to drain.
+/// The Close frame a server sends when it shuts down: 1001 ("going away").
 pub fn going_away_frame() -> Message {
-    let (code, reason) = match closing_in_a_drain() {
-        true => (close_code::RESTART, "server restarting"),
-        false => (close_code::AWAY, "server shutting down"),
-    };
     Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
+        code: close_code::AWAY,
+        reason: "server shutting down".into(),
     }))
 }
 
 // ANCHOR: going_away
-/// Says goodbye with Close 1001 (1012 in a drain: [`going_away_frame`]), then
-/// finishes the closing handshake with [`finish_close`].
-pub async fn going_away(mut socket: impl Socket) {
-    if socket.send(going_away_frame()).await.is_ok() {
+/// Says goodbye with Close 1001 ([`going_away_frame`]), then finishes the
+/// closing handshake with [`finish_close`].
+pub async fn going_away(socket: impl Socket) {
+    close_with(socket, going_away_frame()).await;
+}
+
+/// Sends `close` (a Close frame), then finishes the closing handshake.
+async fn close_with(mut socket: impl Socket, close: Message) {
+    if socket.send(close).await.is_ok() {
         finish_close(socket).await;
     }
 }
@@ -117,8 +107,11 @@ pub async fn finish_close(mut socket: impl Socket) {
 pub enum Ended {
     /// The peer sent Close: finish the closing handshake.
     PeerClosed,
-    /// The server is shutting down: say goodbye with 1001 (1012 in a drain).
+    /// The server is shutting down: say goodbye with 1001.
     ShuttingDown,
+    /// The server closes the connection with this frame, of its own choosing
+    /// (lesson 11 says 1012 in a drain), and finishes the closing handshake.
+    Closing(CloseFrame),
     /// Reading failed: a protocol error, or the connection broke.
     Failed(axum::Error),
     /// The peer is gone (no pong, a failed write, the stream ended):
@@ -131,6 +124,9 @@ pub async fn end(socket: impl Socket, ended: Ended) {
     match ended {
         Ended::PeerClosed => finish_close(socket).await,
         Ended::ShuttingDown => going_away(socket).await,
+        Ended::Closing(frame) => {
+            close_with(socket, Message::Close(Some(frame))).await;
+        }
         Ended::Failed(e) => tracing::debug!("connection error: {e}"),
         Ended::Gone => {}
     }
@@ -169,10 +165,6 @@ pub fn startup_line(local: SocketAddr) -> String {
 
 /// [`serve`], for a server whose start-up line names something else than a
 /// WebSocket at `/ws`: `startup` makes the line from the address actually bound.
-///
-/// SIGTERM starts a drain when `connections` has one
-/// ([`Connections::with_drain`]): the server keeps serving HTTP (so that `GET
-/// /ready` can answer 503) until the drain ends, then shuts down as on Ctrl-C.
 pub async fn serve_with_startup_line(
     addr: impl Into<ListenAddr>,
     app: Router,
@@ -260,18 +252,17 @@ where
         return ExitCode::FAILURE;
     }
 
-    // From the signal (or the drain's end) on, everything shares one deadline:
-    // HTTP requests still in flight, and the upgraded sockets, which the
-    // handlers are closing with 1001 (1012 after a drain).
-    connections.tracker.close();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    // From the signal on, everything shares one deadline: HTTP requests still
+    // in flight, and the upgraded sockets, which the handlers are closing with
+    // 1001.
+    let closed = tokio::time::timeout(SHUTDOWN_GRACE, async {
         if finished.is_none() {
             let _ = serving.await;
         }
-        connections.tracker.wait().await;
+        connections.all_closed().await;
     })
     .await;
-    if drained.is_err() {
+    if closed.is_err() {
         tracing::warn!(
             open = connections.live(),
             "connections did not close in time; exiting anyway"
@@ -309,9 +300,9 @@ fn no_delay(stream: &mut tls::Stream) {
     }
 }
 
-/// Shuts `connections` down on Ctrl-C (SIGINT), and drains them on SIGTERM
-/// ([`Connections::drain`], which shuts down at once without a drain). A second
-/// signal during a drain cuts it short: the rest close at once, with 1012.
+/// Shuts `connections` down on Ctrl-C (SIGINT) or SIGTERM. A server made with
+/// [`Connections::with_sigterm`] gets the first SIGTERM instead, and a second
+/// one shuts down.
 ///
 /// The handlers are registered before this returns, as in [`cancel_on_signal`].
 #[cfg(unix)]
@@ -319,20 +310,18 @@ fn shut_down_on_signal(connections: Connections) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut handed_over = connections.sigterm.clone();
     tokio::spawn(async move {
-        let drain = tokio::select! {
-            _ = interrupt.recv() => false,
-            _ = terminate.recv() => true,
-        };
-        tracing::info!("shutdown signal received");
-        if drain {
+        loop {
             tokio::select! {
-                () = connections.drain() => return,
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+                _ = interrupt.recv() => break,
+                _ = terminate.recv() => match handed_over.take() {
+                    Some(sigterm) => sigterm.cancel(),
+                    None => break,
+                },
             }
-            tracing::info!("second signal: cutting the drain short");
         }
+        tracing::info!("shutdown signal received");
         connections.shut_down();
     });
     Ok(())

@@ -1,9 +1,9 @@
-//! Lesson 10's drain (`--drain`): a restart without a stampede. SIGTERM turns
-//! `GET /ready` to 503 at once, then closes each connection with 1012 (service
-//! restart) at a moment of its own, spread over the drain, and the process
-//! exits when the last one has gone or the drain's time is up. Ctrl-C still
-//! closes every connection at once with 1001. With a real Redis
-//! (`redis-server`, started by each test on a free port).
+//! Lesson 11's drain (`--drain`, `examples/11_deploy/drain.rs`): a restart
+//! without a stampede. SIGTERM turns `GET /ready` to 503 at once, then closes
+//! each connection with 1012 (service restart) at a moment of its own, spread
+//! over the drain, and the process exits when the last one has gone or the
+//! drain's time is up. Ctrl-C still closes every connection at once with 1001.
+//! With a real Redis (`redis-server`, started by each test on a free port).
 #![cfg(feature = "with-redis")]
 
 mod common;
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-const EXAMPLE: &str = "10_scale_out";
+const EXAMPLE: &str = "11_deploy";
 
 /// The clients of each test.
 const CLIENTS: usize = 10;
@@ -41,7 +41,7 @@ async fn instance(redis: &Redis, drain: &str) -> Server {
 }
 
 /// `n` clients, each in a room: the readings keep each handler's loop turning,
-/// so that it asks `shutting_down()` afresh many times during the drain.
+/// so that it asks its `Exit` afresh many times during the drain.
 async fn clients(server: &Server, n: usize) -> Vec<Client> {
     let mut clients = Vec::new();
     for i in 0..n {

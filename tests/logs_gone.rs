@@ -3,7 +3,7 @@
 //! may panic, block or stop a task: the server keeps serving, and still stops
 //! on a signal with Close 1001 and exit status 0 within 2 s.
 //!
-//! Every server lesson that runs without Redis, lesson 10 with
+//! Every server lesson that runs without Redis, lessons 10 and 11 with
 //! `--features with-redis`, and the stacks' programs with `--features stacks`.
 
 mod common;
@@ -27,6 +27,8 @@ common::contract! {
         lesson_09: Program::Example("09_rooms"),
         #[cfg(feature = "with-redis")]
         lesson_10: Program::Example("10_scale_out"),
+        #[cfg(feature = "with-redis")]
+        lesson_11: Program::Example("11_deploy"),
         #[cfg(feature = "stacks")]
         tungstenite_01: Program::Stack("tungstenite_01_echo"),
         #[cfg(feature = "stacks")]
@@ -44,16 +46,17 @@ const TOKEN: &str = "test-token-5d1e";
 async fn keeps_serving_and_stops_cleanly_with_no_one_reading_its_logs(
     program: Program,
 ) {
-    // Lesson 10 needs a Redis, and stays up for a drain on SIGTERM: Ctrl-C is
-    // its signal for closing at once with 1001.
+    // Lessons 10 and 11 need a Redis. Lesson 11 stays up for a drain on
+    // SIGTERM: Ctrl-C is its signal for closing at once with 1001.
     let redis = match program.name() {
-        "10_scale_out" => Some(Redis::start().await),
+        "10_scale_out" | "11_deploy" => Some(Redis::start().await),
         _ => None,
     };
     let url = redis.as_ref().map(Redis::url);
     let (args, signal) = match (program.name(), &url) {
         ("08_production", _) => (vec!["--token", TOKEN], Signal::SIGTERM),
-        ("10_scale_out", Some(url)) => (vec!["--redis", url], Signal::SIGINT),
+        ("10_scale_out", Some(url)) => (vec!["--redis", url], Signal::SIGTERM),
+        ("11_deploy", Some(url)) => (vec!["--redis", url], Signal::SIGINT),
         _ => (vec![], Signal::SIGTERM),
     };
     // Everything at trace level: every connection and request is logged, by
@@ -85,7 +88,9 @@ async fn connect(server: &Server, program: Program) -> Option<common::Client> {
         "08_production" => {
             server.connect_with(&[("Authorization", &bearer)]).await
         }
-        "09_rooms" | "10_scale_out" => server.connect_as("ann").await,
+        "09_rooms" | "10_scale_out" | "11_deploy" => {
+            server.connect_as("ann").await
+        }
         _ => server.connect().await,
     })
 }

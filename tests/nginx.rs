@@ -206,20 +206,20 @@ async fn a_forged_x_forwarded_for_from_an_untrusted_peer_is_ignored() {
 }
 // ANCHOR_END: client_addr
 
-/// The template's purpose: two instances of lesson 10, sharing a Redis, behind
-/// one nginx.
+/// The template's purpose: two instances of lesson 11 (lesson 10 with its
+/// drain), sharing a Redis, behind one nginx.
 #[cfg(feature = "with-redis")]
 #[tokio::test]
-async fn two_instances_of_lesson_10_behind_nginx_serve_one_room() {
+async fn two_instances_of_lesson_11_behind_nginx_serve_one_room() {
     use common::{Redis, next_of, send_json};
     use serde_json::json;
 
     let redis = Redis::start().await;
     let url = redis.url();
     let args = ["--redis", url.as_str(), "--sites", "2", "--rate", "100"];
-    let a = Server::start("10_scale_out", &[&args[..], &["--produce"]].concat())
-        .await;
-    let b = Server::start("10_scale_out", &args).await;
+    let a =
+        Server::start("11_deploy", &[&args[..], &["--produce"]].concat()).await;
+    let b = Server::start("11_deploy", &args).await;
     let nginx = Nginx::start(&[a.addr, b.addr], IDLE).await;
     let mut clients = Vec::new();
     for user in ["ann", "bob"] {

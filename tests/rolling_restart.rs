@@ -1,4 +1,4 @@
-//! Lesson 11: a rolling restart that loses nothing. Two instances of lesson 10
+//! Lesson 11: a rolling restart that loses nothing. Two instances of lesson 11
 //! on a real Redis, behind a real nginx; clients (`10_rooms_client`, with
 //! `--events`) follow a room through nginx while each instance in turn is restarted with
 //! SIGTERM, draining its connections with 1012 over `--drain`.
@@ -12,10 +12,10 @@ use common::{Nginx, Process, Redis, Server, is_room_change};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-const INSTANCE: &str = "10_scale_out";
+const INSTANCE: &str = "11_deploy";
 const CLIENTS: usize = 4;
 
-/// Lesson 10 on the shared Redis, on `addr`, draining over 1 s on SIGTERM.
+/// Lesson 11 on the shared Redis, on `addr`, draining over 1 s on SIGTERM.
 async fn instance(redis: &Redis, addr: &str, produce: bool) -> Server {
     let url = redis.url();
     let mut args = vec!["--redis", url.as_str(), "--rate", "100"];

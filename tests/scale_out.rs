@@ -369,8 +369,8 @@ async fn a_redis_that_lost_its_data_starts_a_new_numbering() {
     assert_eq!(answer["missed"], 0, "nothing counts across numberings");
 }
 
-/// Ctrl-C, the shutdown contract of every lesson. SIGTERM drains instead
-/// (`--drain`, tests/drain.rs).
+/// Ctrl-C, the shutdown contract of every lesson, with Redis behind (lesson
+/// 11 drains on SIGTERM instead: tests/drain.rs).
 #[tokio::test]
 async fn ctrl_c_sends_1001_with_redis_behind() {
     let redis = Redis::start().await;

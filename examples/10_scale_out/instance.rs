@@ -1,0 +1,157 @@
+//! Starting an instance: its flags, its rooms loaded from Redis and followed,
+//! the producer, and what `GET /stats` reports. `main.rs` serves what this
+//! starts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use ws_lessons::sensor::Simulator;
+
+use crate::bus::{Bus, TroubleCounts};
+use crate::registry::Registry;
+use crate::rooms::Rooms;
+use crate::session::Hub;
+use crate::site::Change;
+use crate::users::Users;
+use crate::web::{RoomStats, RoomsArgs};
+
+// ANCHOR: args
+/// An instance's flags: lesson 09's, and where Redis is.
+#[derive(clap::Args)]
+pub struct InstanceArgs {
+    /// The Redis (or Valkey) that every instance shares; start-up fails if it
+    /// cannot be reached
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+    /// Run the sensor simulator here: exactly one instance should
+    #[arg(long)]
+    pub produce: bool,
+    #[command(flatten)]
+    pub rooms: RoomsArgs,
+    /// Another instance's address (`ws://HOST:PORT/ws`), which the page tries
+    /// when this one goes away; repeat for each
+    #[arg(long = "peer", value_name = "URL")]
+    pub peers: Vec<String>,
+}
+// ANCHOR_END: args
+
+// ANCHOR: instance
+/// A running instance's ties to Redis, and the rooms it mirrors from there.
+pub struct Instance {
+    pub bus: Bus,
+    pub rooms: Arc<Rooms>,
+    pub users: Arc<Users>,
+    pub registry: Registry,
+}
+
+impl Instance {
+    /// Connects to Redis, loads every room from it, and follows the rooms'
+    /// changes and the other instances' users from then on; runs the producer
+    /// if `--produce` asks. An error is one line, for the person starting it.
+    pub async fn start(args: &InstanceArgs) -> Result<Self, String> {
+        let sensors = usize::from(args.rooms.sensors.sensors);
+        let history = args.rooms.history as usize;
+        let bus = Bus::connect(&args.redis, history, sensors)
+            .await
+            .map_err(|e| format!("cannot reach Redis at {}: {e}", args.redis))?;
+        let loaded = async {
+            let epoch = bus.epoch().await?;
+            let (sites, queue) =
+                (usize::from(args.rooms.sites), args.rooms.queue.capacity());
+            let rooms =
+                Arc::new(Rooms::new(sites, sensors, history, queue, &epoch));
+            bus.follow_epoch(&rooms).await?;
+            Ok::<_, redis::RedisError>(rooms)
+        };
+        let rooms = loaded
+            .await
+            .map_err(|e| format!("cannot load the rooms from Redis: {e}"))?;
+        tokio::spawn(bus.clone().follow(rooms.clone()));
+        let users = Arc::new(Users::default());
+        let registry = bus.registry();
+        tokio::spawn(registry.clone().run(rooms.clone(), users.clone()));
+        if args.produce {
+            produce(&args.rooms, bus.clone(), rooms.clone());
+        }
+        Ok(Self {
+            bus,
+            rooms,
+            users,
+            registry,
+        })
+    }
+}
+// ANCHOR_END: instance
+
+// ANCHOR: produce
+/// Runs the simulator, and stores each reading in Redis, in the order it was
+/// taken. A reading that cannot be stored (Redis is down, or too slow for the
+/// rate) never gets a number, so no client misses it; it is counted, and the
+/// count logged.
+fn produce(args: &RoomsArgs, bus: Bus, rooms: Arc<Rooms>) {
+    let sensors = usize::from(args.sensors.sensors);
+    let simulator = Simulator::new(usize::from(args.sites) * sensors);
+    let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
+    // Counted until the next reading is stored, then logged.
+    let unstored = Arc::new(AtomicU64::new(0));
+    let overflow = unstored.clone();
+    let troubles = bus.troubles.clone();
+    tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
+        let (site, sensor) = (sample.index / sensors, sample.index % sensors);
+        let at_ms = ws_lessons::protocol::unix_ms();
+        let value = sample.value;
+        let alert = None; // Redis decides it, in the one order
+        let change = Change::Reading {
+            sensor,
+            value,
+            at_ms,
+            alert,
+        };
+        if readings.try_send((site, change)).is_err() {
+            overflow.fetch_add(1, Ordering::Relaxed);
+            troubles.unstored.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    tokio::spawn(async move {
+        while let Some((site, change)) = to_store.recv().await {
+            let Some(room) = rooms.all().nth(site) else {
+                continue;
+            };
+            match bus.record(&rooms, room, &change).await {
+                Ok(_) => match unstored.swap(0, Ordering::Relaxed) {
+                    0 => {}
+                    lost => tracing::warn!(lost, "readings could not be stored"),
+                },
+                Err(_) => {
+                    unstored.fetch_add(1, Ordering::Relaxed);
+                    bus.troubles.unstored.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+// ANCHOR_END: produce
+
+// ANCHOR: stats
+/// What `GET /stats` reports: lesson 09's gauges, and what went wrong with
+/// Redis.
+#[derive(Serialize)]
+pub struct Stats {
+    #[serde(flatten)]
+    rooms: RoomStats,
+    #[serde(flatten)]
+    redis: TroubleCounts,
+}
+
+/// `GET /stats`: the gauges, as JSON, for people and for tests.
+pub async fn stats(State(hub): State<Hub>) -> Json<Stats> {
+    let rooms = RoomStats::of(&hub);
+    Json(Stats {
+        rooms,
+        redis: hub.bus.troubles.counts(),
+    })
+}
+// ANCHOR_END: stats
