@@ -399,5 +399,8 @@ impl RoomState {
     }
 }
 
+// The path spelled out, which rustc and rustfmt then read alike wherever
+// this file is included with `#[path]`.
 #[cfg(test)]
+#[path = "rooms/tests.rs"]
 mod tests;

@@ -43,9 +43,6 @@ mod instance;
 mod member;
 #[path = "../10_scale_out/registry.rs"]
 mod registry;
-// rustfmt looks for this file's `mod tests;` in the wrong folder (rustc does
-// not): lesson 10 formats it.
-#[rustfmt::skip]
 #[path = "../10_scale_out/rooms.rs"]
 mod rooms;
 mod session;
