@@ -10,7 +10,7 @@ use super::{
     PING_INTERVAL, PONG_TIMEOUT, QUEUE_ROOM, QUEUE_STREAM, RATE, SOURCES,
 };
 use crate::load;
-use crate::process::{Binaries, Log, Server};
+use crate::process::{Binaries, Log, Server, SlowClients};
 use crate::redis::Redis;
 use ws_bench::wire::Conn;
 
@@ -163,6 +163,16 @@ impl Deployment {
         let servers: u64 = self.servers.iter().map(Server::rss_kib).sum();
         let redis = self.redis.as_ref().map_or(0, Redis::rss_kib);
         (servers + redis) as f64 / 1024.0
+    }
+
+    /// The clients the servers could not keep up with, by their `/stats`,
+    /// added up.
+    pub async fn slow_clients(&self) -> io::Result<SlowClients> {
+        let mut all = SlowClients::default();
+        for server in &self.servers {
+            all = all + server.slow_clients().await?;
+        }
+        Ok(all)
     }
 
     /// Stops the servers, then Redis; returns the servers' log lines.

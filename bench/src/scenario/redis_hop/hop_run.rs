@@ -15,14 +15,11 @@ use super::deployment::{Deployment, HopServer, Side};
 use super::{LIGHT_CLIENTS, Load, Setup};
 use crate::Plan;
 use crate::load::{self, Counts, Tally};
-use crate::process::{Binaries, Server};
+use crate::process::{Binaries, Server, SlowClients};
 use crate::redis::{CommandStats, Redis};
 
-/// What the servers' logs say on a resynchronisation, when the heartbeat drops
-/// a client, and when lesson 10 loses Redis, or readings, or its place in a
-/// stream.
-const RESYNC_LOG: &str = "resynchronising a slow";
-const DROP_LOGS: [&str; 2] = ["no pong within", "gave up on a send"];
+/// What lesson 10's log says when it loses Redis, or readings, or its place
+/// in a stream. (Its `/stats` has no count of these yet.)
 const REDIS_LOGS: [&str; 4] = [
     "Redis is unreachable",
     "readings lost while Redis was down",
@@ -88,9 +85,10 @@ pub struct CommandRate {
 /// Redis.
 #[derive(Clone, Copy, Default)]
 pub struct Trouble {
-    /// In the servers' whole logs.
-    pub resyncs: u64,
-    pub drops: u64,
+    /// By the servers' `/stats` at the end: resynchronisations, and clients
+    /// the heartbeat dropped.
+    pub slow: SlowClients,
+    /// In lesson 10's whole log: Redis troubles.
     pub redis: u64,
     /// From the end of the set-up to the end of the window: snapshots the
     /// clients received (resynchronisations), and connections that ended.
@@ -143,6 +141,7 @@ pub async fn measure(
     }
     let after = Gauges::take(&deployment, &tallies).await;
     let rss_mib = deployment.rss_mib();
+    let slow = deployment.slow_clients().await?;
     followers.shutdown().await;
     let log = deployment.stop().await;
 
@@ -177,8 +176,7 @@ pub async fn measure(
         rss_mib,
         redis_commands: command_rates(&before, &after, seconds),
         trouble: Trouble {
-            resyncs: logged(&[RESYNC_LOG]),
-            drops: logged(&DROP_LOGS),
+            slow,
             redis: logged(&REDIS_LOGS),
             snapshots: total(|c| c.snapshots),
             closed: total(|c| c.closed),

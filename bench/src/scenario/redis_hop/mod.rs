@@ -117,7 +117,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     ));
     section.table(light_table(&runs));
     section.paragraph(format_args!(
-        "Heavy load, for what a delivery costs: {clients} clients, {} on each instance of 10, against {clients} on 09 in one process, so that each setup should deliver {} readings a second; set up {SETUP_CONCURRENCY} at a time, then {:.0} s of warm-up and a window of {:.0} s. 05 is not run at this load: it wakes every connection for every reading (the rooms scenario measured 1.7 cores for 10,000 clients at a fifth of this rate). The last column counts, over all rounds, the resynchronisations, dropped clients and Redis troubles (unreachable, readings lost, reloads after a gap) in the servers' logs, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
+        "Heavy load, for what a delivery costs: {clients} clients, {} on each instance of 10, against {clients} on 09 in one process, so that each setup should deliver {} readings a second; set up {SETUP_CONCURRENCY} at a time, then {:.0} s of warm-up and a window of {:.0} s. 05 is not run at this load: it wakes every connection for every reading (the rooms scenario measured 1.7 cores for 10,000 clients at a fifth of this rate). The last column counts, over all rounds, the resynchronisations and dropped clients by the servers' `/stats`, the Redis troubles (unreachable, readings lost, reloads after a gap) in lesson 10's log, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
         clients / 2,
         clients * per_client,
         plan.warm_up.as_secs_f64() * 2.0,
