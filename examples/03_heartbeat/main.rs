@@ -20,17 +20,19 @@
 
 use std::process::ExitCode;
 
-use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use clap::Parser;
+use serde::Serialize;
 use ws_lessons::cli::HeartbeatArgs;
+use ws_lessons::server::ServerStats;
 use ws_lessons::{Connections, ListenArgs};
 
 mod heartbeat;
-use heartbeat::{Beat, Heartbeat};
+use heartbeat::{Beat, Drops, Heartbeat, HeartbeatStats};
 
 // ANCHOR: args
 /// Echoes messages and pings every client; a client that does not answer in time
@@ -48,6 +50,7 @@ struct Args {
 struct AppState {
     connections: Connections,
     heartbeat: HeartbeatArgs,
+    drops: Drops,
 }
 
 #[tokio::main]
@@ -59,15 +62,37 @@ async fn main() -> ExitCode {
     let state = AppState {
         connections: connections.clone(),
         heartbeat: args.heartbeat,
+        drops: Drops::default(),
     };
     let app = Router::new()
         .route("/", get(ws_lessons::page::try_it))
         .route("/ws", any(upgrade))
-        .route("/stats", get(ws_lessons::server::stats))
+        .route("/stats", get(stats))
         .with_state(state);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
+
+// ANCHOR: stats
+/// What lesson 03's `GET /stats` reports: every lesson's counts, and the
+/// peers the heartbeat dropped, under `heartbeat`.
+#[derive(Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    server: ServerStats,
+    heartbeat: HeartbeatStats,
+}
+
+async fn stats(
+    State(connections): State<Connections>,
+    State(drops): State<Drops>,
+) -> Json<Stats> {
+    Json(Stats {
+        server: ServerStats::now(&connections),
+        heartbeat: drops.stats(),
+    })
+}
+// ANCHOR_END: stats
 
 async fn upgrade(
     ws: WebSocketUpgrade,
@@ -79,7 +104,7 @@ async fn upgrade(
 
 // ANCHOR: handle
 async fn handle(mut socket: WebSocket, state: AppState) {
-    let mut heartbeat = Heartbeat::new(state.heartbeat);
+    let mut heartbeat = Heartbeat::new(state.heartbeat, &state.drops);
     loop {
         tokio::select! {
             message = socket.recv() => match message {

@@ -13,7 +13,7 @@ use ws_lessons::cli::HeartbeatArgs;
 use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest, Unreadable};
 use ws_lessons::server::{Connections, Ended};
 
-use crate::heartbeat::{Beat, Heartbeat};
+use crate::heartbeat::{Beat, Drops, Heartbeat};
 use crate::member::Member;
 use crate::rooms::{Change, Rejoin, RoomId, Rooms};
 use crate::users::{Tab, Users};
@@ -25,6 +25,7 @@ pub struct Hub {
     pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub heartbeat: HeartbeatArgs,
+    pub heartbeat_drops: Drops,
 }
 
 // ANCHOR: server
@@ -101,7 +102,7 @@ pub async fn run(
     // Both leave the registry when dropped, whichever way this function ends.
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
-    let mut heartbeat = Heartbeat::new(hub.heartbeat);
+    let mut heartbeat = Heartbeat::new(hub.heartbeat, &hub.heartbeat_drops);
     let (mut news, mut outgoing) = server.news();
     loop {
         for json in outgoing {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
 use ws_lessons::server::Stats;
 
+use crate::heartbeat::HeartbeatStats;
 use crate::rooms::Rooms;
 use crate::session::{self, Server};
 
@@ -87,6 +88,8 @@ pub async fn page() -> Html<&'static str> {
 pub struct RoomStats {
     #[serde(flatten)]
     server: Stats,
+    /// The peers lesson 03's heartbeat dropped.
+    heartbeat: HeartbeatStats,
     /// Rooms with at least one member.
     rooms: usize,
     /// Distinct users connected.
@@ -98,6 +101,7 @@ pub async fn stats<S: Server>(State(server): State<S>) -> Json<RoomStats> {
     let hub = server.hub();
     Json(RoomStats {
         server: hub.connections.stats(),
+        heartbeat: hub.heartbeat_drops.stats(),
         rooms: hub.rooms.occupied(),
         users: hub.users.count(),
     })

@@ -129,6 +129,7 @@ async fn main() -> ExitCode {
         rooms,
         users,
         heartbeat: args.rooms.heartbeat,
+        heartbeat_drops: Default::default(),
     };
     let connections = hub.connections.clone();
     let instance = Instance { hub, bus, registry };

@@ -13,6 +13,7 @@
 //!         --ping-interval 2s --pong-timeout 1s
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use actix_ws::AggregatedMessage as Message;
 use clap::Parser;
@@ -27,7 +28,7 @@ use ws_stacks::actix::{self, WebSocket};
     reason = "`Heartbeat::send` is for a `Sink`; we use `within`"
 )]
 mod heartbeat;
-use heartbeat::{Beat, Gone, Heartbeat};
+use heartbeat::{Beat, Drops, Gone, Heartbeat};
 
 /// Echoes messages and pings every client; a client that does not answer in
 /// time is dropped.
@@ -45,9 +46,18 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    let heartbeat = args.heartbeat;
-    let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
-    actix::serve(args.listen.addr, handler).await
+    let (heartbeat, drops) = (args.heartbeat, Drops::default());
+    let counted = drops.clone();
+    let handler = move |socket, shutdown| {
+        handle(socket, shutdown, heartbeat, counted.clone())
+    };
+    // The heartbeat's counts, where lesson 03's `/stats` has them.
+    let stats = move || {
+        let stats = serde_json::json!({ "heartbeat": drops.stats() });
+        stats.to_string()
+    };
+    let stats: ws_stacks::Stats = Arc::new(stats);
+    actix::serve_with_stats(args.listen.addr, handler, Some(stats)).await
 }
 
 // ANCHOR: handle
@@ -55,8 +65,9 @@ async fn handle(
     mut socket: WebSocket,
     shutdown: CancellationToken,
     args: HeartbeatArgs,
+    drops: Drops,
 ) {
-    let mut heartbeat = Heartbeat::new(args);
+    let mut heartbeat = Heartbeat::new(args, &drops);
     loop {
         // Each send that can wait on the peer, bounded by the heartbeat.
         let sent = tokio::select! {

@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 
+use crate::Stats;
+
 /// tungstenite's limits, which lessons 01 and 03 keep: a message of 64 MiB at
 /// most, in frames of 16 MiB at most (actix-ws: 1 MiB and 64 KiB).
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -55,6 +57,19 @@ where
     H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + 'static,
 {
+    serve_with_stats(addr, handler, None).await
+}
+
+/// [`serve`], answering `GET /stats` with what `stats` makes.
+pub async fn serve_with_stats<H, F>(
+    addr: SocketAddr,
+    handler: H,
+    stats: Option<Stats>,
+) -> ExitCode
+where
+    H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     // Every TCP connection, open while actix-web holds it (`tcp::on_connect`).
@@ -68,9 +83,23 @@ where
         };
         // A resource's routes answer 405 to other methods (`App::route`
         // would answer 404); any method goes to the handshake, which wants GET.
-        App::new()
+        let app = App::new()
             .service(web::resource("/").get(page))
-            .route("/ws", web::to(ws))
+            .route("/ws", web::to(ws));
+        let stats = stats.clone();
+        app.configure(move |config| {
+            if let Some(stats) = stats {
+                let json = move || {
+                    let body = stats();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body)
+                    }
+                };
+                config.service(web::resource("/stats").get(json));
+            }
+        })
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let server = HttpServer::new(app)

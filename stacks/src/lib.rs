@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub mod actix;
 pub mod tungstenite;
@@ -26,6 +27,11 @@ pub struct ListenArgs {
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 }
+
+/// What `GET /stats` answers, as JSON, made afresh for each request: for a
+/// program with counts to report (lesson 03's heartbeat), at the same place in
+/// the JSON as the lesson's own `/stats`. A program without it answers 404.
+pub type Stats = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Prints the start-up line of every server example to stdout, and flushes
 /// it: tests and scripts wait for it.

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 
+use crate::Stats;
+
 pub mod http;
 
 use http::{Rewind, Route};
@@ -40,6 +42,19 @@ pub fn config() -> WebSocketConfig {
 /// `shutdown` is cancelled, and the process waits a bounded time for every
 /// task. Returns the exit code for `main`.
 pub async fn serve<H, F>(addr: SocketAddr, handler: H) -> ExitCode
+where
+    H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_with_stats(addr, handler, None).await
+}
+
+/// [`serve`], answering `GET /stats` with what `stats` makes.
+pub async fn serve_with_stats<H, F>(
+    addr: SocketAddr,
+    handler: H,
+    stats: Option<Stats>,
+) -> ExitCode
 where
     H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
@@ -78,7 +93,7 @@ where
             () = &mut signal => break,
         };
         let (handler, shutdown) = (handler.clone(), shutdown.clone());
-        tasks.spawn(connection(tcp, handler, shutdown));
+        tasks.spawn(connection(tcp, handler, shutdown, stats.clone()));
     }
 
     // Every task hears the signal: a handler says 1001, a connection still
@@ -96,8 +111,12 @@ where
 
 // ANCHOR: connection
 /// One TCP connection: route its request, then serve the page or upgrade.
-async fn connection<H, F>(tcp: TcpStream, handler: H, stop: CancellationToken)
-where
+async fn connection<H, F>(
+    tcp: TcpStream,
+    handler: H,
+    stop: CancellationToken,
+    stats: Option<Stats>,
+) where
     H: Fn(WebSocket, CancellationToken) -> F,
     F: Future<Output = ()>,
 {
@@ -105,7 +124,7 @@ where
         tracing::debug!("cannot set TCP_NODELAY: {e}");
     }
     let routed = tokio::select! {
-        routed = http::route(tcp) => routed,
+        routed = http::route(tcp, stats.as_deref()) => routed,
         () = stop.cancelled() => return,
     };
     let stream = match routed {

@@ -9,6 +9,7 @@
 //!         --ping-interval 2s --pong-timeout 1s
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use ws_stacks::tungstenite::{self, WebSocket};
 
 #[path = "../../examples/03_heartbeat/heartbeat.rs"]
 mod heartbeat;
-use heartbeat::{Beat, Heartbeat};
+use heartbeat::{Beat, Drops, Heartbeat};
 
 /// Echoes messages and pings every client; a client that does not answer in
 /// time is dropped.
@@ -36,9 +37,18 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    let heartbeat = args.heartbeat;
-    let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
-    tungstenite::serve(args.listen.addr, handler).await
+    let (heartbeat, drops) = (args.heartbeat, Drops::default());
+    let counted = drops.clone();
+    let handler = move |socket, shutdown| {
+        handle(socket, shutdown, heartbeat, counted.clone())
+    };
+    // The heartbeat's counts, where lesson 03's `/stats` has them.
+    let stats = move || {
+        let stats = serde_json::json!({ "heartbeat": drops.stats() });
+        stats.to_string()
+    };
+    let stats: ws_stacks::Stats = Arc::new(stats);
+    tungstenite::serve_with_stats(args.listen.addr, handler, Some(stats)).await
 }
 
 // ANCHOR: handle
@@ -46,8 +56,9 @@ async fn handle(
     mut socket: WebSocket,
     shutdown: CancellationToken,
     args: HeartbeatArgs,
+    drops: Drops,
 ) {
-    let mut heartbeat = Heartbeat::new(args);
+    let mut heartbeat = Heartbeat::new(args, &drops);
     loop {
         tokio::select! {
             message = socket.next() => match message {
