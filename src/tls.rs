@@ -156,8 +156,8 @@ impl Listener {
             return Self::Plain(tcp);
         };
         let (sender, ready) = mpsc::channel(64);
-        let handshakes = HANDSHAKES.get_or_init(Handshakes::default);
-        let accepting = tokio::spawn(accept(tcp, acceptor, sender, handshakes));
+        let counts = HANDSHAKES.get_or_init(Handshakes::default);
+        let accepting = tokio::spawn(accept(tcp, acceptor, sender, counts));
         Self::Tls {
             ready,
             local,
@@ -174,7 +174,7 @@ async fn accept(
     mut tcp: TcpListener,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<(Tls, SocketAddr)>,
-    handshakes: &'static Handshakes,
+    counts: &'static Handshakes,
 ) {
     let mut handshakes = JoinSet::new();
     loop {
@@ -189,11 +189,11 @@ async fn accept(
                             let _ = ready.send((Tls(Box::new(tls)), peer)).await;
                         }
                         Ok(Err(e)) => {
-                            handshakes.failed.fetch_add(1, Ordering::Relaxed);
+                            counts.failed.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, "TLS handshake failed: {e}")
                         }
                         Err(_) => {
-                            handshakes.timed_out.fetch_add(1, Ordering::Relaxed);
+                            counts.timed_out.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, "TLS handshake timed out")
                         }
                     }

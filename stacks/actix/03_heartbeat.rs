@@ -13,7 +13,6 @@
 //!         --ping-interval 2s --pong-timeout 1s
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use actix_ws::AggregatedMessage as Message;
 use clap::Parser;
@@ -47,17 +46,14 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
     let (heartbeat, drops) = (args.heartbeat, Drops::default());
-    let counted = drops.clone();
+    let stats = ws_stacks::heartbeat_stats({
+        let drops = drops.clone();
+        move || drops.stats()
+    });
     let handler = move |socket, shutdown| {
-        handle(socket, shutdown, heartbeat, counted.clone())
+        handle(socket, shutdown, heartbeat, drops.clone())
     };
-    // The heartbeat's counts, where lesson 03's `/stats` has them.
-    let stats = move || {
-        let stats = serde_json::json!({ "heartbeat": drops.stats() });
-        stats.to_string()
-    };
-    let stats: ws_stacks::Stats = Arc::new(stats);
-    actix::serve_with_stats(args.listen.addr, handler, Some(stats)).await
+    actix::serve(args.listen.addr, handler, Some(stats)).await
 }
 
 // ANCHOR: handle

@@ -51,17 +51,9 @@ pub struct WebSocket {
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and runs `handler` for each
 /// WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then `shutdown` is cancelled
-/// and actix-web stops, waiting a bounded time. Returns the exit code.
-pub async fn serve<H, F>(addr: SocketAddr, handler: H) -> ExitCode
-where
-    H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
-    F: Future<Output = ()> + 'static,
-{
-    serve_with_stats(addr, handler, None).await
-}
-
-/// [`serve`], answering `GET /stats` with what `stats` makes.
-pub async fn serve_with_stats<H, F>(
+/// and actix-web stops, waiting a bounded time. Returns the exit code. With
+/// `stats`, `GET /stats` answers what it makes.
+pub async fn serve<H, F>(
     addr: SocketAddr,
     handler: H,
     stats: Option<Stats>,

@@ -33,6 +33,14 @@ pub struct ListenArgs {
 /// the JSON as the lesson's own `/stats`. A program without it answers 404.
 pub type Stats = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// [`Stats`] with what `counts` makes under `heartbeat`, where lesson 03's
+/// `/stats` has the heartbeat's counts.
+pub fn heartbeat_stats<T: serde::Serialize>(
+    counts: impl Fn() -> T + Send + Sync + 'static,
+) -> Stats {
+    Arc::new(move || serde_json::json!({ "heartbeat": counts() }).to_string())
+}
+
 /// Prints the start-up line of every server example to stdout, and flushes
 /// it: tests and scripts wait for it.
 pub fn print_startup_line(local: SocketAddr) {

@@ -40,17 +40,9 @@ pub fn config() -> WebSocketConfig {
 /// Listens on `addr`, prints the start-up line, and runs `handler` in a task
 /// of its own for each WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then
 /// `shutdown` is cancelled, and the process waits a bounded time for every
-/// task. Returns the exit code for `main`.
-pub async fn serve<H, F>(addr: SocketAddr, handler: H) -> ExitCode
-where
-    H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    serve_with_stats(addr, handler, None).await
-}
-
-/// [`serve`], answering `GET /stats` with what `stats` makes.
-pub async fn serve_with_stats<H, F>(
+/// task. Returns the exit code for `main`. With `stats`, `GET /stats` answers
+/// what it makes.
+pub async fn serve<H, F>(
     addr: SocketAddr,
     handler: H,
     stats: Option<Stats>,
