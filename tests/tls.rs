@@ -267,9 +267,9 @@ async fn plain_ws_to_the_tls_port_fails_and_disturbs_no_one() {
     echoes(after.as_mut().expect("a client after"), "next").await;
     let stats = https(&server, &pki, STATS).await.json();
     assert_eq!(stats["connections"], 2, "{stats}");
-    // No other handshake failed: the silent peer's is still under way.
+    // No other handshake failed: the good clients' succeeded, and the silent
+    // peer's is still under way (or, on a very slow machine, timed out).
     assert_eq!(stats["tls"]["handshakes_failed"], 1, "{stats}");
-    assert_eq!(stats["tls"]["handshakes_timed_out"], 0, "{stats}");
 }
 // ANCHOR_END: plain
 
