@@ -241,10 +241,9 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     send_json(&mut fast, request).await;
     let next = next_of(&mut slow, "threshold").await;
     assert_eq!(next["seq"], resynchronised + 1, "changes resume after it");
-    // `/stats` counts the one resync, and what it skipped.
     let stats = server.stats().await;
-    assert_eq!(stats["resyncs"], 1, "{stats}");
-    assert_eq!(stats["missed_changes"], missed, "{stats}");
+    assert_eq!(stats["resyncs"], 1, "one resync counted: {stats}");
+    assert_eq!(stats["missed_changes"], missed, "what it skipped: {stats}");
 }
 // ANCHOR_END: resync
 

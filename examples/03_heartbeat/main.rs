@@ -8,7 +8,9 @@
 //!   deadline exists only while a ping is outstanding;
 //! - a peer whose pong does not come back within `--pong-timeout` is
 //!   disconnected, so a vanished client (a laptop closed, a network cable pulled)
-//!   stops holding a connection; a responsive peer stays connected indefinitely.
+//!   stops holding a connection; a responsive peer stays connected indefinitely;
+//! - counting what it drops, and why, in `GET /stats` (`heartbeat`): an
+//!   operator, or a test, learns it from a number, not from a log line's words.
 //!
 //! The heartbeat itself is in `heartbeat.rs` beside this file, so that lessons 05
 //! and 08 can reuse it; this file is the server that uses it.

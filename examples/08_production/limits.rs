@@ -202,17 +202,6 @@ impl PerAddress {
         let addresses = self.clone();
         Some(AddressSlot { addresses, client })
     }
-
-    /// The connections open from each address, in order, for `GET /stats`:
-    /// which address each connection was counted against, behind a proxy or
-    /// not. Client addresses are personal data, which is one reason `/stats`
-    /// is for the operator only.
-    pub fn open(&self) -> BTreeMap<IpAddr, usize> {
-        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.iter()
-            .map(|(&client, &count)| (client, count))
-            .collect()
-    }
 }
 
 impl Drop for AddressSlot {
@@ -230,3 +219,16 @@ impl Drop for AddressSlot {
     }
 }
 // ANCHOR_END: per_address
+
+impl PerAddress {
+    /// The connections open from each address, in order, for `GET /stats`:
+    /// which address each connection was counted against, behind a proxy or
+    /// not. Client addresses are personal data, which is one reason `/stats`
+    /// is for the operator only.
+    pub fn open(&self) -> BTreeMap<IpAddr, usize> {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.iter()
+            .map(|(&client, &count)| (client, count))
+            .collect()
+    }
+}

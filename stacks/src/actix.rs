@@ -51,8 +51,8 @@ pub struct WebSocket {
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and runs `handler` for each
 /// WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then `shutdown` is cancelled
-/// and actix-web stops, waiting a bounded time. Returns the exit code. With
-/// `stats`, `GET /stats` answers what it makes.
+/// and actix-web stops, waiting a bounded time. Returns the exit code.
+/// `stats`, if any, answers `GET /stats`.
 pub async fn serve<H, F>(
     addr: SocketAddr,
     handler: H,
@@ -75,23 +75,10 @@ where
         };
         // A resource's routes answer 405 to other methods (`App::route`
         // would answer 404); any method goes to the handshake, which wants GET.
-        let app = App::new()
+        App::new()
             .service(web::resource("/").get(page))
-            .route("/ws", web::to(ws));
-        let stats = stats.clone();
-        app.configure(move |config| {
-            if let Some(stats) = stats {
-                let json = move || {
-                    let body = stats();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body)
-                    }
-                };
-                config.service(web::resource("/stats").get(json));
-            }
-        })
+            .route("/ws", web::to(ws))
+            .configure(stats_route(stats.clone()))
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let server = HttpServer::new(app)
@@ -175,6 +162,22 @@ where
 /// already past when the timer is set never wakes the connection (actix-http
 /// 3.20, `TimerState::init`), so a 250 ms timer often waited for the peer.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `GET /stats`, answered with what `stats` makes, if there is a `stats`.
+fn stats_route(stats: Option<Stats>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        let Some(stats) = stats else { return };
+        let json = move || {
+            let body = stats();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body)
+            }
+        };
+        config.service(web::resource("/stats").get(json));
+    }
+}
 
 /// `GET /`: the try-it page.
 async fn page() -> HttpResponse {

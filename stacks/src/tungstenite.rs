@@ -38,10 +38,9 @@ pub fn config() -> WebSocketConfig {
 
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and runs `handler` in a task
-/// of its own for each WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then
-/// `shutdown` is cancelled, and the process waits a bounded time for every
-/// task. Returns the exit code for `main`. With `stats`, `GET /stats` answers
-/// what it makes.
+/// of its own for each WebSocket at `/ws`, until Ctrl-C or SIGTERM; `stats`,
+/// if any, answers `GET /stats`. Then `shutdown` is cancelled, and the process
+/// waits a bounded time for every task. Returns the exit code for `main`.
 pub async fn serve<H, F>(
     addr: SocketAddr,
     handler: H,
@@ -68,7 +67,6 @@ where
         }
     };
     crate::print_startup_line(local);
-
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut signal = std::pin::pin!(signal);
