@@ -36,7 +36,8 @@ pub struct ListenAddr {
 // ANCHOR_END: listen_addr
 
 impl ListenAddr {
-    /// True when the server is to serve TLS.
+    /// True when the server is to serve TLS: clap lets `--tls-cert` come only
+    /// with `--tls-key`, so the certificate alone tells.
     pub fn serves_tls(&self) -> bool {
         self.tls_cert.is_some()
     }

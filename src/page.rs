@@ -6,7 +6,8 @@
 
 use axum::response::Html;
 
-/// The page's HTML.
+/// The whole page, its script inline: one response, and nothing for the
+/// browser to fetch from elsewhere.
 pub const TRY_IT: &str = include_str!("page.html");
 
 /// `GET /`: the try-it page.

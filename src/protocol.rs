@@ -51,16 +51,16 @@ pub enum ServerMessage {
     Reading(Reading),
     /// A sensor's alert threshold changed.
     Threshold {
-        /// The number of this change.
+        /// The number of this change, in the same numbering as readings.
         seq: u64,
-        /// The sensor's name.
+        /// The sensor's name, such as `sensor-1`.
         sensor: String,
         /// The new threshold.
         threshold: f64,
     },
     /// The request with this `id` was carried out.
     Ack {
-        /// The request's `id`.
+        /// The `id` the client gave the request.
         id: u64,
     },
     /// A message could not be carried out; the connection stays open.
@@ -80,11 +80,12 @@ pub enum ServerMessage {
 /// of a long-polling answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
-    /// The number of this change.
+    /// The number of this change: one more than the change before it, across
+    /// every sensor, so that a gap is a change missed.
     pub seq: u64,
-    /// The sensor's name.
+    /// The sensor's name, such as `sensor-1`.
     pub sensor: String,
-    /// The value read.
+    /// The value read, with two decimals.
     pub value: f64,
     /// True when `value` is above the sensor's alert threshold.
     pub alert: bool,
@@ -96,7 +97,7 @@ pub struct Reading {
 /// One sensor, as a snapshot shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SensorState {
-    /// The sensor's name.
+    /// The sensor's name, such as `sensor-1`.
     pub sensor: String,
     /// The latest value, or `None` before the first reading.
     pub value: Option<f64>,
@@ -175,7 +176,7 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 }
 
 impl ServerMessage {
-    /// The JSON text of this message.
+    /// This message as the text of one WebSocket text frame.
     pub fn to_json(&self) -> String {
         // Strings, numbers, booleans and lists always serialize (a NaN becomes
         // null).

@@ -17,7 +17,7 @@ pub struct Sample {
     /// Counts every sample the simulator has produced, across sensors, from 1, so
     /// a gap in the sequence is a sample that was missed.
     pub seq: u64,
-    /// The sensor's name.
+    /// The sensor's name, such as `sensor-1`.
     pub sensor: String,
     /// The sensor's position in [`Simulator::sensors`], from 0.
     #[serde(skip)]
@@ -123,7 +123,8 @@ impl Sensor {
         }
     }
 
-    /// The sensor's name.
+    /// The name that clients use for this sensor in their requests
+    /// (`sensor-1`).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -145,12 +146,13 @@ impl Sensor {
         }
     }
 
-    /// The alert threshold.
+    /// The value above which a reading raises an alert.
     pub fn threshold(&self) -> f64 {
         self.threshold
     }
 
-    /// Changes the alert threshold.
+    /// Changes the alert threshold, for the readings recorded from now on; the
+    /// caller checks it against `protocol::THRESHOLD_RANGE`.
     pub fn set_threshold(&mut self, threshold: f64) {
         self.threshold = threshold;
     }

@@ -63,6 +63,29 @@ mod tests;
 
 pub use connections::{Connections, Stats};
 
+// ANCHOR: server_stats
+/// What every lesson's `GET /stats` begins with: the connections ([`Stats`]),
+/// and, in a server that serves TLS, the handshakes that did not complete,
+/// under `tls` ([`tls::TlsStats`]). A lesson adds its own counts beside them.
+#[derive(Debug, serde::Serialize)]
+pub struct ServerStats {
+    #[serde(flatten)]
+    connections: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<tls::TlsStats>,
+}
+
+impl ServerStats {
+    /// The counts of `connections`, and the process's TLS counts, now.
+    pub fn now(connections: &Connections) -> Self {
+        Self {
+            connections: connections.stats(),
+            tls: tls::stats(),
+        }
+    }
+}
+// ANCHOR_END: server_stats
+
 /// The Close frame a server sends when it shuts down: 1001 ("going away").
 pub fn going_away_frame() -> Message {
     Message::Close(Some(CloseFrame {
@@ -366,9 +389,11 @@ pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `GET /stats`: the live-connection gauge and the runtime's task count, as JSON.
+/// `GET /stats` of a lesson with nothing of its own to count: the
+/// live-connection gauge, the runtime's task count and the TLS counts
+/// ([`ServerStats`]), as JSON.
 pub async fn stats(
     axum::extract::State(connections): axum::extract::State<Connections>,
-) -> axum::Json<Stats> {
-    axum::Json(connections.stats())
+) -> axum::Json<ServerStats> {
+    axum::Json(ServerStats::now(&connections))
 }

@@ -17,10 +17,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -37,6 +39,40 @@ use crate::cli::ListenAddr;
 
 /// How long a client may take over the TLS handshake before it is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ANCHOR: stats
+/// The handshakes that did not complete, since the process started; set when
+/// a [`Listener`] serves TLS. A process serves one address, so the counts of
+/// the process are its listener's.
+static HANDSHAKES: OnceLock<Handshakes> = OnceLock::new();
+
+#[derive(Default)]
+struct Handshakes {
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// What `GET /stats` says about TLS, under `tls`: the clients that never got
+/// as far as HTTP.
+#[derive(Debug, Serialize)]
+pub struct TlsStats {
+    /// Handshakes that failed: a client that does not trust the certificate,
+    /// or one that speaks plain HTTP (`ws://`) to the TLS port.
+    handshakes_failed: u64,
+    /// Handshakes not finished within [`HANDSHAKE_TIMEOUT`].
+    handshakes_timed_out: u64,
+}
+
+/// The handshakes that did not complete since the process started; `None`
+/// in a process that serves no TLS.
+pub fn stats() -> Option<TlsStats> {
+    let handshakes = HANDSHAKES.get()?;
+    Some(TlsStats {
+        handshakes_failed: handshakes.failed.load(Ordering::Relaxed),
+        handshakes_timed_out: handshakes.timed_out.load(Ordering::Relaxed),
+    })
+}
+// ANCHOR_END: stats
 
 /// A connection as axum receives it: plain TCP, or TLS over TCP.
 pub type Stream = Either<TcpStream, Tls>;
@@ -99,7 +135,8 @@ pub enum Listener {
     Tls {
         /// Connections ready for HTTP, in the order their handshakes ended.
         ready: mpsc::Receiver<(Tls, SocketAddr)>,
-        /// The address bound.
+        /// The address bound, which `local_addr` answers with: the accepting
+        /// task owns the `TcpListener`.
         local: SocketAddr,
         /// The accepting task, which ends (with every handshake in progress)
         /// when the listener is dropped, as axum does when it shuts down.
@@ -119,7 +156,8 @@ impl Listener {
             return Self::Plain(tcp);
         };
         let (sender, ready) = mpsc::channel(64);
-        let accepting = tokio::spawn(accept(tcp, acceptor, sender));
+        let counts = HANDSHAKES.get_or_init(Handshakes::default);
+        let accepting = tokio::spawn(accept(tcp, acceptor, sender, counts));
         Self::Tls {
             ready,
             local,
@@ -130,11 +168,13 @@ impl Listener {
 
 // ANCHOR: accept
 /// Accepts TCP connections and shakes hands on each in a task of its own;
-/// passes on those that succeed, and logs the others at debug level.
+/// passes on those that succeed, and counts the others ([`stats`]) and logs
+/// them at debug level.
 async fn accept(
     mut tcp: TcpListener,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<(Tls, SocketAddr)>,
+    counts: &'static Handshakes,
 ) {
     let mut handshakes = JoinSet::new();
     loop {
@@ -149,9 +189,11 @@ async fn accept(
                             let _ = ready.send((Tls(Box::new(tls)), peer)).await;
                         }
                         Ok(Err(e)) => {
+                            counts.failed.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, "TLS handshake failed: {e}")
                         }
                         Err(_) => {
+                            counts.timed_out.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, "TLS handshake timed out")
                         }
                     }

@@ -219,14 +219,14 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     let first = next_json(&mut slow).await;
     assert_eq!(first["type"], "snapshot");
     let mut last = first["seq"].as_u64().expect("a seq");
-    let resynchronised = loop {
+    let (resynchronised, missed) = loop {
         let message = next_json(&mut slow).await;
         let seq = message["seq"].as_u64().expect("a seq");
         if message["type"] == "snapshot" {
             let missed = message["missed"].as_u64().expect("a count");
             assert!(missed > 0);
             assert_eq!(seq, last + missed, "the snapshot counts every miss");
-            break seq;
+            break (seq, missed);
         }
         assert_eq!(seq, last + 1, "a gap without a snapshot");
         assert!(
@@ -241,6 +241,9 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     send_json(&mut fast, request).await;
     let next = next_of(&mut slow, "threshold").await;
     assert_eq!(next["seq"], resynchronised + 1, "changes resume after it");
+    let stats = server.stats().await;
+    assert_eq!(stats["resyncs"], 1, "one resync counted: {stats}");
+    assert_eq!(stats["missed_changes"], missed, "what it skipped: {stats}");
 }
 // ANCHOR_END: resync
 
@@ -324,7 +327,7 @@ async fn ctrl_c_sends_1001_to_dashboard_clients() {
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_by_the_heartbeat() {
-    let mut server = Server::start(
+    let server = Server::start(
         EXAMPLE,
         &[
             "--rate",
@@ -337,7 +340,10 @@ async fn a_silent_peer_is_dropped_by_the_heartbeat() {
     )
     .await;
     silent_peer(server.addr, &[]).await;
-    server.wait_for_log("no pong within 100ms").await;
+    let what = "the silent peer is counted as dropped for a missed pong";
+    server
+        .wait_for_stats(what, |s| s["heartbeat"]["missed_pongs"] == 1)
+        .await;
 }
 
 // ANCHOR: stuck_peer

@@ -38,7 +38,7 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout(
 ) {
     let (interval, timeout) =
         (Duration::from_millis(200), Duration::from_millis(300));
-    let mut server = Server::start(
+    let server = Server::start(
         program,
         &["--ping-interval", "200ms", "--pong-timeout", "300ms"],
     )
@@ -61,7 +61,15 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout(
         elapsed < interval + timeout + common::LATE,
         "after {elapsed:?}"
     );
-    server.wait_for_log("no pong within 300ms of ping 1").await;
+    // The server counts the peer it dropped, and why.
+    let what = "the missed pong is counted";
+    let stats = server.wait_for_stats(what, missed_pongs(1)).await;
+    assert_eq!(stats["heartbeat"]["blocked_sends"], 0, "{stats}");
+}
+
+/// `/stats` counts `n` peers dropped for a missed pong.
+fn missed_pongs(n: u64) -> impl Fn(&serde_json::Value) -> bool {
+    move |stats| stats["heartbeat"]["missed_pongs"] == n
 }
 // ANCHOR_END: silent_peer
 
@@ -88,7 +96,7 @@ async fn a_responsive_peer_stays_connected(program: Program) {
 }
 
 async fn an_unsolicited_pong_does_not_count_as_the_answer(program: Program) {
-    let mut server = Server::start(
+    let server = Server::start(
         program,
         &["--ping-interval", "100ms", "--pong-timeout", "200ms"],
     )
@@ -104,7 +112,8 @@ async fn an_unsolicited_pong_does_not_count_as_the_answer(program: Program) {
     // ping's.
     tcp.write_all(&masked_frame(0x8A, b"nope")).await.unwrap();
     read_until_hangup(&mut tcp).await;
-    server.wait_for_log("no pong within 200ms of ping 1").await;
+    let what = "the pong that did not answer is counted as missed";
+    server.wait_for_stats(what, missed_pongs(1)).await;
 }
 
 // ANCHOR: stuck_peer
@@ -141,6 +150,11 @@ async fn a_peer_that_stops_reading_is_dropped_while_data_flows(program: Program)
         ),
         "{error}"
     );
+    let what = "the peer is counted as dropped for a blocked send";
+    let stats = server
+        .wait_for_stats(what, |s| s["heartbeat"]["blocked_sends"] == 1)
+        .await;
+    assert_eq!(stats["heartbeat"]["missed_pongs"], 0, "{stats}");
 }
 // ANCHOR_END: stuck_peer
 

@@ -79,6 +79,9 @@ async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
         started.elapsed() >= Duration::from_millis(200),
         "it did not wait"
     );
+    // The poll that timed out no longer counts as waiting.
+    let stats = server.stats().await;
+    assert_eq!(stats["waiting_polls"], 0, "{stats}");
 }
 
 #[tokio::test]
@@ -169,12 +172,17 @@ async fn a_waiting_poll_answers_at_once_on_shutdown() {
     let mut server =
         Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
             .await;
+    let idle = server.stats().await;
+    assert_eq!(idle["waiting_polls"], 0, "{idle}");
     let after = 0;
     let addr = server.addr;
     let waiting = tokio::spawn(async move {
         http_get(addr, &format!("/poll?after={after}")).await
     });
-    server.wait_for_log("a poll is waiting").await;
+    let what = "the poll is waiting";
+    server
+        .wait_for_stats(what, |s| s["waiting_polls"] == 1)
+        .await;
     server.signal(Signal::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());
     let response = waiting.await.expect("the poll task");

@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::task::JoinHandle;
+use ws_bench::wire::Http;
 
 /// A program the bench has started, killed when dropped.
 pub struct Process {
@@ -198,6 +199,63 @@ impl Server {
     pub async fn stop(self) -> Vec<String> {
         self.process.stop().await
     }
+
+    /// Its `GET /stats`, parsed, within 5 s: what it says it did, rather than
+    /// what its log words say.
+    pub async fn stats(&self) -> io::Result<serde_json::Value> {
+        let asking = async {
+            let body = Http::open(self.addr).await?.get("/stats").await?;
+            serde_json::from_slice(&body).map_err(io::Error::other)
+        };
+        tokio::time::timeout(Duration::from_secs(5), asking)
+            .await
+            .map_err(|_| io::Error::other("/stats did not answer in 5 s"))?
+    }
+
+    /// The clients it could not keep up with, by its `/stats`.
+    pub async fn slow_clients(&self) -> io::Result<SlowClients> {
+        let stats = self.stats().await?;
+        let missed_pongs = counter(&stats, "/heartbeat/missed_pongs")?;
+        let blocked_sends = counter(&stats, "/heartbeat/blocked_sends")?;
+        Ok(SlowClients {
+            resyncs: counter(&stats, "/resyncs")?,
+            drops: missed_pongs + blocked_sends,
+        })
+    }
+}
+
+/// What a server's `/stats` counts of the clients that fell behind or were
+/// lost, since it started.
+#[derive(Clone, Copy, Default)]
+pub struct SlowClients {
+    /// Clients resynchronised with a fresh snapshot (`resyncs`, lessons 05
+    /// and 09).
+    pub resyncs: u64,
+    /// Clients the heartbeat dropped, for a missed pong or a send it gave up
+    /// on (`heartbeat`: `missed_pongs` and `blocked_sends`, lesson 03).
+    pub drops: u64,
+}
+
+impl std::ops::Add for SlowClients {
+    type Output = SlowClients;
+
+    fn add(self, other: SlowClients) -> SlowClients {
+        SlowClients {
+            resyncs: self.resyncs + other.resyncs,
+            drops: self.drops + other.drops,
+        }
+    }
+}
+
+/// The count at `pointer` (such as `/heartbeat/missed_pongs`) in a server's
+/// `/stats`; an error if it has none, rather than a silent 0.
+pub fn counter(stats: &serde_json::Value, pointer: &str) -> io::Result<u64> {
+    stats
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| {
+            io::Error::other(format!("no {pointer} in /stats: {stats}"))
+        })
 }
 
 /// CPU time (user + system) that process `pid` has used, in seconds, from

@@ -9,15 +9,19 @@
 
 use std::fmt::Display;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Sink, SinkExt};
+use serde::Serialize;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use ws_lessons::cli::HeartbeatArgs;
 
 // ANCHOR: heartbeat
-/// The state of one connection's heartbeat.
+/// One connection's heartbeat: when the next ping is due, which ping awaits
+/// its pong, and until when.
 pub struct Heartbeat {
     pings: Interval,
     timeout: Duration,
@@ -25,7 +29,10 @@ pub struct Heartbeat {
     outstanding: Option<Bytes>,
     /// Armed only while a ping is outstanding.
     pong_deadline: Pin<Box<Sleep>>,
+    /// Pings sent so far, which numbers the next one.
     sent: u64,
+    /// Where the peers it drops are counted, server-wide.
+    drops: Drops,
 }
 
 /// A send did not complete: the connection broke, or the peer stopped reading
@@ -42,9 +49,44 @@ pub enum Beat {
 }
 // ANCHOR_END: heartbeat
 
+// ANCHOR: drops
+/// The peers that the heartbeats of a server's connections have dropped, for
+/// `GET /stats`: how an operator, or a test, learns that peers vanish without
+/// reading the log. Clones count into the same numbers.
+#[derive(Clone, Debug, Default)]
+pub struct Drops(Arc<DropCounts>);
+
+#[derive(Debug, Default)]
+struct DropCounts {
+    missed_pongs: AtomicU64,
+    blocked_sends: AtomicU64,
+}
+
+/// What `GET /stats` says about the heartbeat, under `heartbeat`.
+#[derive(Debug, Serialize)]
+pub struct HeartbeatStats {
+    /// Peers dropped because a pong did not come back before its deadline.
+    missed_pongs: u64,
+    /// Peers dropped because a send waited past its deadline: they had
+    /// stopped reading.
+    blocked_sends: u64,
+}
+
+impl Drops {
+    /// The peers dropped since the server started.
+    pub fn stats(&self) -> HeartbeatStats {
+        HeartbeatStats {
+            missed_pongs: self.0.missed_pongs.load(Ordering::Relaxed),
+            blocked_sends: self.0.blocked_sends.load(Ordering::Relaxed),
+        }
+    }
+}
+// ANCHOR_END: drops
+
 impl Heartbeat {
-    /// A heartbeat whose first ping is due one interval from now.
-    pub fn new(args: HeartbeatArgs) -> Self {
+    /// A heartbeat whose first ping is due one interval from now, and which
+    /// counts the peer in `drops` if it drops it.
+    pub fn new(args: HeartbeatArgs, drops: &Drops) -> Self {
         let HeartbeatArgs {
             ping_interval,
             pong_timeout,
@@ -59,6 +101,7 @@ impl Heartbeat {
             outstanding: None,
             pong_deadline: Box::pin(tokio::time::sleep(pong_timeout)),
             sent: 0,
+            drops: drops.clone(),
         }
     }
 
@@ -83,6 +126,7 @@ impl Heartbeat {
             }
             () = &mut self.pong_deadline, if self.outstanding.is_some() => {
                 let (timeout, sent) = (self.timeout, self.sent);
+                self.drops.0.missed_pongs.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     "no pong within {timeout:?} of ping {sent}; disconnecting"
                 );
@@ -126,6 +170,7 @@ impl Heartbeat {
                 Err(Gone)
             }
             Err(_) => {
+                self.drops.0.blocked_sends.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     "gave up on a send for a peer that does not read; \
                      disconnecting"

@@ -8,7 +8,9 @@
 //!   deadline exists only while a ping is outstanding;
 //! - a peer whose pong does not come back within `--pong-timeout` is
 //!   disconnected, so a vanished client (a laptop closed, a network cable pulled)
-//!   stops holding a connection; a responsive peer stays connected indefinitely.
+//!   stops holding a connection; a responsive peer stays connected indefinitely;
+//! - counting what it drops, and why, in `GET /stats` (`heartbeat`): an
+//!   operator, or a test, learns it from a number, not from a log line's words.
 //!
 //! The heartbeat itself is in `heartbeat.rs` beside this file, so that lessons 05
 //! and 08 can reuse it; this file is the server that uses it.
@@ -20,17 +22,19 @@
 
 use std::process::ExitCode;
 
-use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use clap::Parser;
+use serde::Serialize;
 use ws_lessons::cli::HeartbeatArgs;
+use ws_lessons::server::ServerStats;
 use ws_lessons::{Connections, ListenArgs};
 
 mod heartbeat;
-use heartbeat::{Beat, Heartbeat};
+use heartbeat::{Beat, Drops, Heartbeat, HeartbeatStats};
 
 // ANCHOR: args
 /// Echoes messages and pings every client; a client that does not answer in time
@@ -48,6 +52,7 @@ struct Args {
 struct AppState {
     connections: Connections,
     heartbeat: HeartbeatArgs,
+    drops: Drops,
 }
 
 #[tokio::main]
@@ -59,15 +64,37 @@ async fn main() -> ExitCode {
     let state = AppState {
         connections: connections.clone(),
         heartbeat: args.heartbeat,
+        drops: Drops::default(),
     };
     let app = Router::new()
         .route("/", get(ws_lessons::page::try_it))
         .route("/ws", any(upgrade))
-        .route("/stats", get(ws_lessons::server::stats))
+        .route("/stats", get(stats))
         .with_state(state);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
+
+// ANCHOR: stats
+/// What lesson 03's `GET /stats` reports: every lesson's counts, and the
+/// peers the heartbeat dropped, under `heartbeat`.
+#[derive(Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    server: ServerStats,
+    heartbeat: HeartbeatStats,
+}
+
+async fn stats(
+    State(connections): State<Connections>,
+    State(drops): State<Drops>,
+) -> Json<Stats> {
+    Json(Stats {
+        server: ServerStats::now(&connections),
+        heartbeat: drops.stats(),
+    })
+}
+// ANCHOR_END: stats
 
 async fn upgrade(
     ws: WebSocketUpgrade,
@@ -79,7 +106,7 @@ async fn upgrade(
 
 // ANCHOR: handle
 async fn handle(mut socket: WebSocket, state: AppState) {
-    let mut heartbeat = Heartbeat::new(state.heartbeat);
+    let mut heartbeat = Heartbeat::new(state.heartbeat, &state.drops);
     loop {
         tokio::select! {
             message = socket.recv() => match message {

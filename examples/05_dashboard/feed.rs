@@ -9,15 +9,16 @@ use axum::extract::FromRef;
 use axum::extract::ws::Message;
 use axum::response::Html;
 use futures::StreamExt;
+use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
 use ws_lessons::protocol::ServerMessage;
 use ws_lessons::sensor::Simulator;
-use ws_lessons::server::Ended;
+use ws_lessons::server::{Ended, ServerStats};
 use ws_lessons::{Connections, Socket};
 
-use crate::heartbeat::{Beat, Heartbeat};
-use crate::state::{Dashboard, Resync, Subscription};
+use crate::heartbeat::{Beat, Drops, Heartbeat, HeartbeatStats};
+use crate::state::{Dashboard, Resync, ResyncStats, Subscription};
 
 // ANCHOR: args
 /// The dashboard's flags, which lesson 08 shares.
@@ -33,12 +34,13 @@ pub struct DashboardArgs {
 // ANCHOR_END: args
 
 /// What every connection shares: the shutdown signal, the dashboard, and the
-/// heartbeat's settings.
+/// heartbeat's settings and counts.
 #[derive(Clone, FromRef)]
 pub struct Feed {
     pub connections: Connections,
     pub dashboard: Arc<Dashboard>,
     pub heartbeat: HeartbeatArgs,
+    pub heartbeat_drops: Drops,
 }
 
 impl Feed {
@@ -57,6 +59,16 @@ impl Feed {
             connections,
             dashboard,
             heartbeat: args.heartbeat,
+            heartbeat_drops: Drops::default(),
+        }
+    }
+
+    /// What `GET /stats` reports now.
+    pub fn stats(&self) -> FeedStats {
+        FeedStats {
+            server: ServerStats::now(&self.connections),
+            heartbeat: self.heartbeat_drops.stats(),
+            resyncs: self.dashboard.resync_stats(),
         }
     }
 }
@@ -66,6 +78,19 @@ pub async fn page() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
 
+// ANCHOR: stats
+/// What the dashboard's `GET /stats` reports: every lesson's counts, the
+/// peers the heartbeat dropped (lesson 03), and the clients resynchronised.
+#[derive(Debug, Serialize)]
+pub struct FeedStats {
+    #[serde(flatten)]
+    server: ServerStats,
+    heartbeat: HeartbeatStats,
+    #[serde(flatten)]
+    resyncs: ResyncStats,
+}
+// ANCHOR_END: stats
+
 // ANCHOR: run
 /// Serves one client until its connection ends, and says why it ended.
 pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
@@ -74,7 +99,7 @@ pub async fn run(socket: &mut impl Socket, feed: &Feed) -> Ended {
         seq: mut last_seq,
         snapshot,
     } = feed.dashboard.subscribe();
-    let mut heartbeat = Heartbeat::new(feed.heartbeat);
+    let mut heartbeat = Heartbeat::new(feed.heartbeat, &feed.heartbeat_drops);
     if heartbeat
         .send(socket, Message::Text(snapshot))
         .await

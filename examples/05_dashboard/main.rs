@@ -28,11 +28,11 @@
 
 use std::process::ExitCode;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use clap::Parser;
 use ws_lessons::{Connections, ListenArgs};
 
@@ -41,7 +41,7 @@ mod feed;
 mod heartbeat;
 mod state;
 
-use feed::{DashboardArgs, Feed};
+use feed::{DashboardArgs, Feed, FeedStats};
 
 /// A live dashboard of simulated sensors: every change is pushed to every browser
 /// at once.
@@ -63,7 +63,7 @@ async fn main() -> ExitCode {
     let app = Router::new()
         .route("/", get(feed::page))
         .route("/ws", any(upgrade))
-        .route("/stats", get(ws_lessons::server::stats))
+        .route("/stats", get(stats))
         .with_state(feed);
 
     ws_lessons::serve(args.listen.addr, app, connections).await
@@ -90,3 +90,9 @@ async fn handle(mut socket: WebSocket, feed: Feed) {
     ws_lessons::server::end(socket, ended).await;
 }
 // ANCHOR_END: upgrade
+
+/// `GET /stats`, as JSON: `{"connections":1,"tasks":5,"heartbeat":{...},
+/// "resyncs":0,"missed_changes":0}`, with `"tls":{...}` when it serves TLS.
+async fn stats(State(feed): State<Feed>) -> Json<FeedStats> {
+    Json(feed.stats())
+}

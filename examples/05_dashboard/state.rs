@@ -2,9 +2,11 @@
 //! changes that carries each change, serialized once, to every connection.
 //! Lesson 08 includes this file as it is.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
 use tokio::sync::broadcast;
 use ws_lessons::protocol::{
     ClientMessage, ServerMessage, THRESHOLD_RANGE, unix_ms,
@@ -16,6 +18,10 @@ use ws_lessons::sensor::Sensor;
 pub struct Dashboard {
     state: Mutex<Sensors>,
     changes: broadcast::Sender<Change>,
+    /// Every resync so far, for `GET /stats`.
+    resyncs: AtomicU64,
+    /// The changes missed, summed over every resync.
+    missed_changes: AtomicU64,
 }
 
 /// Each `Sensor` (in `src/sensor.rs`) holds its latest value, its threshold and
@@ -31,7 +37,8 @@ struct Sensors {
 /// reference count, not the text.
 #[derive(Clone, Debug)]
 pub struct Change {
-    /// The change's number.
+    /// The change's number, which the client keeps as its `last_seq` to
+    /// skip changes a snapshot already covered.
     pub seq: u64,
     /// Which sensor changed, so that a client can skip the sensors it does not
     /// follow without parsing the JSON.
@@ -77,10 +84,13 @@ impl Dashboard {
         }
     }
 
-    /// A snapshot for a client whose last change was `last_seq`.
+    /// A snapshot for a client whose last change was `last_seq`; counted in
+    /// [`Dashboard::resync_stats`].
     pub fn resync(&self, last_seq: u64) -> Resync {
         let state = self.lock();
         let missed = state.seq.saturating_sub(last_seq);
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
+        self.missed_changes.fetch_add(missed, Ordering::Relaxed);
         Resync {
             seq: state.seq,
             missed,
@@ -89,6 +99,30 @@ impl Dashboard {
     }
 }
 // ANCHOR_END: subscription
+
+// ANCHOR: resync_stats
+/// What `GET /stats` says about clients that fell behind: how often the
+/// dashboard resynchronised one, and how much they missed in all.
+#[derive(Debug, Serialize)]
+pub struct ResyncStats {
+    /// Clients resynchronised with a fresh snapshot, having fallen more than
+    /// the channel holds (`--queue`) behind; a client that falls behind twice
+    /// counts twice.
+    resyncs: u64,
+    /// The changes those clients never received, summed over every resync.
+    missed_changes: u64,
+}
+
+impl Dashboard {
+    /// The resyncs so far, for `GET /stats`.
+    pub fn resync_stats(&self) -> ResyncStats {
+        ResyncStats {
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+            missed_changes: self.missed_changes.load(Ordering::Relaxed),
+        }
+    }
+}
+// ANCHOR_END: resync_stats
 
 impl Sensors {
     fn snapshot(&self, missed: u64) -> Utf8Bytes {
@@ -117,6 +151,8 @@ impl Dashboard {
         Self {
             state: Mutex::new(Sensors { seq: 0, sensors }),
             changes,
+            resyncs: AtomicU64::new(0),
+            missed_changes: AtomicU64::new(0),
         }
     }
 
@@ -130,7 +166,8 @@ impl Dashboard {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How many sensors there are.
+    /// How many sensors there are: fixed at start-up, so a client's list of
+    /// subscriptions can be sized once.
     pub fn sensor_count(&self) -> usize {
         self.lock().sensors.len()
     }
@@ -299,6 +336,8 @@ mod tests {
         let resync = dashboard.resync(start + 2);
         assert_eq!((resync.seq, resync.missed), (start + 5, 3));
         assert!(resync.snapshot.as_str().contains(r#""missed":3"#));
+        let stats = dashboard.resync_stats();
+        assert_eq!((stats.resyncs, stats.missed_changes), (1, 3));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,11 +36,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use ws_lessons::cli::SensorArgs;
 use ws_lessons::protocol::{PollError, PollResponse, Reading, unix_ms};
 use ws_lessons::sensor::{Sample, Simulator};
+use ws_lessons::server::ServerStats;
 use ws_lessons::{Connections, ListenArgs};
 
 // ANCHOR: args
@@ -74,6 +76,8 @@ struct RecentReadings {
     readings: Mutex<VecDeque<Reading>>,
     capacity: usize,
     latest: watch::Sender<u64>,
+    /// Polls held open now, for `GET /stats`.
+    waiting: AtomicUsize,
 }
 
 impl RecentReadings {
@@ -82,6 +86,7 @@ impl RecentReadings {
             readings: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
             latest: watch::Sender::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -162,7 +167,7 @@ async fn main() -> ExitCode {
     let app = Router::new()
         .route("/", get(|| async { Html(include_str!("page.html")) }))
         .route("/poll", get(poll))
-        .route("/stats", get(ws_lessons::server::stats))
+        .route("/stats", get(stats))
         .with_state(state);
 
     let startup = |local| {
@@ -179,6 +184,42 @@ async fn main() -> ExitCode {
     )
     .await
 }
+
+// ANCHOR: stats
+/// What lesson 07's `GET /stats` reports: every lesson's counts (no WebSocket
+/// here, so `connections` stays 0), and the polls waiting now.
+#[derive(Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    server: ServerStats,
+    /// Polls held open until the next reading, the timeout or the shutdown.
+    waiting_polls: usize,
+}
+
+async fn stats(State(app): State<AppState>) -> Json<Stats> {
+    Json(Stats {
+        server: ServerStats::now(&app.connections),
+        waiting_polls: app.readings.waiting.load(Ordering::Relaxed),
+    })
+}
+
+/// A poll counted in `waiting_polls` for as long as this lives: to the end
+/// of its wait, or until the client hangs up and axum drops the request.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+// ANCHOR_END: stats
 
 /// A simulated sample as a poll serves it. There are no thresholds to change
 /// here, so each sensor keeps the dashboard's default one.
@@ -234,6 +275,7 @@ async fn poll(
     }
     if after == newest && wait.unwrap_or(true) {
         tracing::debug!(after, "a poll is waiting for the next reading");
+        let _waiting = Waiting::new(&app.readings.waiting);
         // Nothing new yet: hold the request until a reading arrives, the timeout
         // passes, or the server shuts down. `wait_for` checks the current value
         // first, so a reading that arrived since `borrow_and_update` is not

@@ -25,7 +25,9 @@
 //! of its own (`tls::HANDSHAKE_TIMEOUT`); the cap counts connections from the
 //! end of their handshake.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +44,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
-use ws_lessons::Connections;
 use ws_lessons::server::Listener;
+
+use crate::feed::{Feed, FeedStats};
+use crate::limits::PerAddress;
 
 // ANCHOR: args
 /// The deadlines and the cap on connections before they upgrade.
@@ -215,22 +219,28 @@ impl Gauge {
     }
 }
 
-/// What lesson 08's `GET /stats` reports: every lesson's counts, and the
-/// connections that have not upgraded.
+/// What lesson 08's `GET /stats` reports: the dashboard's counts (lesson 05),
+/// the connections that have not upgraded, and the WebSockets open from each
+/// client address.
 #[derive(Debug, Serialize)]
 pub struct Stats {
     #[serde(flatten)]
-    server: ws_lessons::server::Stats,
+    feed: FeedStats,
     http: HttpStats,
+    /// `{"127.0.0.2":1}`: the addresses the WebSockets open now were counted
+    /// against (`--max-per-address`), as `ClientAddr` worked them out.
+    addresses: BTreeMap<IpAddr, usize>,
 }
 
 /// `GET /stats`, with [`HttpStats`] under `http`.
 pub async fn stats(
-    State(connections): State<Connections>,
+    State(feed): State<Feed>,
     State(gauge): State<Gauge>,
+    State(per_address): State<Arc<PerAddress>>,
 ) -> Json<Stats> {
     Json(Stats {
-        server: connections.stats(),
+        feed: feed.stats(),
         http: gauge.stats(),
+        addresses: per_address.open(),
     })
 }

@@ -2,8 +2,8 @@
 //! a Close frame that says why when a connection fails. And one at its door: a
 //! cap on the connections that one client address may hold.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -219,3 +219,16 @@ impl Drop for AddressSlot {
     }
 }
 // ANCHOR_END: per_address
+
+impl PerAddress {
+    /// The connections open from each address, in order, for `GET /stats`:
+    /// which address each connection was counted against, behind a proxy or
+    /// not. Client addresses are personal data, which is one reason `/stats`
+    /// is for the operator only.
+    pub fn open(&self) -> BTreeMap<IpAddr, usize> {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.iter()
+            .map(|(&client, &count)| (client, count))
+            .collect()
+    }
+}

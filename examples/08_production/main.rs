@@ -180,7 +180,8 @@ struct AppState {
     policy: Arc<Policy>,
     /// One permit per WebSocket connection: the server-wide connection limit.
     slots: Arc<Semaphore>,
-    /// The connections of each client address.
+    /// The connections of each client address, held to `--max-per-address`
+    /// and listed by `GET /stats`.
     per_address: Arc<PerAddress>,
     /// Whose X-Forwarded-For to believe, for `ClientAddr`.
     proxies: TrustedProxies,

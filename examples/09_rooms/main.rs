@@ -68,6 +68,7 @@ async fn main() -> ExitCode {
         rooms: start_sites(&args.rooms),
         users: Arc::new(Users::default()),
         heartbeat: args.rooms.heartbeat,
+        heartbeat_drops: Default::default(),
     };
     let connections = hub.connections.clone();
     let app = Router::new()

@@ -11,7 +11,7 @@ use ws_lessons::cli::HeartbeatArgs;
 use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest, Unreadable};
 use ws_lessons::server::{Connections, Ended};
 
-use crate::heartbeat::{Beat, Heartbeat};
+use crate::heartbeat::{Beat, Drops, Heartbeat};
 use crate::member::Member;
 use crate::rooms::{Rejoin, Rooms};
 use crate::users::{Tab, Users};
@@ -23,6 +23,7 @@ pub struct Hub {
     pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub heartbeat: HeartbeatArgs,
+    pub heartbeat_drops: Drops,
 }
 
 // ANCHOR: run
@@ -31,7 +32,7 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     // Both leave the registry when dropped, whichever way this function ends.
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
-    let mut heartbeat = Heartbeat::new(hub.heartbeat);
+    let mut heartbeat = Heartbeat::new(hub.heartbeat, &hub.heartbeat_drops);
     let mut outgoing = Vec::new();
     loop {
         for json in outgoing {

@@ -6,8 +6,9 @@ use axum::extract::{Query, State};
 use axum::response::{Html, Response};
 use serde::{Deserialize, Serialize};
 use ws_lessons::cli::{HeartbeatArgs, QueueArgs, SensorArgs};
-use ws_lessons::server::Stats;
+use ws_lessons::server::ServerStats;
 
+use crate::heartbeat::HeartbeatStats;
 use crate::session::{self, Hub};
 
 /// The rooms' flags: the sites and their sensors, how far a member may fall
@@ -75,7 +76,9 @@ pub async fn page() -> Html<&'static str> {
 #[derive(Serialize)]
 pub struct RoomStats {
     #[serde(flatten)]
-    server: Stats,
+    server: ServerStats,
+    /// The peers lesson 03's heartbeat dropped.
+    heartbeat: HeartbeatStats,
     /// Rooms with at least one member.
     rooms: usize,
     /// Distinct users connected.
@@ -88,7 +91,8 @@ impl RoomStats {
     /// The gauges as they are at this moment: each call counts afresh.
     pub fn of(hub: &Hub) -> Self {
         Self {
-            server: hub.connections.stats(),
+            server: ServerStats::now(&hub.connections),
+            heartbeat: hub.heartbeat_drops.stats(),
             rooms: hub.rooms.occupied(),
             users: hub.users.count(),
             resyncs: hub.rooms.resyncs(),

@@ -85,6 +85,7 @@ async fn main() -> ExitCode {
         heartbeat: args.instance.rooms.heartbeat,
         bus: instance.bus,
         registry: instance.registry,
+        heartbeat_drops: Default::default(),
     };
     let connections = hub.connections.clone();
     let peers = Json(args.instance.peers);

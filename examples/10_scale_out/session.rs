@@ -16,7 +16,7 @@ use ws_lessons::protocol::rooms::{RoomMessage, RoomRequest, Unreadable};
 use ws_lessons::server::{Connections, Ended};
 
 use crate::bus::Bus;
-use crate::heartbeat::{Beat, Heartbeat};
+use crate::heartbeat::{Beat, Drops, Heartbeat};
 use crate::member::Member;
 use crate::registry::Registry;
 use crate::rooms::{Rejoin, RoomId, Rooms};
@@ -32,6 +32,7 @@ pub struct Hub {
     pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub heartbeat: HeartbeatArgs,
+    pub heartbeat_drops: Drops,
     pub bus: Bus,
     pub registry: Registry,
 }
@@ -42,7 +43,7 @@ pub struct Hub {
 pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
-    let mut heartbeat = Heartbeat::new(hub.heartbeat);
+    let mut heartbeat = Heartbeat::new(hub.heartbeat, &hub.heartbeat_drops);
     // Subscribed before Redis's state is read, so no change of it is missed.
     let mut news = hub.bus.announcements.subscribe();
     let mut outgoing = Vec::from_iter(hub.bus.paused());

@@ -104,6 +104,7 @@ async fn main() -> ExitCode {
         rooms: instance.rooms,
         users: instance.users,
         heartbeat: args.instance.rooms.heartbeat,
+        heartbeat_drops: Default::default(),
         bus: instance.bus,
         registry: instance.registry,
     };

@@ -22,7 +22,7 @@ use ws_lessons::server::{Connections, Ended};
 
 use crate::bus::Bus;
 use crate::drain::Drain;
-use crate::heartbeat::{Beat, Heartbeat};
+use crate::heartbeat::{Beat, Drops, Heartbeat};
 use crate::member::Member;
 use crate::registry::Registry;
 use crate::rooms::{Rejoin, RoomId, Rooms};
@@ -39,6 +39,7 @@ pub struct Hub {
     pub rooms: Arc<Rooms>,
     pub users: Arc<Users>,
     pub heartbeat: HeartbeatArgs,
+    pub heartbeat_drops: Drops,
     pub bus: Bus,
     pub registry: Registry,
 }
@@ -49,7 +50,7 @@ pub struct Hub {
 pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     let mut member = Member::new(hub.rooms.clone(), user);
     let mut tab = hub.users.connect(user);
-    let mut heartbeat = Heartbeat::new(hub.heartbeat);
+    let mut heartbeat = Heartbeat::new(hub.heartbeat, &hub.heartbeat_drops);
     // ANCHOR: exit
     let exit = hub.drain.exit();
     // ANCHOR_END: exit

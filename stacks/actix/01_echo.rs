@@ -30,7 +30,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    actix::serve(args.listen.addr, echo).await
+    actix::serve(args.listen.addr, echo, None).await
 }
 
 // ANCHOR: echo

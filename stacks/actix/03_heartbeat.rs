@@ -27,7 +27,7 @@ use ws_stacks::actix::{self, WebSocket};
     reason = "`Heartbeat::send` is for a `Sink`; we use `within`"
 )]
 mod heartbeat;
-use heartbeat::{Beat, Gone, Heartbeat};
+use heartbeat::{Beat, Drops, Gone, Heartbeat};
 
 /// Echoes messages and pings every client; a client that does not answer in
 /// time is dropped.
@@ -45,9 +45,15 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    let heartbeat = args.heartbeat;
-    let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
-    actix::serve(args.listen.addr, handler).await
+    let (heartbeat, drops) = (args.heartbeat, Drops::default());
+    let stats = ws_stacks::heartbeat_stats({
+        let drops = drops.clone();
+        move || drops.stats()
+    });
+    let handler = move |socket, shutdown| {
+        handle(socket, shutdown, heartbeat, drops.clone())
+    };
+    actix::serve(args.listen.addr, handler, Some(stats)).await
 }
 
 // ANCHOR: handle
@@ -55,8 +61,9 @@ async fn handle(
     mut socket: WebSocket,
     shutdown: CancellationToken,
     args: HeartbeatArgs,
+    drops: Drops,
 ) {
-    let mut heartbeat = Heartbeat::new(args);
+    let mut heartbeat = Heartbeat::new(args, &drops);
     loop {
         // Each send that can wait on the peer, bounded by the heartbeat.
         let sent = tokio::select! {

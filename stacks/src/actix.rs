@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 
+use crate::Stats;
+
 /// tungstenite's limits, which lessons 01 and 03 keep: a message of 64 MiB at
 /// most, in frames of 16 MiB at most (actix-ws: 1 MiB and 64 KiB).
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -50,7 +52,12 @@ pub struct WebSocket {
 /// Listens on `addr`, prints the start-up line, and runs `handler` for each
 /// WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then `shutdown` is cancelled
 /// and actix-web stops, waiting a bounded time. Returns the exit code.
-pub async fn serve<H, F>(addr: SocketAddr, handler: H) -> ExitCode
+/// `stats`, if any, answers `GET /stats`.
+pub async fn serve<H, F>(
+    addr: SocketAddr,
+    handler: H,
+    stats: Option<Stats>,
+) -> ExitCode
 where
     H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + 'static,
@@ -71,6 +78,7 @@ where
         App::new()
             .service(web::resource("/").get(page))
             .route("/ws", web::to(ws))
+            .configure(stats_route(stats.clone()))
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let server = HttpServer::new(app)
@@ -154,6 +162,22 @@ where
 /// already past when the timer is set never wakes the connection (actix-http
 /// 3.20, `TimerState::init`), so a 250 ms timer often waited for the peer.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `GET /stats`, answered with what `stats` makes, if there is a `stats`.
+fn stats_route(stats: Option<Stats>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        let Some(stats) = stats else { return };
+        let json = move || {
+            let body = stats();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body)
+            }
+        };
+        config.service(web::resource("/stats").get(json));
+    }
+}
 
 /// `GET /`: the try-it page.
 async fn page() -> HttpResponse {

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub mod actix;
 pub mod tungstenite;
@@ -25,6 +26,19 @@ pub struct ListenArgs {
     /// port
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
+}
+
+/// What `GET /stats` answers, as JSON, made afresh for each request: for a
+/// program with counts to report (lesson 03's heartbeat), at the same place in
+/// the JSON as the lesson's own `/stats`. A program without it answers 404.
+pub type Stats = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// [`Stats`] with what `counts` makes under `heartbeat`, where lesson 03's
+/// `/stats` has the heartbeat's counts.
+pub fn heartbeat_stats<T: serde::Serialize>(
+    counts: impl Fn() -> T + Send + Sync + 'static,
+) -> Stats {
+    Arc::new(move || serde_json::json!({ "heartbeat": counts() }).to_string())
 }
 
 /// Prints the start-up line of every server example to stdout, and flushes

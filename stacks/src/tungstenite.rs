@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_lessons::server::{CLOSE_TIMEOUT, SHUTDOWN_GRACE};
 
+use crate::Stats;
+
 pub mod http;
 
 use http::{Rewind, Route};
@@ -36,10 +38,14 @@ pub fn config() -> WebSocketConfig {
 
 // ANCHOR: serve
 /// Listens on `addr`, prints the start-up line, and runs `handler` in a task
-/// of its own for each WebSocket at `/ws`, until Ctrl-C or SIGTERM. Then
-/// `shutdown` is cancelled, and the process waits a bounded time for every
-/// task. Returns the exit code for `main`.
-pub async fn serve<H, F>(addr: SocketAddr, handler: H) -> ExitCode
+/// of its own for each WebSocket at `/ws`, until Ctrl-C or SIGTERM; `stats`,
+/// if any, answers `GET /stats`. Then `shutdown` is cancelled, and the process
+/// waits a bounded time for every task. Returns the exit code for `main`.
+pub async fn serve<H, F>(
+    addr: SocketAddr,
+    handler: H,
+    stats: Option<Stats>,
+) -> ExitCode
 where
     H: Fn(WebSocket, CancellationToken) -> F + Clone + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
@@ -61,7 +67,6 @@ where
         }
     };
     crate::print_startup_line(local);
-
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut signal = std::pin::pin!(signal);
@@ -78,7 +83,7 @@ where
             () = &mut signal => break,
         };
         let (handler, shutdown) = (handler.clone(), shutdown.clone());
-        tasks.spawn(connection(tcp, handler, shutdown));
+        tasks.spawn(connection(tcp, handler, shutdown, stats.clone()));
     }
 
     // Every task hears the signal: a handler says 1001, a connection still
@@ -96,8 +101,12 @@ where
 
 // ANCHOR: connection
 /// One TCP connection: route its request, then serve the page or upgrade.
-async fn connection<H, F>(tcp: TcpStream, handler: H, stop: CancellationToken)
-where
+async fn connection<H, F>(
+    tcp: TcpStream,
+    handler: H,
+    stop: CancellationToken,
+    stats: Option<Stats>,
+) where
     H: Fn(WebSocket, CancellationToken) -> F,
     F: Future<Output = ()>,
 {
@@ -105,7 +114,7 @@ where
         tracing::debug!("cannot set TCP_NODELAY: {e}");
     }
     let routed = tokio::select! {
-        routed = http::route(tcp) => routed,
+        routed = http::route(tcp, stats.as_deref()) => routed,
         () = stop.cancelled() => return,
     };
     let stream = match routed {

@@ -28,7 +28,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    tungstenite::serve(args.listen.addr, echo).await
+    tungstenite::serve(args.listen.addr, echo, None).await
 }
 
 // ANCHOR: echo

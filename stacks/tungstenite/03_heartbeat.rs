@@ -20,7 +20,7 @@ use ws_stacks::tungstenite::{self, WebSocket};
 
 #[path = "../../examples/03_heartbeat/heartbeat.rs"]
 mod heartbeat;
-use heartbeat::{Beat, Heartbeat};
+use heartbeat::{Beat, Drops, Heartbeat};
 
 /// Echoes messages and pings every client; a client that does not answer in
 /// time is dropped.
@@ -36,9 +36,15 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let _logs = ws_lessons::init_tracing();
-    let heartbeat = args.heartbeat;
-    let handler = move |socket, shutdown| handle(socket, shutdown, heartbeat);
-    tungstenite::serve(args.listen.addr, handler).await
+    let (heartbeat, drops) = (args.heartbeat, Drops::default());
+    let stats = ws_stacks::heartbeat_stats({
+        let drops = drops.clone();
+        move || drops.stats()
+    });
+    let handler = move |socket, shutdown| {
+        handle(socket, shutdown, heartbeat, drops.clone())
+    };
+    tungstenite::serve(args.listen.addr, handler, Some(stats)).await
 }
 
 // ANCHOR: handle
@@ -46,8 +52,9 @@ async fn handle(
     mut socket: WebSocket,
     shutdown: CancellationToken,
     args: HeartbeatArgs,
+    drops: Drops,
 ) {
-    let mut heartbeat = Heartbeat::new(args);
+    let mut heartbeat = Heartbeat::new(args, &drops);
     loop {
         tokio::select! {
             message = socket.next() => match message {

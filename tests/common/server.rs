@@ -227,11 +227,6 @@ impl Server {
         }
     }
 
-    /// Waits for a log line (stderr) that contains `needle`, and returns it.
-    pub async fn wait_for_log(&mut self, needle: &str) -> String {
-        self.process.wait_for_stderr(needle).await
-    }
-
     /// Stops reading the server's log (stderr) and closes the pipe, as a log
     /// collector that died would.
     pub async fn close_log(&mut self) {

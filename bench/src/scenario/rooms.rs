@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load::{self, Counts, SETUP_CONCURRENCY, Tally};
-use crate::process::{Binaries, Log, Server};
+use crate::process::{Binaries, Server, SlowClients};
 use crate::report::{Section, Table};
 use ws_bench::wire::Conn;
 
@@ -49,7 +49,6 @@ impl RoomsServer {
     }
 
     /// Starts the server: `SOURCES` sources, `RATE` readings a second in all.
-    /// Its log is kept, for the resynchronisations and drops it reports.
     async fn start(self, binaries: &Binaries) -> io::Result<Server> {
         let (sources, rate) = (SOURCES.to_string(), RATE.to_string());
         let mut args = match self {
@@ -74,7 +73,7 @@ impl RoomsServer {
             PONG_TIMEOUT,
         ]);
         let example = binaries.example(&self.to_string());
-        Server::start_with(&example, &args, Log::Kept).await
+        Server::start(&example, &args).await
     }
 
     /// Opens client `n`'s connection and has it follow its one source (spread
@@ -118,11 +117,6 @@ const QUEUE_STREAM: &str = "4096";
 const PING_INTERVAL: &str = "1h";
 const PONG_TIMEOUT: &str = "60s";
 
-/// What the server's log says on a resynchronisation (05: `... slow client`, 09:
-/// `... slow member`), and when the heartbeat drops a client.
-const RESYNC_LOG: &str = "resynchronising a slow";
-const DROP_LOGS: [&str; 2] = ["no pong within", "gave up on a send"];
-
 /// What one run measured.
 struct RoomsRun {
     /// How long the clients took to set up, in seconds.
@@ -145,9 +139,9 @@ struct RoomsRun {
     /// clients received (resynchronisations), and connections that ended.
     snapshots: u64,
     closed: u64,
-    /// In the server's whole log: resynchronisations, and clients dropped.
-    logged_resyncs: usize,
-    logged_drops: usize,
+    /// By the server's `/stats` at the end: resynchronisations, and clients
+    /// dropped.
+    slow: SlowClients,
 }
 
 /// Runs both servers, round after round; returns the section.
@@ -208,7 +202,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut section =
         Section::new("Rooms: a channel per room against one filtered stream");
     section.paragraph(format_args!(
-        "{clients} clients over {SOURCES} sources that produce {RATE} readings/s in all, so that each client receives 1 reading a second and each server should deliver {clients} a second. `09_rooms --sites {SOURCES} --sensors 1 --rate {RATE}`: each client connects to `/ws?user=uN` and joins one room (`site-K`, K spread evenly), and a reading wakes only its room's connections. `05_dashboard --sensors {SOURCES} --rate {RATE}`: each client unsubscribes from every sensor but one, and every reading wakes every connection, which skips the 99 in 100 it does not follow. A client may fall `--queue` messages of its channel behind before it is resynchronised: {QUEUE_STREAM} in 05's stream (40 s of readings), {QUEUE_PER_ROOM} in each room of 09 (its default, over 4 minutes of the room's readings); no ping within a run. The clients are set up {SETUP_CONCURRENCY} at a time (09's set-up is the longer: each join sends a presence message to every member of the room, {presence} messages in all); after the last one and {:.0} s of warm-up, the window of {:.0} s starts. Server CPU: user and system time from /proc/PID/stat over the window, per `reading` message the clients received in it. Delay: from a reading's creation to its arrival, in whole milliseconds. The last column counts, over all rounds, the resynchronisations and dropped clients in the server's log, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
+        "{clients} clients over {SOURCES} sources that produce {RATE} readings/s in all, so that each client receives 1 reading a second and each server should deliver {clients} a second. `09_rooms --sites {SOURCES} --sensors 1 --rate {RATE}`: each client connects to `/ws?user=uN` and joins one room (`site-K`, K spread evenly), and a reading wakes only its room's connections. `05_dashboard --sensors {SOURCES} --rate {RATE}`: each client unsubscribes from every sensor but one, and every reading wakes every connection, which skips the 99 in 100 it does not follow. A client may fall `--queue` messages of its channel behind before it is resynchronised: {QUEUE_STREAM} in 05's stream (40 s of readings), {QUEUE_PER_ROOM} in each room of 09 (its default, over 4 minutes of the room's readings); no ping within a run. The clients are set up {SETUP_CONCURRENCY} at a time (09's set-up is the longer: each join sends a presence message to every member of the room, {presence} messages in all); after the last one and {:.0} s of warm-up, the window of {:.0} s starts. Server CPU: user and system time from /proc/PID/stat over the window, per `reading` message the clients received in it. Delay: from a reading's creation to its arrival, in whole milliseconds. The last column counts, over all rounds, the resynchronisations and dropped clients by the server's `/stats`, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
         warm_up.as_secs_f64(),
         plan.rooms_measure.as_secs_f64(),
     ));
@@ -232,8 +226,8 @@ fn trouble_cell(runs: &[&RoomsRun]) -> String {
         runs.iter().map(|r| field(r)).sum()
     };
     let counts = [
-        (sum(|r| r.logged_resyncs as u64), "resynchronisation"),
-        (sum(|r| r.logged_drops as u64), "dropped client"),
+        (sum(|r| r.slow.resyncs), "resynchronisation"),
+        (sum(|r| r.slow.drops), "dropped client"),
         (sum(|r| r.snapshots), "snapshot after set-up"),
         (sum(|r| r.closed), "connection ended"),
         (sum(|r| r.others), "other message"),
@@ -269,8 +263,9 @@ async fn measure(
     tally.measuring.store(false, Ordering::Relaxed);
     let after = Gauges::take(&server, &tally);
     let rss_mib = server.rss_kib() as f64 / 1024.0;
+    let slow = server.slow_clients().await?;
     clients.shutdown().await;
-    let log = server.stop().await;
+    server.stop().await;
 
     let seconds = (after.at - before.at).as_secs_f64();
     let deliveries = after.counts.readings - before.counts.readings;
@@ -287,11 +282,7 @@ async fn measure(
         others: after.counts.others - before.counts.others,
         snapshots: after.counts.snapshots,
         closed: after.counts.closed,
-        logged_resyncs: log.iter().filter(|l| l.contains(RESYNC_LOG)).count(),
-        logged_drops: log
-            .iter()
-            .filter(|line| DROP_LOGS.iter().any(|drop| line.contains(drop)))
-            .count(),
+        slow,
     })
 }
 

@@ -2,12 +2,12 @@
 //! memory, or the other clients delay, and what the dashboard does with it. The
 //! stopped client is a program of its own (src/bin/idle_client.rs), so that
 //! SIGSTOP freezes it whole, and its socket is no longer read. The run checks
-//! that it really fell behind: the dashboard's `/stats` gauge, its log, and what
-//! the client receives once it is let go on (SIGCONT) say what became of it.
+//! that it really fell behind: the dashboard's `/stats` (its live connections,
+//! its resyncs and its heartbeat's drops), and what the client receives once
+//! it is let go on (SIGCONT) say what became of it.
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -16,10 +16,9 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Log, Process, Server};
+use crate::process::{Binaries, Process, Server, SlowClients, counter};
 use crate::report::{Section, Table};
 use crate::stats::median;
-use ws_bench::wire::{Http, json_number};
 
 /// The two runs: every client reading, and the same with one more whose process
 /// is stopped.
@@ -65,11 +64,6 @@ const RECEIVE_BUFFER: &str = "65536";
 /// How long the stopped client has, once let go on, to say it was resynchronised.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
 
-/// What the dashboard logs when it resynchronises a client, and when the
-/// heartbeat drops one.
-const RESYNC_LOG: &str = "resynchronising a slow client";
-const DROP_LOG: &str = "no pong within";
-
 /// What became of the stopped client.
 #[derive(Clone, Copy, PartialEq)]
 enum Fate {
@@ -91,10 +85,10 @@ struct SlowConsumerRun {
     p99_ms: f64,
     /// Live connections by the dashboard's `/stats` just before the stop ends.
     connections: f64,
-    /// The `missed=N` of each resynchronisation in the dashboard's log.
-    resyncs: Vec<u64>,
-    /// Connections the heartbeat dropped, by the log.
-    drops: usize,
+    /// Resynchronisations and heartbeat drops, by the dashboard's `/stats`.
+    slow: SlowClients,
+    /// The changes the resynchronised clients missed, in all (`/stats`).
+    missed_changes: u64,
     /// The stopped client's fate; None without one.
     fate: Option<Fate>,
 }
@@ -113,7 +107,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         "resident memory growth",
         "healthy clients' delay p99",
         "live connections at the end of the stop (`/stats`)",
-        "the dashboard's log",
+        "the dashboard's resyncs and drops (`/stats`)",
         "the stopped client, let go on",
     ]);
     for run in runs {
@@ -125,7 +119,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
             results.median(run, |r| r.growth_mib),
             results.median(run, |r| r.p99_ms),
             results.median(run, |r| r.connections),
-            log_cell(&all),
+            slow_cell(&all),
             fate_cell(&all),
         ));
     }
@@ -133,7 +127,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let stop = plan.warm_up + plan.slow_consumer;
     let mut section = Section::new("Slow consumer");
     section.paragraph(format_args!(
-        "The dashboard at {RATE} readings/s with {READING_CLIENTS} clients that read, with and without one more client whose process is stopped (SIGSTOP) for {:.0} s, then let go on (SIGCONT). A client may fall {QUEUE} changes behind (`--queue {QUEUE}`) before it is resynchronised. The stopped client's receive buffer is {RECEIVE_BUFFER} bytes, so that its backlog piles up in the dashboard's socket buffer (4 MB at most), as it would for a machine gone to sleep, and not in its own kernel; at this rate that buffer fills well within the stop. Memory growth is measured from the end of the warm-up ({} ms) to the end of the stop. The evidence that the stopped client fell behind: the dashboard's live connections (`/stats`) just before the stop ends, its log (`{RESYNC_LOG} missed=N`, `{DROP_LOG} ...`), and the snapshot the client receives once let go on.",
+        "The dashboard at {RATE} readings/s with {READING_CLIENTS} clients that read, with and without one more client whose process is stopped (SIGSTOP) for {:.0} s, then let go on (SIGCONT). A client may fall {QUEUE} changes behind (`--queue {QUEUE}`) before it is resynchronised. The stopped client's receive buffer is {RECEIVE_BUFFER} bytes, so that its backlog piles up in the dashboard's socket buffer (4 MB at most), as it would for a machine gone to sleep, and not in its own kernel; at this rate that buffer fills well within the stop. Memory growth is measured from the end of the warm-up ({} ms) to the end of the stop. The evidence that the stopped client fell behind: the dashboard's `/stats` (its live connections just before the stop ends; at the end of the run, `resyncs` with the `missed_changes` they skipped, and the heartbeat's `missed_pongs` and `blocked_sends`), and the snapshot the client receives once let go on.",
         stop.as_secs_f64(),
         plan.warm_up.as_millis(),
     ));
@@ -145,20 +139,17 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     Ok(section.into())
 }
 
-/// The log column: the resynchronisations and heartbeat drops the dashboard
-/// logged, in all rounds.
-fn log_cell(runs: &[&SlowConsumerRun]) -> String {
-    let missed: Vec<u64> = runs
-        .iter()
-        .flat_map(|r| r.resyncs.iter().copied())
-        .collect();
-    let drops: usize = runs.iter().map(|r| r.drops).sum();
-    let mut cell = match missed.len() {
+/// The `/stats` column: the resynchronisations and heartbeat drops the
+/// dashboard counted, in all rounds.
+fn slow_cell(runs: &[&SlowConsumerRun]) -> String {
+    let resyncs: u64 = runs.iter().map(|r| r.slow.resyncs).sum();
+    let missed: u64 = runs.iter().map(|r| r.missed_changes).sum();
+    let drops = runs.iter().map(|r| r.slow.drops).sum::<u64>() as usize;
+    let mut cell = match resyncs {
         0 => "no resynchronisation".to_owned(),
         n => format!(
-            "{}, missed={}",
-            count(n, "resynchronisation"),
-            list(&missed)
+            "{}, {missed} changes missed in all",
+            count(n as usize, "resynchronisation"),
         ),
     };
     if drops > 0 {
@@ -240,9 +231,7 @@ async fn measure(
 ) -> io::Result<SlowConsumerRun> {
     let (rate, queue) = (RATE.to_string(), QUEUE.to_string());
     let args = ["--rate", &rate, "--sensors", "4", "--queue", &queue];
-    let server =
-        Server::start_with(&binaries.example("05_dashboard"), &args, Log::Kept)
-            .await?;
+    let server = Server::start(&binaries.example("05_dashboard"), &args).await?;
     let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
         let addr = server.addr.to_string();
@@ -266,7 +255,7 @@ async fn measure(
     };
     let gauge = async {
         tokio::time::sleep_until(stop_ends - Duration::from_millis(200)).await;
-        live_connections(server.addr).await
+        counter(&server.stats().await?, "/connections")
     };
     let (followed, before, connections) = tokio::join!(
         load::follow(conns, plan.warm_up, plan.slow_consumer),
@@ -291,32 +280,15 @@ async fn measure(
         }
         None => None,
     };
-    let log = server.stop().await;
-    let resyncs = log
-        .iter()
-        .filter(|line| line.contains(RESYNC_LOG))
-        .map(|line| {
-            line.rsplit_once("missed=")
-                .and_then(|(_, n)| n.trim().parse().ok())
-        })
-        .map(|missed| missed.unwrap_or(0))
-        .collect();
+    let slow = server.slow_clients().await?;
+    let missed_changes = counter(&server.stats().await?, "/missed_changes")?;
+    server.stop().await;
     Ok(SlowConsumerRun {
         growth_mib,
         p99_ms: followed.p99_ms,
         connections: connections as f64,
-        resyncs,
-        drops: log.iter().filter(|line| line.contains(DROP_LOG)).count(),
+        slow,
+        missed_changes,
         fate,
     })
-}
-
-/// The dashboard's live WebSocket connections, by its `GET /stats`.
-async fn live_connections(addr: SocketAddr) -> io::Result<u64> {
-    let mut http = Http::open(addr).await?;
-    let body = tokio::time::timeout(Duration::from_secs(5), http.get("/stats"))
-        .await
-        .map_err(|_| io::Error::other("/stats did not answer in 5 s"))??;
-    json_number(&body, "connections")
-        .ok_or_else(|| io::Error::other("/stats without a connection count"))
 }

@@ -29,8 +29,12 @@ pub enum Route<S> {
 }
 
 // ANCHOR: route
-/// Reads the request head from `tcp` and routes it.
-pub async fn route<S>(mut tcp: S) -> Route<S>
+/// Reads the request head from `tcp` and routes it; `GET /stats` is answered
+/// with what `stats` makes, if there is a `stats`.
+pub async fn route<S>(
+    mut tcp: S,
+    stats: Option<&(dyn Fn() -> String + Send + Sync)>,
+) -> Route<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -59,6 +63,12 @@ where
             let path = request.path.and_then(|p| p.split('?').next());
             match (request.method, path) {
                 (Some("GET"), Some("/")) => page(),
+                (Some("GET"), Some("/stats")) => match stats {
+                    Some(stats) => {
+                        response(200, "OK", "application/json", &stats())
+                    }
+                    None => text(404, "Not Found", "not found"),
+                },
                 (_, Some("/")) => text(405, "Method Not Allowed", "GET only"),
                 (_, Some("/ws")) => {
                     text(400, "Bad Request", "expected a WebSocket upgrade")

@@ -10,7 +10,7 @@ use super::{
     PING_INTERVAL, PONG_TIMEOUT, QUEUE_ROOM, QUEUE_STREAM, RATE, SOURCES,
 };
 use crate::load;
-use crate::process::{Binaries, Log, Server};
+use crate::process::{Binaries, Log, Server, SlowClients};
 use crate::redis::Redis;
 use ws_bench::wire::{Conn, Http, json_number};
 
@@ -191,6 +191,16 @@ impl Deployment {
             }
         }
         Ok(total)
+    }
+
+    /// The clients the servers could not keep up with, by their `/stats`,
+    /// added up.
+    pub async fn slow_clients(&self) -> io::Result<SlowClients> {
+        let mut all = SlowClients::default();
+        for server in &self.servers {
+            all = all + server.slow_clients().await?;
+        }
+        Ok(all)
     }
 
     /// Stops the servers, then Redis; returns the servers' log lines.

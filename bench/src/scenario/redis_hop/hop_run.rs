@@ -15,13 +15,8 @@ use super::deployment::{Deployment, HopServer, Side};
 use super::{LIGHT_CLIENTS, Load, Setup};
 use crate::Plan;
 use crate::load::{self, Counts, Tally};
-use crate::process::{Binaries, Server};
+use crate::process::{Binaries, Server, SlowClients};
 use crate::redis::{CommandStats, Redis};
-
-/// What the servers' logs say on a resynchronisation, and when the heartbeat
-/// drops a client. (Lesson 10's troubles with Redis come from its `/stats`.)
-const RESYNC_LOG: &str = "resynchronising a slow";
-const DROP_LOGS: [&str; 2] = ["no pong within", "gave up on a send"];
 
 /// The delay of the readings from their creation to their arrival, in whole
 /// ms, at the clients of one side.
@@ -81,9 +76,9 @@ pub struct CommandRate {
 /// Redis.
 #[derive(Clone, Copy, Default)]
 pub struct Trouble {
-    /// In the servers' whole logs.
-    pub resyncs: u64,
-    pub drops: u64,
+    /// By the servers' `/stats` at the end: resynchronisations, and clients
+    /// the heartbeat dropped.
+    pub slow: SlowClients,
     /// By lesson 10's `/stats` at the end of the window (`outages`, `unstored`,
     /// `reloads`, `skipped`): its troubles with Redis.
     pub redis: u64,
@@ -139,8 +134,9 @@ pub async fn measure(
     let after = Gauges::take(&deployment, &tallies).await;
     let rss_mib = deployment.rss_mib();
     let redis = deployment.redis_troubles().await?;
+    let slow = deployment.slow_clients().await?;
     followers.shutdown().await;
-    let log = deployment.stop().await;
+    deployment.stop().await;
 
     let seconds = (after.at - before.at).as_secs_f64();
     let change = |field: fn(&Counts) -> u64| -> u64 {
@@ -156,12 +152,6 @@ pub async fn measure(
             .contains(&side)
             .then(|| Delay::of(&tallies[side.index()].delays()))
     });
-    let logged = |patterns: &[&str]| -> u64 {
-        let hits = log
-            .iter()
-            .filter(|line| patterns.iter().any(|pattern| line.contains(pattern)));
-        hits.count() as u64
-    };
     let total = |field: fn(&Counts) -> u64| after.counts.iter().map(field).sum();
     Ok(HopRun {
         setup_s,
@@ -173,8 +163,7 @@ pub async fn measure(
         rss_mib,
         redis_commands: command_rates(&before, &after, seconds),
         trouble: Trouble {
-            resyncs: logged(&[RESYNC_LOG]),
-            drops: logged(&DROP_LOGS),
+            slow,
             redis,
             snapshots: total(|c| c.snapshots),
             closed: total(|c| c.closed),

@@ -189,8 +189,8 @@ fn trouble_cell(runs: &[&HopRun]) -> String {
         runs.iter().map(|r| field(&r.trouble)).sum()
     };
     let counts = [
-        (sum(|t| t.resyncs), "resynchronisation"),
-        (sum(|t| t.drops), "dropped client"),
+        (sum(|t| t.slow.resyncs), "resynchronisation"),
+        (sum(|t| t.slow.drops), "dropped client"),
         (sum(|t| t.redis), "Redis trouble"),
         (sum(|t| t.snapshots), "snapshot after set-up"),
         (sum(|t| t.closed), "connection ended"),

@@ -9,7 +9,7 @@ use super::{Rewind, Route, route};
 async fn routed(request: &[u8]) -> (Route<DuplexStream>, String) {
     let (mut client, server) = duplex(64 * 1024);
     client.write_all(request).await.expect("write");
-    let route = route(server).await;
+    let route = route(server, None).await;
     let mut answer = Vec::new();
     if matches!(route, Route::Answered) {
         client.read_to_end(&mut answer).await.expect("read");
