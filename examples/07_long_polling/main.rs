@@ -110,7 +110,11 @@ impl RecentReadings {
         // Wakes every poll that is waiting in `wait_for`.
         self.latest.send_replace(seq);
     }
+}
+// ANCHOR_END: recent_readings
 
+// ANCHOR: after
+impl RecentReadings {
     /// Up to `limit` readings after `after`; `missed` counts those after
     /// `after` that are no longer kept.
     fn after(&self, after: u64, limit: usize) -> PollResponse {
@@ -133,7 +137,7 @@ impl RecentReadings {
         }
     }
 }
-// ANCHOR_END: recent_readings
+// ANCHOR_END: after
 
 /// What a poll needs: the readings, the shutdown signal that cuts its wait
 /// short, and how long it may wait.
@@ -233,7 +237,7 @@ fn reading_of(sample: Sample) -> Reading {
     }
 }
 
-// ANCHOR: poll
+// ANCHOR: query
 #[derive(Deserialize)]
 struct PollQuery {
     /// The `seq` of the last reading the client has; 0 for a client that has
@@ -246,6 +250,9 @@ struct PollQuery {
     wait: Option<bool>,
 }
 
+// ANCHOR_END: query
+
+// ANCHOR: poll
 /// `GET /poll`: what is new after `after`, at once or as soon as it exists.
 async fn poll(
     State(app): State<AppState>,
