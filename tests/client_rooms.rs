@@ -2,9 +2,9 @@
 //! URLs: against real `09_rooms` servers, and against stand-in servers that
 //! send exactly what a test needs (a gap, `joined`, `paused`).
 
-mod common;
+use ws_harness as common;
 
-use common::{Process, Server};
+use common::{Process, Running};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::net::TcpListener;
@@ -119,8 +119,8 @@ fn after_of(request: &RoomRequest) -> Option<u64> {
 #[tokio::test]
 async fn resumes_a_room_on_the_next_url_after_the_last_change_it_printed() {
     // Two instances of lesson 09, which share nothing.
-    let second = Server::start(ROOMS, &["--rate", "300"]).await;
-    let first = Server::start(ROOMS, &["--rate", "300"]).await;
+    let second = Running::start(ROOMS, &["--rate", "300"]).await;
+    let first = Running::start(ROOMS, &["--rate", "300"]).await;
     let (one, two) = (first.ws_url(), second.ws_url());
     let room = ["--room", "site-1", "--max-backoff", "100ms"];
     let mut client =
@@ -166,7 +166,7 @@ async fn resumes_a_room_on_the_next_url_after_the_last_change_it_printed() {
 
 #[tokio::test]
 async fn a_url_that_refuses_the_upgrade_is_left_for_the_next_one() {
-    let server = Server::start(ROOMS, &[]).await;
+    let server = Running::start(ROOMS, &[]).await;
     let (nope, url) = (format!("ws://{}/nope", server.addr), server.ws_url());
     let args = [&*nope, &url, "--room", "site-1", "--user", "alice"];
     let mut client =
@@ -193,7 +193,7 @@ async fn a_url_that_refuses_the_upgrade_is_left_for_the_next_one() {
 
 #[tokio::test]
 async fn an_unknown_room_is_an_error_not_a_retry() {
-    let server = Server::start(ROOMS, &["--sites", "2"]).await;
+    let server = Running::start(ROOMS, &["--sites", "2"]).await;
     let url = server.ws_url();
     let rooms = ["--room", "site-1", "--room", "site-3"];
     let mut client = Process::spawn(CLIENT, &[&[&*url], &rooms[..]].concat());

@@ -3,7 +3,7 @@
 //! dropped, and two of them never share a port.
 #![cfg(feature = "with-redis")]
 
-mod common;
+use ws_harness as common;
 
 use common::Redis;
 

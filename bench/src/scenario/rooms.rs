@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load::{self, Counts, SETUP_CONCURRENCY, Tally};
-use crate::process::{Binaries, Log, Server};
+use crate::process::Binaries;
 use crate::report::{Section, Table};
 use ws_bench::wire::Conn;
+use ws_harness::{Log, Running};
 
 /// The two ways to send each client only its source's readings.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,7 +51,7 @@ impl RoomsServer {
 
     /// Starts the server: `SOURCES` sources, `RATE` readings a second in all.
     /// Its log is kept, for the resynchronisations and drops it reports.
-    async fn start(self, binaries: &Binaries) -> io::Result<Server> {
+    async fn start(self, binaries: &Binaries) -> io::Result<Running> {
         let (sources, rate) = (SOURCES.to_string(), RATE.to_string());
         let mut args = match self {
             RoomsServer::ChannelPerRoom => vec![
@@ -74,7 +75,7 @@ impl RoomsServer {
             PONG_TIMEOUT,
         ]);
         let example = binaries.example(&self.to_string());
-        Server::start_with(&example, &args, Log::Kept).await
+        Running::start_binary(&example, &args, Log::Kept("info")).await
     }
 
     /// Opens client `n`'s connection and has it follow its one source (spread
@@ -208,7 +209,7 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
     let mut section =
         Section::new("Rooms: a channel per room against one filtered stream");
     section.paragraph(format_args!(
-        "{clients} clients over {SOURCES} sources that produce {RATE} readings/s in all, so that each client receives 1 reading a second and each server should deliver {clients} a second. `09_rooms --sites {SOURCES} --sensors 1 --rate {RATE}`: each client connects to `/ws?user=uN` and joins one room (`site-K`, K spread evenly), and a reading wakes only its room's connections. `05_dashboard --sensors {SOURCES} --rate {RATE}`: each client unsubscribes from every sensor but one, and every reading wakes every connection, which skips the 99 in 100 it does not follow. A client may fall `--queue` messages of its channel behind before it is resynchronised: {QUEUE_STREAM} in 05's stream (40 s of readings), {QUEUE_PER_ROOM} in each room of 09 (its default, over 4 minutes of the room's readings); no ping within a run. The clients are set up {SETUP_CONCURRENCY} at a time (09's set-up is the longer: each join sends a presence message to every member of the room, {presence} messages in all); after the last one and {:.0} s of warm-up, the window of {:.0} s starts. Server CPU: user and system time from /proc/PID/stat over the window, per `reading` message the clients received in it. Delay: from a reading's creation to its arrival, in whole milliseconds. The last column counts, over all rounds, the resynchronisations and dropped clients in the server's log, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
+        "{clients} clients over {SOURCES} sources that produce {RATE} readings/s in all, so that each client receives 1 reading a second and each server should deliver {clients} a second. `09_rooms --sites {SOURCES} --sensors 1 --rate {RATE}`: each client connects to `/ws?user=uN` and joins one room (`site-K`, K spread evenly), and a reading wakes only its room's connections. `05_dashboard --sensors {SOURCES} --rate {RATE}`: each client unsubscribes from every sensor but one, and every reading wakes every connection, which skips the 99 in 100 it does not follow. A client may fall `--queue` messages of its channel behind before it is resynchronised: {QUEUE_STREAM} in 05's stream (40 s of readings), {QUEUE_PER_ROOM} in each room of 09 (its default, over 4 minutes of the room's readings); no ping within a run. The clients are set up {SETUP_CONCURRENCY} at a time (09's set-up is the longer: each join sends a presence message to every member of the room, {presence} messages in all); after the last one and {:.0} s of warm-up, the window of {:.0} s starts. Running CPU: user and system time from /proc/PID/stat over the window, per `reading` message the clients received in it. Delay: from a reading's creation to its arrival, in whole milliseconds. The last column counts, over all rounds, the resynchronisations and dropped clients in the server's log, the snapshots the clients received after their set-up and the connections that ended, and the messages other than readings in the windows.",
         warm_up.as_secs_f64(),
         plan.rooms_measure.as_secs_f64(),
     ));
@@ -304,7 +305,7 @@ struct Gauges {
 }
 
 impl Gauges {
-    fn take(server: &Server, tally: &Tally) -> Gauges {
+    fn take(server: &Running, tally: &Tally) -> Gauges {
         Gauges {
             at: Instant::now(),
             cpu_seconds: server.cpu_seconds(),

@@ -16,10 +16,11 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Log, Process, Server};
+use crate::process::Binaries;
 use crate::report::{Section, Table};
 use crate::stats::median;
 use ws_bench::wire::{Http, json_number};
+use ws_harness::{Log, Process, Running};
 
 /// The two runs: every client reading, and the same with one more whose process
 /// is stopped.
@@ -240,15 +241,19 @@ async fn measure(
 ) -> io::Result<SlowConsumerRun> {
     let (rate, queue) = (RATE.to_string(), QUEUE.to_string());
     let args = ["--rate", &rate, "--sensors", "4", "--queue", &queue];
-    let server =
-        Server::start_with(&binaries.example("05_dashboard"), &args, Log::Kept)
-            .await?;
+    let server = Running::start_binary(
+        &binaries.example("05_dashboard"),
+        &args,
+        Log::Kept("info"),
+    )
+    .await?;
     let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
         let addr = server.addr.to_string();
         let args = [addr.as_str(), RECEIVE_BUFFER];
-        let (client, _) =
-            Process::start(&binaries.bin("idle_client"), &args).await?;
+        let idle_client = binaries.bin("idle_client");
+        let mut client = Process::start(&idle_client, &args, Log::Discarded)?;
+        client.startup_line(Duration::from_secs(30)).await?;
         // Let it read for a while first, as a client that stops reading at some
         // point.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -278,7 +283,7 @@ async fn measure(
     let fate = match stopped {
         Some(mut client) => {
             client.signal(Signal::SIGCONT);
-            let said = client.next_line(RESUME_WAIT).await;
+            let said = client.next_stdout_within(RESUME_WAIT).await;
             let missed = said.as_deref().and_then(|line| {
                 line.strip_prefix("resynchronised missed=")?.parse().ok()
             });

@@ -15,8 +15,9 @@ use super::deployment::{Deployment, HopServer, Side};
 use super::{LIGHT_CLIENTS, Load, Setup};
 use crate::Plan;
 use crate::load::{self, Counts, Tally};
-use crate::process::{Binaries, Server};
-use crate::redis::{CommandStats, Redis};
+use crate::process::Binaries;
+use ws_harness::Running;
+use ws_harness::{CommandStats, Redis};
 
 /// What the servers' logs say on a resynchronisation, when the heartbeat drops
 /// a client, and when lesson 10 loses Redis, or readings, or its place in a
@@ -217,7 +218,11 @@ impl Gauges {
         };
         Gauges {
             at: Instant::now(),
-            servers_cpu: deployment.servers.iter().map(Server::cpu_seconds).sum(),
+            servers_cpu: deployment
+                .servers
+                .iter()
+                .map(Running::cpu_seconds)
+                .sum(),
             redis_cpu: deployment.redis.as_ref().map_or(0.0, Redis::cpu_seconds),
             counts: [tallies[0].counts(), tallies[1].counts()],
             commands,
