@@ -48,11 +48,6 @@ impl Running {
         args: &[&str],
     ) -> Running {
         let process = Process::spawn(program, &[&[addr], args].concat());
-        Running::started(process).await
-    }
-
-    /// A started `process`, once its start-up line has told its address.
-    async fn started(process: Process) -> Running {
         Running::listening(process, WAIT)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
@@ -104,7 +99,10 @@ impl Running {
         filter: &str,
     ) -> Running {
         let args = [&["127.0.0.1:0"], args].concat();
-        Running::started(Process::spawn_logging(program, &args, filter)).await
+        let process = Process::spawn_logging(program, &args, filter);
+        Running::listening(process, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The URL of the server's WebSocket, `ws://ADDR/ws`.
