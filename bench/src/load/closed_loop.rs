@@ -10,8 +10,7 @@ use std::time::Instant;
 use super::open;
 use crate::Plan;
 use crate::stats::histogram;
-use ws_harness::Running;
-use ws_harness::{FIN, masked_frame};
+use ws_harness::{FIN, Running, masked_frame};
 
 /// What one closed-loop echo run measured.
 #[derive(Clone, Copy)]
