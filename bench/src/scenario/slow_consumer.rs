@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -19,7 +18,6 @@ use crate::load;
 use crate::process::Binaries;
 use crate::report::{Section, Table};
 use crate::stats::median;
-use ws_bench::wire::{Http, json_number};
 use ws_harness::{Log, Process, Running};
 
 /// The two runs: every client reading, and the same with one more whose process
@@ -271,7 +269,10 @@ async fn measure(
     };
     let gauge = async {
         tokio::time::sleep_until(stop_ends - Duration::from_millis(200)).await;
-        live_connections(server.addr).await
+        let stats = server.stats().await;
+        stats["connections"].as_u64().ok_or_else(|| {
+            io::Error::other(format!("no connection count in /stats: {stats}"))
+        })
     };
     let (followed, before, connections) = tokio::join!(
         load::follow(conns, plan.warm_up, plan.slow_consumer),
@@ -314,14 +315,4 @@ async fn measure(
         drops: log.iter().filter(|line| line.contains(DROP_LOG)).count(),
         fate,
     })
-}
-
-/// The dashboard's live WebSocket connections, by its `GET /stats`.
-async fn live_connections(addr: SocketAddr) -> io::Result<u64> {
-    let mut http = Http::open(addr).await?;
-    let body = tokio::time::timeout(Duration::from_secs(5), http.get("/stats"))
-        .await
-        .map_err(|_| io::Error::other("/stats did not answer in 5 s"))??;
-    json_number(&body, "connections")
-        .ok_or_else(|| io::Error::other("/stats without a connection count"))
 }
