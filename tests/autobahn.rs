@@ -10,13 +10,13 @@
 //! after a deliberate change, rerun with `AUTOBAHN_UPDATE=1` and review the diff.
 #![cfg(feature = "autobahn")]
 
-mod common;
+use ws_harness as common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Program, Server};
+use common::{Program, Running};
 use serde_json::Value;
 
 /// Case id → "behavior / behaviorClose", as Autobahn's index.json reports them.
@@ -26,7 +26,7 @@ type Results = BTreeMap<String, String>;
 const EXCLUDED: [&str; 2] = ["12.*", "13.*"];
 
 async fn conformance(program: Program, args: &[&str]) -> Results {
-    let server = Server::start(program, args).await;
+    let server = Running::start(program, args).await;
     let reports = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("autobahn")
         .join(program.name());

@@ -2,7 +2,7 @@
 //! keeps up.
 //!
 //! Each test stalls one client (it never reads, and has a 4 KiB receive buffer
-//! and small TCP segments: `Server::connect_small_buffer`)
+//! and small TCP segments: `Running::connect_small_buffer`)
 //! while a second client follows a fixed number of readings. Then it checks, per
 //! policy, that the server's memory stayed bounded, that the fast client was not
 //! held back, and that every reading a client did not get was announced to it.
@@ -11,9 +11,9 @@
 //! into memory, so it keeps up however busy the machine is, and the tally reads
 //! its messages afterwards.
 
-mod common;
+use ws_harness as common;
 
-use common::{Client, Drain, Server, next};
+use common::{Client, Drain, Running, next};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -107,7 +107,7 @@ impl Tally {
 async fn stall_one_client(
     policy: &str,
     extra: &[&str],
-) -> (Server, Client, Drain, Tally) {
+) -> (Running, Client, Drain, Tally) {
     // One stalled scenario at a time: the tests need not compete for the
     // cores.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> =
@@ -116,7 +116,7 @@ async fn stall_one_client(
 
     let mut args = vec!["--policy", policy, "--rate", RATE, "--queue", QUEUE];
     args.extend_from_slice(extra);
-    let server = Server::start("04_backpressure", &args).await;
+    let server = Running::start("04_backpressure", &args).await;
     let slow = server.connect_small_buffer().await;
     let mut fast = Drain::connect(server.addr).await;
     let mut fast_tally = Tally::default();

@@ -7,13 +7,13 @@
 //! runs it.
 #![cfg(feature = "browser")]
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
+use common::browser::Locator;
 use common::browser::{open_browser, start_driver, text_of, wait_for};
-use common::{Server, WAIT, next_of};
-use fantoccini::Locator;
+use common::{Running, WAIT, next_of};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ const ARGS: [&str; 8] = [
 // ANCHOR: browser
 #[tokio::test]
 async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
-    let mut server = Server::start("05_dashboard", &ARGS).await;
+    let mut server = Running::start("05_dashboard", &ARGS).await;
     // Let the server record a history before the page opens: readings go round
     // the three sensors, so by change 36 sensor-1 has had 12.
     let mut watcher = server.connect().await;
@@ -138,7 +138,7 @@ async fn the_dashboard_page_shows_live_values_sends_commands_and_reconnects() {
         "//span[@id='status' and starts-with(text(), 'reconnecting')]",
     )
     .await;
-    let _again = Server::start_on("05_dashboard", &addr, &ARGS).await;
+    let _again = Running::start_on("05_dashboard", &addr, &ARGS).await;
     wait_for(&browser, "//span[@id='status' and text()='live']").await;
     wait_for(&browser, &threshold_of("sensor-2", "27.50")).await;
 

@@ -7,15 +7,15 @@
 //! runs it.
 #![cfg(feature = "browser")]
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
-use common::Server;
+use common::Running;
+use common::browser::{Client, Locator};
 use common::browser::{
     Driver, click, count, open_browser, start_driver, type_into, wait_for,
 };
-use fantoccini::{Client, Locator};
 use nix::sys::signal::Signal;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ const NOTICES: &str = "//ul[@id='notices']/li";
 #[tokio::test]
 async fn the_rooms_page_shows_presence_and_notices_between_two_users() {
     // Readings often enough that every sensor of site-1 has a value soon.
-    let server = Server::start("09_rooms", &["--rate", "60"]).await;
+    let server = Running::start("09_rooms", &["--rate", "60"]).await;
     let addr = server.addr.to_string();
     let driver = start_driver().await;
 
@@ -221,7 +221,7 @@ fn log_line(class: &str, text: &str) -> String {
 #[tokio::test]
 async fn the_rooms_page_sets_thresholds_and_resumes_its_rooms_by_itself() {
     let driver = start_driver().await;
-    let mut server = Server::start("09_rooms", &["--rate", "60"]).await;
+    let mut server = Running::start("09_rooms", &["--rate", "60"]).await;
     let addr = server.addr.to_string();
     let relay = Relay::start(server.addr).await;
     let alice = rooms_page_of(&driver, &relay.addr, "alice").await;
@@ -269,7 +269,7 @@ async fn the_rooms_page_sets_thresholds_and_resumes_its_rooms_by_itself() {
     let reconnecting =
         "//span[@id='status' and starts-with(text(), 'reconnecting')]";
     wait_for(&alice, reconnecting).await;
-    let _server = Server::start_on("09_rooms", &addr, &["--rate", "60"]).await;
+    let _server = Running::start_on("09_rooms", &addr, &["--rate", "60"]).await;
     wait_for(
         &alice,
         "//span[@id='status' and text()='connected as alice']",

@@ -2,11 +2,11 @@
 //! dashboard and lesson 08, and against a stand-in server. The client runs
 //! with `--events`: the tests read what it did from its JSON lines on stdout.
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
-use common::{Process, Server};
+use common::{Process, Running};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -46,7 +46,7 @@ async fn readings(client: &mut Process, count: usize) -> Vec<Reading> {
 // ANCHOR: reconnect
 #[tokio::test]
 async fn prints_readings_and_reconnects_when_the_server_comes_back() {
-    let mut server = Server::start(DASHBOARD, &["--rate", "40"]).await;
+    let mut server = Running::start(DASHBOARD, &["--rate", "40"]).await;
     let url = server.ws_url();
     let mut client = spawn(&[&url, "--max-backoff", "500ms"]);
     client.wait_for_event("connected").await;
@@ -57,7 +57,7 @@ async fn prints_readings_and_reconnects_when_the_server_comes_back() {
     assert!(server.wait_exit(Duration::from_secs(2)).await.success());
     client.wait_for_event("reconnecting").await;
     let addr = server.addr.to_string();
-    let _server = Server::start_on(DASHBOARD, &addr, &["--rate", "40"]).await;
+    let _server = Running::start_on(DASHBOARD, &addr, &["--rate", "40"]).await;
 
     // The client finds it by itself, and the readings flow again.
     let connected = client.wait_for_event("connected").await;
@@ -69,7 +69,7 @@ async fn prints_readings_and_reconnects_when_the_server_comes_back() {
 #[tokio::test]
 async fn follows_only_the_sensors_it_is_given() {
     let server =
-        Server::start(DASHBOARD, &["--sensors", "4", "--rate", "100"]).await;
+        Running::start(DASHBOARD, &["--sensors", "4", "--rate", "100"]).await;
     let url = server.ws_url();
     let mut client =
         spawn(&[&url, "--sensor", "sensor-2", "--sensor", "sensor-4"]);
@@ -86,7 +86,7 @@ fn kinds(events: &[Value]) -> Vec<&str> {
 
 #[tokio::test]
 async fn an_unknown_sensor_is_an_error_not_a_retry() {
-    let server = Server::start(DASHBOARD, &[]).await;
+    let server = Running::start(DASHBOARD, &[]).await;
     let url = server.ws_url();
     let mut client = spawn(&[&url, "--sensor", "sensor-77"]);
     let exited = client.exited().await;
@@ -104,7 +104,7 @@ async fn an_unknown_sensor_is_an_error_not_a_retry() {
 async fn a_refused_upgrade_is_an_error_not_a_retry() {
     // Lesson 08 answers an upgrade without the token with 401, and a path
     // it does not serve with 404.
-    let server = Server::start("08_production", &["--token", "s3cret"]).await;
+    let server = Running::start("08_production", &["--token", "s3cret"]).await;
     let url = server.ws_url();
     let nope = format!("ws://{}/nope", server.addr);
     for (urls, refusals) in

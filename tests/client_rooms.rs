@@ -3,9 +3,9 @@
 //! exactly what a test needs (a gap, `joined`, `paused`). The client runs with
 //! `--events`: the tests read what it did from its JSON lines on stdout.
 
-mod common;
+use ws_harness as common;
 
-use common::{Process, Server};
+use common::{Process, Running};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -124,8 +124,8 @@ fn after_of(request: &RoomRequest) -> Option<u64> {
 #[tokio::test]
 async fn resumes_a_room_on_the_next_url_after_the_last_change_it_showed() {
     // Two instances of lesson 09, which share nothing.
-    let second = Server::start(ROOMS, &["--rate", "300"]).await;
-    let first = Server::start(ROOMS, &["--rate", "300"]).await;
+    let second = Running::start(ROOMS, &["--rate", "300"]).await;
+    let first = Running::start(ROOMS, &["--rate", "300"]).await;
     let (one, two) = (first.ws_url(), second.ws_url());
     let mut client =
         spawn(&[&one, &two, "--room", "site-1", "--max-backoff", "100ms"]);
@@ -171,7 +171,7 @@ async fn resumes_a_room_on_the_next_url_after_the_last_change_it_showed() {
 
 #[tokio::test]
 async fn a_url_that_refuses_the_upgrade_is_left_for_the_next_one() {
-    let server = Server::start(ROOMS, &[]).await;
+    let server = Running::start(ROOMS, &[]).await;
     let (nope, url) = (format!("ws://{}/nope", server.addr), server.ws_url());
     let args = [&*nope, &url, "--room", "site-1", "--user", "alice"];
     let mut client = spawn(&[&args[..], &["--max-backoff", "50ms"]].concat());
@@ -203,7 +203,7 @@ async fn a_url_that_refuses_the_upgrade_is_left_for_the_next_one() {
 
 #[tokio::test]
 async fn an_unknown_room_is_an_error_not_a_retry() {
-    let server = Server::start(ROOMS, &["--sites", "2"]).await;
+    let server = Running::start(ROOMS, &["--sites", "2"]).await;
     let url = server.ws_url();
     let rooms = ["--room", "site-1", "--room", "site-3"];
     let exited = spawn(&[&[&*url], &rooms[..]].concat()).exited().await;

@@ -1,10 +1,10 @@
 //! Lesson 05, `examples/05_dashboard`: the live dashboard, driven by
 //! tokio-tungstenite clients.
 
-mod common;
+use ws_harness as common;
 
 use common::{
-    Client, Server, next_json, next_of, next_text, send_json, silent_peer,
+    Client, Running, next_json, next_of, next_text, send_json, silent_peer,
 };
 use futures::SinkExt;
 use nix::sys::signal::Signal;
@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 const EXAMPLE: &str = "05_dashboard";
 
 /// Connects and returns the client with the snapshot it got first.
-async fn connect(server: &Server) -> (Client, Value) {
+async fn connect(server: &Running) -> (Client, Value) {
     let mut client = server.connect().await;
     let snapshot = next_json(&mut client).await;
     assert_eq!(
@@ -28,7 +28,7 @@ async fn connect(server: &Server) -> (Client, Value) {
 #[tokio::test]
 async fn a_client_gets_a_snapshot_first_then_readings() {
     let server =
-        Server::start(EXAMPLE, &["--sensors", "3", "--rate", "200"]).await;
+        Running::start(EXAMPLE, &["--sensors", "3", "--rate", "200"]).await;
     let (mut client, snapshot) = connect(&server).await;
     assert_eq!(snapshot["missed"], 0);
     let names: Vec<&str> = snapshot["sensors"]
@@ -51,7 +51,7 @@ async fn a_client_gets_a_snapshot_first_then_readings() {
 
 #[tokio::test]
 async fn every_client_receives_the_same_readings() {
-    let server = Server::start(EXAMPLE, &["--rate", "200"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "200"]).await;
     let (mut first, a) = connect(&server).await;
     let (mut second, b) = connect(&server).await;
     // From the later of the two snapshots on, both see the same changes.
@@ -71,7 +71,7 @@ async fn every_client_receives_the_same_readings() {
 // ANCHOR: command_seen_by_all
 #[tokio::test]
 async fn a_threshold_set_by_one_client_reaches_every_client() {
-    let server = Server::start(EXAMPLE, &["--rate", "50"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "50"]).await;
     let (mut operator, _) = connect(&server).await;
     let (mut watcher, _) = connect(&server).await;
 
@@ -100,7 +100,7 @@ async fn a_threshold_set_by_one_client_reaches_every_client() {
 // ANCHOR: bad_input
 #[tokio::test]
 async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
-    let server = Server::start(EXAMPLE, &["--rate", "20"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "20"]).await;
     let (mut client, _) = connect(&server).await;
     let (mut bystander, _) = connect(&server).await;
 
@@ -161,7 +161,7 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn unsubscribed_sensors_are_not_sent() {
     let server =
-        Server::start(EXAMPLE, &["--sensors", "3", "--rate", "300"]).await;
+        Running::start(EXAMPLE, &["--sensors", "3", "--rate", "300"]).await;
     let (mut client, _) = connect(&server).await;
     let sensors = ["sensor-1", "sensor-3"];
     let request = json!({"type": "unsubscribe", "id": 1, "sensors": sensors});
@@ -190,7 +190,7 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
     // The simulator is all but off and the heartbeat far away: every change
     // comes from the fast client's own requests, a batch at a time.
     let args = common::PACED;
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let slow = server.connect_small_buffer().await;
     let (mut fast, snapshot) = connect(&server).await;
 
@@ -251,7 +251,7 @@ async fn a_slow_client_is_resynchronised_while_a_fast_one_loses_nothing() {
 #[tokio::test]
 async fn the_frames_as_they_are_sent() {
     let server =
-        Server::start(EXAMPLE, &["--sensors", "1", "--rate", "50"]).await;
+        Running::start(EXAMPLE, &["--sensors", "1", "--rate", "50"]).await;
     let mut client = server.connect().await;
     let mut frames = vec![next_frame(&mut client, "snapshot").await];
     frames.push(next_frame(&mut client, "reading").await);
@@ -320,14 +320,14 @@ fn value_len(text: &str) -> usize {
 
 #[tokio::test]
 async fn ctrl_c_sends_1001_to_dashboard_clients() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut server = Running::start(EXAMPLE, &[]).await;
     let (client, _) = connect(&server).await;
     server.shut_down_with(Signal::SIGINT, &mut [client]).await;
 }
 
 #[tokio::test]
 async fn a_silent_peer_is_dropped_by_the_heartbeat() {
-    let server = Server::start(
+    let server = Running::start(
         EXAMPLE,
         &[
             "--rate",
@@ -349,15 +349,15 @@ async fn a_silent_peer_is_dropped_by_the_heartbeat() {
 // ANCHOR: stuck_peer
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
-    let mut server = Server::start(EXAMPLE, &Server::PUSHING_FAST).await;
-    let bound = Server::STUCK_PEER_BOUND;
+    let mut server = Running::start(EXAMPLE, &Running::PUSHING_FAST).await;
+    let bound = Running::STUCK_PEER_BOUND;
     server.drops_a_stuck_peer_within(&[], bound).await;
 }
 // ANCHOR_END: stuck_peer
 
 #[tokio::test]
 async fn a_frame_over_64_kib_ends_the_connection() {
-    let server = Server::start(EXAMPLE, &["--rate", "20"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "20"]).await;
     let (mut client, _) = connect(&server).await;
     let (mut bystander, _) = connect(&server).await;
     // The frame's header says 100 KiB: refused before its payload is read.

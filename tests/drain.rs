@@ -6,11 +6,11 @@
 //! With a real Redis (`redis-server`, started by each test on a free port).
 #![cfg(feature = "with-redis")]
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
-use common::{Client, Redis, Server, close, next, next_json, send_json};
+use common::{Client, Redis, Running, close, next, next_json, send_json};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -24,7 +24,7 @@ const CLIENTS: usize = 10;
 
 /// An instance that produces readings, on its own Redis, with `--drain
 /// drain`.
-async fn instance(redis: &Redis, drain: &str) -> Server {
+async fn instance(redis: &Redis, drain: &str) -> Running {
     let url = redis.url();
     let args = [
         "--redis",
@@ -37,12 +37,12 @@ async fn instance(redis: &Redis, drain: &str) -> Server {
         "--drain",
         drain,
     ];
-    Server::start(EXAMPLE, &args).await
+    Running::start(EXAMPLE, &args).await
 }
 
 /// `n` clients, each in a room: the readings keep each handler's loop turning,
 /// so that it asks its `Exit` afresh many times during the drain.
-async fn clients(server: &Server, n: usize) -> Vec<Client> {
+async fn clients(server: &Running, n: usize) -> Vec<Client> {
     let mut clients = Vec::new();
     for i in 0..n {
         let mut client = server.connect_as(&format!("u{i}")).await;

@@ -2,9 +2,9 @@
 //! tests, one body each, against lesson 01 on the other stacks (`stacks/`, with
 //! `--features stacks`).
 
-mod common;
+use ws_harness as common;
 
-use common::{Program, Server, close, describe, next, next_data};
+use common::{Program, Running, close, describe, next, next_data};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,7 +41,7 @@ common::contract! {
 
 // ANCHOR: echo_test
 async fn echoes_text_and_binary_and_closes_with_1000(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let mut client = server.connect().await;
 
     client.send(Message::text("hello")).await.unwrap();
@@ -68,7 +68,7 @@ async fn echoes_text_and_binary_and_closes_with_1000(program: Program) {
 async fn answers_ping_with_pong_and_does_not_echo_control_frames(
     program: Program,
 ) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let mut client = server.connect().await;
 
     client
@@ -99,7 +99,7 @@ async fn answers_ping_with_pong_and_does_not_echo_control_frames(
 }
 
 async fn echoes_large_messages_whole(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let mut client = server.connect().await;
     let big = "x".repeat(1 << 20);
     client.send(Message::text(big.clone())).await.unwrap();
@@ -109,12 +109,12 @@ async fn echoes_large_messages_whole(program: Program) {
 /// The closing handshake that a client starts ends with the server closing the
 /// TCP connection, at once: a client waits for that.
 async fn closes_the_connection_after_a_clients_close(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     server.hangs_up_after_a_clients_close().await;
 }
 
 async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero(program: Program) {
-    let mut server = Server::start(program, &[]).await;
+    let mut server = Running::start(program, &[]).await;
     let mut first = server.connect().await;
     let mut second = server.connect().await;
     // A round trip on each, so both handlers are surely running.
@@ -129,14 +129,14 @@ async fn ctrl_c_sends_1001_to_open_clients_and_exits_zero(program: Program) {
 }
 
 async fn sigterm_also_shuts_down_cleanly(program: Program) {
-    let mut server = Server::start(program, &[]).await;
+    let mut server = Running::start(program, &[]).await;
     let client = server.connect().await;
     server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
 }
 
 #[tokio::test]
 async fn a_client_that_vanishes_leaves_nothing_behind() {
-    let server = Server::start(EXAMPLE, &[]).await;
+    let server = Running::start(EXAMPLE, &[]).await;
     let idle = server.stats().await;
     let client = server.connect().await;
     server
@@ -152,7 +152,7 @@ async fn a_client_that_vanishes_leaves_nothing_behind() {
 }
 
 async fn serves_the_try_it_page_and_refuses_plain_get_on_ws(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let page = server.get("/").await;
     assert_eq!(page.status, 200, "{page}");
     assert!(page.body.contains("new WebSocket(url)"));
@@ -167,7 +167,7 @@ async fn serves_the_try_it_page_and_refuses_plain_get_on_ws(program: Program) {
 
 /// The accept value of RFC 6455, section 1.3, for the key it gives.
 async fn accepts_the_handshake_of_rfc_6455(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let (_tcp, response) = common::raw_upgrade(server.addr).await;
     assert_eq!(response.status, 101, "{response}");
     assert!(
@@ -191,7 +191,7 @@ async fn bad_command_lines_fail_with_a_clear_message(program: Program) {
 
     // A port in use: take one with a running server, then start a second on the
     // same port.
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let taken = server.addr.to_string();
     let (status, stdout, stderr) = common::run_to_exit(program, &[&taken]).await;
     assert_eq!(status.code(), Some(1));
@@ -214,13 +214,13 @@ async fn help_describes_the_address_argument(program: Program) {
 
 /// Replaces the port the system chose with `PORT`, so transcripts compare across
 /// runs.
-fn without_port(text: &str, server: &Server) -> String {
+fn without_port(text: &str, server: &Running) -> String {
     text.replace(&server.addr.port().to_string(), "PORT")
 }
 
 // ANCHOR: transcript
 async fn a_session_transcript(program: Program) {
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let mut client = server.connect().await;
     let mut transcript = vec![without_port(&server.startup_line, &server)];
 
@@ -256,7 +256,7 @@ async fn a_session_transcript(program: Program) {
 /// also gives.
 #[tokio::test]
 async fn the_upgrade_handshake() {
-    let server = Server::start(EXAMPLE, &[]).await;
+    let server = Running::start(EXAMPLE, &[]).await;
     let (_tcp, response) = common::raw_upgrade(server.addr).await;
     let head: Vec<&str> = response
         .head
@@ -285,7 +285,7 @@ async fn an_echo_pushes_back_on_a_peer_that_does_not_read_and_recovers(
     const MESSAGES: usize = 768;
     const SIZE: usize = 64 * 1024;
     let payload = vec![7u8; SIZE];
-    let server = Server::start(program, &[]).await;
+    let server = Running::start(program, &[]).await;
     let (mut sink, mut stream) = server.connect().await.split();
 
     // Write without reading until a write makes no progress for half a second.
@@ -332,7 +332,7 @@ async fn a_signal_right_after_the_startup_line_is_a_clean_shutdown(
 ) {
     // Whoever reads the start-up line may signal at once: the handlers are
     // already in place.
-    let mut server = Server::start(program, &[]).await;
+    let mut server = Running::start(program, &[]).await;
     server.signal(Signal::SIGINT);
     let status = server.wait_exit(std::time::Duration::from_secs(2)).await;
     assert!(status.success(), "exit status {status}");
@@ -342,7 +342,7 @@ async fn a_half_sent_http_request_does_not_hold_up_the_shutdown(
     program: Program,
 ) {
     use tokio::io::AsyncWriteExt;
-    let mut server = Server::start(program, &[]).await;
+    let mut server = Running::start(program, &[]).await;
     // A client that starts a request and never finishes it.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n")

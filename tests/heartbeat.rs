@@ -2,12 +2,12 @@
 //! pong. The same tests, one body each, run against lesson 03 on the other
 //! stacks (`stacks/`, with `--features stacks`).
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
 use common::{
-    Program, Server, WAIT, close, masked_frame, next, next_data, raw_upgrade,
+    Program, Running, WAIT, close, masked_frame, next, next_data, raw_upgrade,
     read_until_hangup, silent_peer,
 };
 use futures::SinkExt;
@@ -38,7 +38,7 @@ async fn a_peer_that_never_answers_is_dropped_within_interval_plus_timeout(
 ) {
     let (interval, timeout) =
         (Duration::from_millis(200), Duration::from_millis(300));
-    let server = Server::start(
+    let server = Running::start(
         program,
         &["--ping-interval", "200ms", "--pong-timeout", "300ms"],
     )
@@ -74,7 +74,7 @@ fn missed_pongs(n: u64) -> impl Fn(&serde_json::Value) -> bool {
 // ANCHOR_END: silent_peer
 
 async fn a_responsive_peer_stays_connected(program: Program) {
-    let server = Server::start(
+    let server = Running::start(
         program,
         &["--ping-interval", "50ms", "--pong-timeout", "50ms"],
     )
@@ -96,7 +96,7 @@ async fn a_responsive_peer_stays_connected(program: Program) {
 }
 
 async fn an_unsolicited_pong_does_not_count_as_the_answer(program: Program) {
-    let server = Server::start(
+    let server = Running::start(
         program,
         &["--ping-interval", "100ms", "--pong-timeout", "200ms"],
     )
@@ -125,7 +125,7 @@ async fn a_peer_that_stops_reading_is_dropped_while_data_flows(program: Program)
     // No ping is due within the test, and a send may wait 500 ms: a peer
     // dropped in time was dropped by the deadline on a blocked send.
     let args = ["--ping-interval", "30s", "--pong-timeout", "500ms"];
-    let server = Server::start(program, &args).await;
+    let server = Running::start(program, &args).await;
     let mut peer = common::stuck_peer(server.addr, &[]).await;
 
     // Write 16 KiB messages until a write fails: once the server drops the
@@ -177,7 +177,7 @@ async fn durations_are_validated(program: Program) {
 async fn keeps_the_contract_of_every_server(program: Program) {
     let (status, _, stderr) = common::run_to_exit(program, &["nowhere"]).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
-    let mut server = Server::start(program, &[]).await;
+    let mut server = Running::start(program, &[]).await;
     assert_eq!(server.get("/").await.status, 200);
     assert_eq!(server.get("/ws").await.status, 400);
     server.hangs_up_after_a_clients_close().await;

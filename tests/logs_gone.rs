@@ -6,9 +6,9 @@
 //! Every server lesson that runs without Redis, lessons 10 and 11 with
 //! `--features with-redis`, and the stacks' programs with `--features stacks`.
 
-mod common;
+use ws_harness as common;
 
-use common::{Program, Redis, Server};
+use common::{Program, Redis, Running};
 use nix::sys::signal::Signal;
 
 common::contract! {
@@ -61,7 +61,7 @@ async fn keeps_serving_and_stops_cleanly_with_no_one_reading_its_logs(
     };
     // Everything at trace level: every connection and request is logged, by
     // the program or by the libraries under it.
-    let mut server = Server::start_logging(program, &args, "trace").await;
+    let mut server = Running::start_logging(program, &args, "trace").await;
     server.close_log().await;
 
     // Each step writes log lines, and each of those writes fails.
@@ -81,7 +81,7 @@ async fn keeps_serving_and_stops_cleanly_with_no_one_reading_its_logs(
 
 /// A WebSocket to `program`, as its clients open one; `None` for lesson 07,
 /// which has none.
-async fn connect(server: &Server, program: Program) -> Option<common::Client> {
+async fn connect(server: &Running, program: Program) -> Option<common::Client> {
     let bearer = format!("Bearer {TOKEN}");
     Some(match program.name() {
         "07_long_polling" => return None,

@@ -1,17 +1,17 @@
 //! Lesson 07, `examples/07_long_polling/`: the feed over HTTP long polling.
 
-mod common;
+use ws_harness as common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, http_get};
+use common::{Running, http_get};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const EXAMPLE: &str = "07_long_polling";
 
 /// `GET path`; returns the status code and the JSON body.
-async fn get_json(server: &Server, path: &str) -> (u16, Value) {
+async fn get_json(server: &Running, path: &str) -> (u16, Value) {
     let response = server.get(path).await;
     let content_type = response.header("content-type").unwrap_or_default();
     assert!(
@@ -35,7 +35,7 @@ fn seqs(answer: &Value) -> Vec<u64> {
 // ANCHOR: waits
 #[tokio::test]
 async fn a_poll_with_nothing_new_waits_for_the_next_reading() {
-    let server = Server::start(EXAMPLE, &["--rate", "5"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "5"]).await;
     // Catch up first: after this, the client has everything the server has.
     let (_, first) = get_json(&server, "/poll?after=0").await;
     let mut after = first["next"].as_u64().expect("next");
@@ -65,7 +65,7 @@ async fn a_poll_with_nothing_new_waits_for_the_next_reading() {
 async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
     // One reading every 100 s: the 200 ms poll timeout comes first.
     let server =
-        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "200ms"])
+        Running::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "200ms"])
             .await;
     let (_, first) = get_json(&server, "/poll?after=0").await;
     let after = first["next"].as_u64().expect("next");
@@ -88,7 +88,7 @@ async fn a_poll_that_times_out_answers_with_nothing_and_the_same_after() {
 async fn wait_false_answers_at_once_even_with_nothing_new() {
     // One reading every 100 s: a waiting poll would take the whole 60 s timeout.
     let server =
-        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
+        Running::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
             .await;
     let (status, answer) = get_json(&server, "/poll?after=0&wait=false").await;
     assert_eq!(status, 200);
@@ -99,7 +99,7 @@ async fn wait_false_answers_at_once_even_with_nothing_new() {
 // ANCHOR: bookkeeping
 #[tokio::test]
 async fn following_next_loses_nothing_between_polls() {
-    let server = Server::start(EXAMPLE, &["--rate", "500"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "500"]).await;
     let mut after = 0;
     let mut all = Vec::new();
     for _ in 0..30 {
@@ -124,7 +124,7 @@ async fn following_next_loses_nothing_between_polls() {
 #[tokio::test]
 async fn a_client_that_polls_too_seldom_is_told_what_it_missed() {
     let server =
-        Server::start(EXAMPLE, &["--rate", "2000", "--history", "10"]).await;
+        Running::start(EXAMPLE, &["--rate", "2000", "--history", "10"]).await;
     // Wait until the feed has moved well past the history.
     let mut after = 0;
     while after < 100 {
@@ -144,7 +144,7 @@ async fn a_client_that_polls_too_seldom_is_told_what_it_missed() {
 
 #[tokio::test]
 async fn bad_parameters_get_400_with_a_json_error() {
-    let server = Server::start(EXAMPLE, &["--rate", "5"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "5"]).await;
     for (path, expected) in [
         ("/poll", "missing field `after`"),
         ("/poll?after=abc", "after: invalid digit"),
@@ -170,7 +170,7 @@ async fn bad_parameters_get_400_with_a_json_error() {
 async fn a_waiting_poll_answers_at_once_on_shutdown() {
     // One reading every 100 s, the first of them 100 s from now: a poll waits.
     let mut server =
-        Server::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
+        Running::start(EXAMPLE, &["--rate", "0.01", "--poll-timeout", "60s"])
             .await;
     let idle = server.stats().await;
     assert_eq!(idle["waiting_polls"], 0, "{idle}");

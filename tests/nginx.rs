@@ -4,12 +4,12 @@
 //! client's address, not nginx's, only from the proxy they trust.
 #![cfg(feature = "with-nginx")]
 
-mod common;
+use ws_harness as common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::{Client, Nginx, Server, WAIT, connect_from, next_data, next_json};
+use common::{Client, Nginx, Running, WAIT, connect_from, next_data, next_json};
 use futures::{SinkExt, StreamExt};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::{Error, Message};
@@ -46,7 +46,7 @@ fn refused_with(result: Result<Client, Error>) -> u16 {
 // ANCHOR: upgrade
 #[tokio::test]
 async fn the_upgrade_and_the_page_go_through_nginx() {
-    let server = Server::start("05_dashboard", &[]).await;
+    let server = Running::start("05_dashboard", &[]).await;
     let nginx = Nginx::start(&[server.addr], IDLE).await;
     let mut client = through(&nginx, loopback(1), "/ws", &[])
         .await
@@ -87,7 +87,7 @@ async fn an_idle_connection_outlives_proxy_read_timeout_because_the_server_pings
     // Lesson 03 echoes, and sends nothing else but its pings: every 300 ms,
     // well within nginx's 1 s.
     let args = ["--ping-interval", "300ms", "--pong-timeout", "1s"];
-    let server = Server::start("03_heartbeat", &args).await;
+    let server = Running::start("03_heartbeat", &args).await;
     let nginx = Nginx::start(&[server.addr], IDLE).await;
     let mut client = through(&nginx, loopback(1), "/ws", &[]).await.unwrap();
     // Three times nginx's timeout without a word from the client.
@@ -104,7 +104,7 @@ async fn an_idle_connection_outlives_proxy_read_timeout_because_the_server_pings
 async fn an_idle_connection_without_pings_is_cut_by_nginx_after_its_timeout() {
     // The same server, but its first ping would come after a minute.
     let args = ["--ping-interval", "60s"];
-    let server = Server::start("03_heartbeat", &args).await;
+    let server = Running::start("03_heartbeat", &args).await;
     let nginx = Nginx::start(&[server.addr], IDLE).await;
     let mut client = through(&nginx, loopback(1), "/ws", &[]).await.unwrap();
     let connected = Instant::now();
@@ -131,7 +131,7 @@ async fn an_idle_connection_without_pings_is_cut_by_nginx_after_its_timeout() {
 async fn a_page_served_through_nginx_is_the_same_origin_as_its_websocket() {
     // Lesson 08 compares the Origin with the Host the browser asked for, which
     // nginx passes on (`proxy_set_header Host $http_host`).
-    let server = Server::start("08_production", &["--no-auth"]).await;
+    let server = Running::start("08_production", &["--no-auth"]).await;
     let nginx = Nginx::start(&[server.addr], IDLE).await;
     let own = format!("http://{}", nginx.addr);
     let origin = [("Origin", own.as_str())];
@@ -142,15 +142,15 @@ async fn a_page_served_through_nginx_is_the_same_origin_as_its_websocket() {
 }
 
 /// Lesson 08 with one connection per client address, and `extra` flags.
-async fn one_per_address(extra: &[&str]) -> Server {
+async fn one_per_address(extra: &[&str]) -> Running {
     let args = [&["--no-auth", "--max-per-address", "1"], extra].concat();
-    Server::start("08_production", &args).await
+    Running::start("08_production", &args).await
 }
 
 /// Waits until lesson 08's `/stats` counts one open WebSocket for each of
 /// `clients`, and none for any other address: the addresses it counted the
 /// connections against.
-async fn counted_against(server: &Server, clients: &[u8]) {
+async fn counted_against(server: &Running, clients: &[u8]) {
     let expected: serde_json::Map<_, _> = clients
         .iter()
         .map(|&last| (loopback(last).to_string(), 1.into()))
@@ -222,8 +222,8 @@ async fn two_instances_of_lesson_11_behind_nginx_serve_one_room() {
     let url = redis.url();
     let args = ["--redis", url.as_str(), "--sites", "2", "--rate", "100"];
     let a =
-        Server::start("11_deploy", &[&args[..], &["--produce"]].concat()).await;
-    let b = Server::start("11_deploy", &args).await;
+        Running::start("11_deploy", &[&args[..], &["--produce"]].concat()).await;
+    let b = Running::start("11_deploy", &args).await;
     let nginx = Nginx::start(&[a.addr, b.addr], IDLE).await;
     let mut clients = Vec::new();
     for user in ["ann", "bob"] {

@@ -1,11 +1,11 @@
 //! Lesson 08, `examples/08_production/`: every defence, tested from outside.
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
 use common::{
-    Client, Server, WAIT, close_code_after, expect_close, http_post_form,
+    Client, Running, WAIT, close_code_after, expect_close, http_post_form,
     masked_frame, next, next_of, raw_upgrade_with, silent_peer, unmasked_frame,
 };
 use futures::SinkExt;
@@ -19,7 +19,7 @@ const TOKEN: &str = "test-token-3f9a";
 
 /// The server the bad-input table runs against: small limits, so that they are
 /// quick to hit.
-async fn strict_server() -> Server {
+async fn strict_server() -> Running {
     let args = [
         "--token",
         TOKEN,
@@ -32,7 +32,7 @@ async fn strict_server() -> Server {
         "--burst",
         "20",
     ];
-    Server::start(EXAMPLE, &args).await
+    Running::start(EXAMPLE, &args).await
 }
 
 fn bearer() -> String {
@@ -40,12 +40,12 @@ fn bearer() -> String {
 }
 
 /// A tokio-tungstenite client that presents the token.
-async fn connect(server: &Server) -> Client {
+async fn connect(server: &Running) -> Client {
     server.connect_with(&[("Authorization", &bearer())]).await
 }
 
 /// `count` clients with the token, once the gauge counts them all.
-async fn connect_many(server: &Server, count: u64) -> Vec<Client> {
+async fn connect_many(server: &Running, count: u64) -> Vec<Client> {
     let mut clients = Vec::new();
     for _ in 0..count {
         clients.push(connect(server).await);
@@ -59,7 +59,7 @@ async fn connect_many(server: &Server, count: u64) -> Vec<Client> {
 }
 
 /// Proof that the server still serves: a new client gets its snapshot and an ack.
-async fn still_serves(server: &Server) {
+async fn still_serves(server: &Running) {
     let mut client = connect(server).await;
     let subscribe = r#"{"type":"subscribe","id":42,"sensors":[]}"#;
     client.send(Message::text(subscribe)).await.expect("send");
@@ -226,7 +226,7 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
         "--no-origin",
         "deny",
     ];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let auth = ("Authorization", bearer());
     for (origin, expected) in [
         (Some("https://dash.example"), 101),
@@ -243,7 +243,7 @@ async fn origins_follow_the_allow_list_and_the_no_origin_rule() {
 // ANCHOR: login
 #[tokio::test]
 async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
-    let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
+    let mut server = Running::start(EXAMPLE, &["--token", TOKEN]).await;
     let refused = http_post_form(server.addr, "/login", "token=guess").await;
     assert_eq!(refused.status, 401, "{refused}");
 
@@ -274,7 +274,7 @@ async fn a_browser_signs_in_once_and_its_cookie_opens_the_websocket() {
 #[tokio::test]
 async fn the_connection_limit_answers_503() {
     let server =
-        Server::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"])
+        Running::start(EXAMPLE, &["--token", TOKEN, "--max-connections", "2"])
             .await;
     let _first = connect(&server).await;
     let _second = connect(&server).await;
@@ -293,7 +293,7 @@ async fn the_connection_limit_answers_503() {
 
 #[tokio::test]
 async fn fifty_clients_that_vanish_leave_the_gauge_at_zero() {
-    let server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
+    let server = Running::start(EXAMPLE, &["--token", TOKEN]).await;
     let clients = connect_many(&server, 50).await;
     drop(clients); // no Close frames: the TCP connections just go away
     server
@@ -303,10 +303,10 @@ async fn fifty_clients_that_vanish_leave_the_gauge_at_zero() {
 
 #[tokio::test]
 async fn a_peer_that_stops_reading_is_dropped_even_while_a_send_is_blocked() {
-    let args = [&["--token", TOKEN][..], &Server::PUSHING_FAST].concat();
-    let mut server = Server::start(EXAMPLE, &args).await;
+    let args = [&["--token", TOKEN][..], &Running::PUSHING_FAST].concat();
+    let mut server = Running::start(EXAMPLE, &args).await;
     let bearer = bearer();
-    let bound = Server::STUCK_PEER_BOUND;
+    let bound = Running::STUCK_PEER_BOUND;
     server
         .drops_a_stuck_peer_within(&[("Authorization", &bearer)], bound)
         .await;
@@ -322,7 +322,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
         "--pong-timeout",
         "200ms",
     ];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let elapsed = silent_peer(server.addr, &[("Authorization", &bearer())])
         .await
         .dropped_after;
@@ -338,7 +338,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
 
 #[tokio::test]
 async fn twenty_clients_all_get_1001_on_shutdown() {
-    let mut server = Server::start(EXAMPLE, &["--token", TOKEN]).await;
+    let mut server = Running::start(EXAMPLE, &["--token", TOKEN]).await;
     let mut clients = connect_many(&server, 20).await;
     server.shut_down_with(Signal::SIGTERM, &mut clients).await;
 }
@@ -370,7 +370,7 @@ async fn a_full_snapshot_goes_out_whatever_the_message_limit() {
         "--rate",
         "20000",
     ];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let full = |sensor: &serde_json::Value| {
         sensor["recent"].as_array().map(Vec::len) == Some(RECENT)
     };
@@ -391,7 +391,7 @@ async fn a_full_snapshot_goes_out_whatever_the_message_limit() {
 
 #[tokio::test]
 async fn echo_mode_echoes() {
-    let server = Server::start(EXAMPLE, &["--no-auth", "--echo"]).await;
+    let server = Running::start(EXAMPLE, &["--no-auth", "--echo"]).await;
     let mut client = server.connect().await;
     client.send(Message::text("hello")).await.unwrap();
     assert_eq!(next(&mut client).await, Some(Message::text("hello")));

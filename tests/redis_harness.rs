@@ -1,9 +1,9 @@
-//! The Redis harness itself (`tests/common/redis.rs`): a real `redis-server`
+//! The Redis harness itself (`harness/src/redis.rs`): a real `redis-server`
 //! keeps its data across a stop and a crash, leaves nothing behind when
 //! dropped, and two of them never share a port.
 #![cfg(feature = "with-redis")]
 
-mod common;
+use ws_harness as common;
 
 use common::Redis;
 

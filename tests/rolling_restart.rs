@@ -4,11 +4,11 @@
 //! SIGTERM, draining its connections with 1012 over `--drain`.
 #![cfg(all(feature = "with-nginx", feature = "with-redis"))]
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
-use common::{Nginx, Process, Redis, Server, is_room_change};
+use common::{Nginx, Process, Redis, Running, is_room_change};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -16,14 +16,14 @@ const INSTANCE: &str = "11_deploy";
 const CLIENTS: usize = 4;
 
 /// Lesson 11 on the shared Redis, on `addr`, draining over 1 s on SIGTERM.
-async fn instance(redis: &Redis, addr: &str, produce: bool) -> Server {
+async fn instance(redis: &Redis, addr: &str, produce: bool) -> Running {
     let url = redis.url();
     let mut args = vec!["--redis", url.as_str(), "--rate", "100"];
     args.extend(["--drain", "1s", "--ping-interval", "300ms"]);
     if produce {
         args.push("--produce");
     }
-    Server::start_on(INSTANCE, addr, &args).await
+    Running::start_on(INSTANCE, addr, &args).await
 }
 
 /// Reads a client's events, each kept in `seen`, until it has shown `count`

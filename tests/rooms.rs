@@ -1,9 +1,9 @@
 //! Lesson 09, `examples/09_rooms`: rooms, presence, notices, a slow member
 //! and shutdown, driven by tokio-tungstenite clients.
 
-mod common;
+use ws_harness as common;
 
-use common::{Client, Server, WAIT, join, next_json, next_of, send_json};
+use common::{Client, Running, WAIT, join, next_json, next_of, send_json};
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ async fn error_for(client: &mut Client, request: Value) -> String {
 // ANCHOR: bad_names
 #[tokio::test]
 async fn a_bad_user_name_is_refused_before_the_upgrade() {
-    let server = Server::start(EXAMPLE, &[]).await;
+    let server = Running::start(EXAMPLE, &[]).await;
     let too_long = "a".repeat(33);
     for query in [
         "",
@@ -57,7 +57,7 @@ async fn a_bad_user_name_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn a_room_s_readings_reach_its_members_and_no_one_else() {
     let args = ["--sites", "3", "--sensors", "2", "--rate", "300"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut alice = server.connect_as("alice").await;
     let mut bob = server.connect_as("bob").await;
     let first = join(&mut alice, "site-1").await;
@@ -95,7 +95,7 @@ async fn a_room_s_readings_reach_its_members_and_no_one_else() {
 #[tokio::test]
 async fn a_connection_follows_several_rooms_and_leaves_one() {
     let args = ["--sites", "3", "--sensors", "1", "--rate", "300"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut alice = server.connect_as("alice").await;
     join(&mut alice, "site-1").await;
     join(&mut alice, "site-3").await;
@@ -119,7 +119,7 @@ async fn a_connection_follows_several_rooms_and_leaves_one() {
 // ANCHOR: presence
 #[tokio::test]
 async fn presence_lists_each_user_once_and_follows_leaves_and_disconnects() {
-    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "1"]).await;
     let mut bob = server.connect_as("bob").await;
     let mut alice = server.connect_as("alice").await;
     let mut alice_too = server.connect_as("alice").await;
@@ -147,7 +147,7 @@ async fn presence_lists_each_user_once_and_follows_leaves_and_disconnects() {
 // ANCHOR: notices
 #[tokio::test]
 async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
-    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "1"]).await;
     let mut tabs = [
         server.connect_as("alice").await,
         server.connect_as("alice").await,
@@ -185,7 +185,7 @@ async fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
 
 #[tokio::test]
 async fn a_notice_is_1_to_1000_characters() {
-    let server = Server::start(EXAMPLE, &["--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--rate", "1"]).await;
     let mut alice = server.connect_as("alice").await;
     let longest = "é".repeat(1000);
     let notify =
@@ -208,7 +208,7 @@ async fn a_notice_is_1_to_1000_characters() {
 #[tokio::test]
 async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     let args = ["--sites", "20", "--rate", "1"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut alice = server.connect_as("alice").await;
     let cases = [
         (
@@ -266,7 +266,7 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn five_hundred_clients_coming_and_going_leave_nothing_behind() {
     let args = ["--sites", "10", "--rate", "200"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let idle = server.stats().await;
     let clients = (0..500).map(|n| {
         let server = &server;
@@ -320,7 +320,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
     // As in lesson 05's test: every change comes from the fast member's own
     // requests, a batch at a time, so it cannot fall behind.
     let args = [&["--sites", "1"][..], &common::PACED].concat();
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     assert_eq!(server.stats().await["resyncs"], 0);
     let mut slow = server.connect_small_buffer_to("/ws?user=slow").await;
     let mut fast = server.connect_as("fast").await;
@@ -382,7 +382,7 @@ async fn a_slow_member_is_resynchronised_with_an_exact_missed() {
 
 #[tokio::test]
 async fn the_new_messages_as_they_are_sent() {
-    let server = Server::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
     let mut alice = server.connect_as("alice").await;
     let mut frames = Vec::new();
     send_json(&mut alice, json!({"type": "join", "room": "site-1"})).await;
@@ -426,7 +426,7 @@ async fn the_new_messages_as_they_are_sent() {
 
 #[tokio::test]
 async fn sigterm_sends_1001_to_every_member() {
-    let mut server = Server::start(EXAMPLE, &[]).await;
+    let mut server = Running::start(EXAMPLE, &[]).await;
     let mut alice = server.connect_as("alice").await;
     join(&mut alice, "site-1").await;
     let bob = server.connect_as("bob").await;

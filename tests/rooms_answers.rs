@@ -2,9 +2,9 @@
 //! gets exactly one answer that carries it back, success or error; without
 //! an `id`, nothing changes.
 
-mod common;
+use ws_harness as common;
 
-use common::{Server, answer_to, join, next_json, next_of, send_json};
+use common::{Running, answer_to, join, next_json, next_of, send_json};
 use serde_json::json;
 
 const EXAMPLE: &str = "09_rooms";
@@ -12,7 +12,7 @@ const EXAMPLE: &str = "09_rooms";
 // ANCHOR: ids
 #[tokio::test]
 async fn each_request_with_an_id_is_answered_with_that_id() {
-    let server = Server::start(EXAMPLE, &["--sites", "2", "--rate", "20"]).await;
+    let server = Running::start(EXAMPLE, &["--sites", "2", "--rate", "20"]).await;
     let mut alice = server.connect_as("alice").await;
     let mut bob = server.connect_as("bob").await;
     let join = json!({"type": "join", "room": "site-1"});
@@ -64,7 +64,7 @@ async fn each_request_with_an_id_is_answered_with_that_id() {
 
 #[tokio::test]
 async fn a_bad_request_with_an_id_gets_an_error_with_that_id() {
-    let server = Server::start(EXAMPLE, &["--sites", "2", "--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--sites", "2", "--rate", "1"]).await;
     let mut alice = server.connect_as("alice").await;
     answer_to(&mut alice, 1, json!({"type": "join", "room": "site-1"})).await;
     let cases = [
@@ -120,7 +120,7 @@ async fn a_bad_request_with_an_id_gets_an_error_with_that_id() {
 
 #[tokio::test]
 async fn without_an_id_a_threshold_goes_through_unanswered() {
-    let server = Server::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
     let mut alice = server.connect_as("alice").await;
     join(&mut alice, "site-1").await;
     let threshold = json!({"type": "set_threshold", "room": "site-1",
@@ -143,7 +143,7 @@ async fn without_an_id_a_threshold_goes_through_unanswered() {
 
 #[tokio::test]
 async fn the_answers_with_ids_as_they_are_sent() {
-    let server = Server::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
+    let server = Running::start(EXAMPLE, &["--sites", "1", "--rate", "1"]).await;
     let mut alice = server.connect_as("alice").await;
     let mut frames = Vec::new();
     for (id, request) in (1..).zip([

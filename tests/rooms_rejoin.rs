@@ -1,9 +1,9 @@
 //! Lesson 09, `examples/09_rooms`: thresholds as a room's changes, and a client
 //! that comes back and asks for what it missed (`join` with `after`).
 
-mod common;
+use ws_harness as common;
 
-use common::{Client, Server, next_json, next_of, send_json};
+use common::{Client, Running, next_json, next_of, send_json};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ async fn readings(client: &mut Client, count: usize) -> Vec<u64> {
 #[tokio::test]
 async fn a_client_that_comes_back_gets_exactly_what_it_missed() {
     let args = ["--sites", "1", "--rate", "200", "--history", "1000"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut first = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let epoch = ask(&mut first, join, &["snapshot"]).await["epoch"].clone();
@@ -61,7 +61,7 @@ async fn a_client_that_comes_back_gets_exactly_what_it_missed() {
 #[tokio::test]
 async fn past_the_history_a_rejoin_gets_a_snapshot_that_counts_the_gap() {
     let args = ["--sites", "1", "--rate", "500", "--history", "10"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut watcher = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let snapshot = ask(&mut watcher, join, &["snapshot"]).await;
@@ -84,7 +84,7 @@ async fn past_the_history_a_rejoin_gets_a_snapshot_that_counts_the_gap() {
 #[tokio::test]
 async fn a_threshold_is_one_of_the_room_s_changes_for_its_members() {
     let args = ["--sites", "2", "--rate", "100"];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut ann = server.connect_as("ann").await;
     let mut bob = server.connect_as("bob").await;
     let mut cid = server.connect_as("cid").await;
@@ -128,7 +128,7 @@ async fn a_threshold_is_one_of_the_room_s_changes_for_its_members() {
 #[tokio::test]
 async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
     let args = ["--sites", "1", "--rate", "200"];
-    let mut server = Server::start(EXAMPLE, &args).await;
+    let mut server = Running::start(EXAMPLE, &args).await;
     let mut client = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1"});
     let epoch = ask(&mut client, join, &["snapshot"]).await["epoch"].clone();
@@ -137,7 +137,7 @@ async fn after_a_restart_a_rejoin_gets_a_snapshot_of_the_new_numbering() {
     let addr = server.addr.to_string();
     server.shut_down_with(Signal::SIGTERM, &mut [client]).await;
 
-    let server = Server::start_on(EXAMPLE, &addr, &args).await;
+    let server = Running::start_on(EXAMPLE, &addr, &args).await;
     let mut client = server.connect_as("ann").await;
     let join = json!({"type": "join", "room": "site-1", "after": last,
         "epoch": epoch});

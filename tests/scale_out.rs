@@ -2,10 +2,10 @@
 //! Redis (`redis-server`, started by each test on a free port).
 #![cfg(feature = "with-redis")]
 
-mod common;
+use ws_harness as common;
 
 use common::{
-    Client, Process, Redis, Server, answer_to, is_room_change, next_json,
+    Client, Process, Redis, Running, answer_to, is_room_change, next_json,
     next_of, run_to_exit, send_json,
 };
 use nix::sys::signal::Signal;
@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 const EXAMPLE: &str = "10_scale_out";
 
 /// An instance on the shared Redis; the first of a test produces.
-async fn instance(redis: &Redis, produce: bool, extra: &[&str]) -> Server {
+async fn instance(redis: &Redis, produce: bool, extra: &[&str]) -> Running {
     let url = redis.url();
     let mut args = vec!["--redis", url.as_str(), "--sites", "2", "--rate", "200"];
     if produce {
         args.push("--produce");
     }
     args.extend_from_slice(extra);
-    Server::start(EXAMPLE, &args).await
+    Running::start(EXAMPLE, &args).await
 }
 
 /// Joins `room`, and returns the answer (a snapshot, or `joined`).

@@ -2,12 +2,12 @@
 //! heads that never complete, idle keep-alive connections, and more
 //! connections than the cap, all from raw TCP sockets.
 
-mod common;
+use ws_harness as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, HttpResponse, Server, WAIT, next};
+use common::{Client, HttpResponse, Running, WAIT, next};
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,9 +26,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An echo server (no token) whose request heads must arrive within
 /// [`HEADER_TIMEOUT`].
-async fn impatient_server() -> Server {
+async fn impatient_server() -> Running {
     let args = ["--no-auth", "--echo", "--header-timeout", "3s"];
-    Server::start(EXAMPLE, &args).await
+    Running::start(EXAMPLE, &args).await
 }
 
 /// Proof that a WebSocket still works: a message comes back.
@@ -197,7 +197,7 @@ async fn beyond_the_cap_a_connection_is_closed_at_once_and_websockets_carry_on()
         "--header-timeout",
         "60s",
     ];
-    let server = Server::start(EXAMPLE, &args).await;
+    let server = Running::start(EXAMPLE, &args).await;
     let mut client = server.connect().await;
     // One connection for /stats, kept alive (a new one for each request
     // would count too), until the upgraded WebSocket has given its place back.

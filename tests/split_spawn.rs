@@ -3,11 +3,11 @@
 //! owns the socket. The same contract tests run against both; the tests after
 //! them measure what each form costs.
 
-mod common;
+use ws_harness as common;
 
 use std::time::Duration;
 
-use common::{Program, Server, close, masked_frame, next_text, stuck_peer};
+use common::{Program, Running, close, masked_frame, next_text, stuck_peer};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +34,7 @@ common::contract! {
 // ANCHOR_END: programs
 
 async fn echoes_while_it_ticks(program: Program) {
-    let server = Server::start(program, &["--tick", "50ms"]).await;
+    let server = Running::start(program, &["--tick", "50ms"]).await;
     let mut client = server.connect().await;
 
     // The first tick of a tokio interval fires at once.
@@ -67,7 +67,7 @@ async fn echoes_while_it_ticks(program: Program) {
 }
 
 async fn a_client_that_vanishes_leaves_no_task_behind(program: Program) {
-    let server = Server::start(program, &["--tick", "1h"]).await;
+    let server = Running::start(program, &["--tick", "1h"]).await;
     let idle = server.stats().await;
     let mut client = server.connect().await;
     assert_eq!(next_text(&mut client).await, "tick 1");
@@ -80,7 +80,7 @@ async fn a_client_that_vanishes_leaves_no_task_behind(program: Program) {
 }
 
 async fn ctrl_c_sends_1001_and_exits_zero(program: Program) {
-    let mut server = Server::start(program, &["--tick", "1h"]).await;
+    let mut server = Running::start(program, &["--tick", "1h"]).await;
     let mut client = server.connect().await;
     assert_eq!(next_text(&mut client).await, "tick 1");
     server.shut_down_with(Signal::SIGINT, &mut [client]).await;
@@ -118,7 +118,7 @@ async fn one_owner_runs_one_task_per_connection() {
 /// Opens two connections and checks that each adds `per_connection` tasks to
 /// the runtime's count, and that no task outlives them once they close.
 async fn tasks_per_connection_are(program: Program, per_connection: u64) {
-    let server = Server::start(program, &["--tick", "1h"]).await;
+    let server = Running::start(program, &["--tick", "1h"]).await;
     let idle = server.stats().await["tasks"]
         .as_u64()
         .expect("a task count");
@@ -201,7 +201,7 @@ async fn stuck_peer_sends_then_ends(
     program: Program,
     watch: Duration,
 ) -> StuckPeerSaw {
-    let server = Server::start(program, &["--tick", "1h"]).await;
+    let server = Running::start(program, &["--tick", "1h"]).await;
     let (mut reading, mut writing) =
         stuck_peer(server.addr, &[]).await.into_split();
 

@@ -5,13 +5,13 @@
 //! `127.0.0.1` with rcgen, in a temporary directory: nothing secret is in the
 //! repository, and nothing outlives the test.
 
-mod common;
+use ws_harness as common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Client, HttpResponse, Process, Server, WAIT, close, next_data};
+use common::{Client, HttpResponse, Process, Running, WAIT, close, next_data};
 use futures::SinkExt;
 use nix::sys::signal::Signal;
 use rcgen::{
@@ -114,14 +114,14 @@ fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
 }
 
 /// Starts `example` with TLS, and extra `args`.
-async fn start_tls(example: &'static str, pki: &Pki, args: &[&str]) -> Server {
+async fn start_tls(example: &'static str, pki: &Pki, args: &[&str]) -> Running {
     let tls = pki.server_args();
     let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
-    Server::start(example, &[&tls[..], args].concat()).await
+    Running::start(example, &[&tls[..], args].concat()).await
 }
 
 /// `wss://localhost:PORT/ws` of `server`.
-fn wss_url(server: &Server) -> String {
+fn wss_url(server: &Running) -> String {
     format!("wss://localhost:{}/ws", server.addr.port())
 }
 
@@ -148,7 +148,7 @@ const STATS: &str =
 
 /// Asks for `/stats` over TLS until `ready` holds, for at most `WAIT`.
 async fn https_stats_until(
-    server: &Server,
+    server: &Running,
     pki: &Pki,
     what: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
@@ -168,7 +168,7 @@ async fn https_stats_until(
 
 /// One HTTP/1.1 request over TLS on a new connection, read until the server
 /// closes it.
-async fn https(server: &Server, pki: &Pki, request: &str) -> HttpResponse {
+async fn https(server: &Running, pki: &Pki, request: &str) -> HttpResponse {
     let exchange = async {
         let tcp = TcpStream::connect(server.addr).await.expect("connect");
         let name = ServerName::try_from("localhost").expect("a name");
@@ -306,7 +306,7 @@ async fn the_login_cookie_is_secure_over_tls_and_only_then() {
 
     // Over plain HTTP the same sign-in sets no `Secure`: browsers would drop
     // such a cookie from a site that is not HTTPS.
-    let plain = Server::start("08_production", &["--token", TOKEN]).await;
+    let plain = Running::start("08_production", &["--token", TOKEN]).await;
     let form = format!("token={TOKEN}");
     let signed_in = common::http_post_form(plain.addr, "/login", &form).await;
     let cookie = signed_in.header("set-cookie").expect("a session cookie");

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 /// For a peer server: binds the address given as the program's first argument
 /// (127.0.0.1:0 without one) and prints `listening on ws://ADDR/ws`, the line
-/// from which the bench learns the port (`process::Server::start`).
+/// from which the bench learns the port (`ws_harness::Running::start_binary`).
 pub async fn listen() -> std::io::Result<TcpListener> {
     let addr = std::env::args()
         .nth(1)

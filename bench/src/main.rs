@@ -12,7 +12,6 @@
 mod load;
 mod process;
 mod proxy;
-mod redis;
 mod report;
 mod scenario;
 mod stats;

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use ws_harness::{
+    FIN, HttpResponse, masked_frame, read_head, upgrade_request_to,
+};
 
 /// An open WebSocket connection, counting the bytes that cross it.
 pub struct Conn {
@@ -57,15 +60,9 @@ impl Conn {
         }
         socket.set_nodelay(true)?;
         let mut tcp = socket.connect(addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
+        let request = upgrade_request_to(&addr.to_string(), path, &[]);
         tcp.write_all(request.as_bytes()).await?;
-        let mut head = Vec::with_capacity(256);
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await?);
-        }
+        let head = read_head(&mut tcp).await?;
         if !head.starts_with(b"HTTP/1.1 101") {
             return Err(std::io::Error::other(
                 String::from_utf8_lossy(&head).into_owned(),
@@ -79,7 +76,7 @@ impl Conn {
         })
     }
 
-    /// Writes a frame made by `masked_frame`.
+    /// Writes a frame made by `ws_harness::masked_frame`.
     pub async fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
         self.bytes_out += frame.len() as u64;
         self.tcp.write_all(frame).await
@@ -111,7 +108,7 @@ impl Conn {
         self.bytes_in += 2 + length as u64;
         let opcode = head[0] & 0x0F;
         if opcode == OPCODE_PING {
-            let pong = masked_frame(OPCODE_PONG, &self.payload);
+            let pong = masked_frame(FIN | OPCODE_PONG, &self.payload);
             self.write(&pong).await?;
         }
         Ok(opcode)
@@ -131,26 +128,6 @@ pub const OPCODE_CLOSE: u8 = 0x8;
 pub const OPCODE_PING: u8 = 0x9;
 /// The opcode of a Pong frame.
 pub const OPCODE_PONG: u8 = 0xA;
-
-/// A masked client frame (FIN set) with `opcode` and `payload`.
-pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let key = [0x37, 0xfa, 0x21, 0x3d];
-    frame.extend_from_slice(&key);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    frame
-}
 
 /// The number after `"key":` in a JSON text, without parsing all of it.
 pub fn json_number(text: &[u8], key: &str) -> Option<u64> {
@@ -192,15 +169,10 @@ impl Http {
             format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
         self.tcp.write_all(request.as_bytes()).await?;
         self.bytes_out += request.len() as u64;
-        let mut head = Vec::with_capacity(256);
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(self.tcp.read_u8().await?);
-        }
-        let head_text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let length: usize = head_text
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .and_then(|value| value.trim().parse().ok())
+        let head = read_head(&mut self.tcp).await?;
+        let length: usize = HttpResponse::parse(&String::from_utf8_lossy(&head))
+            .header("content-length")
+            .and_then(|value| value.parse().ok())
             .ok_or_else(|| std::io::Error::other("no content-length"))?;
         let mut body = vec![0; length];
         self.tcp.read_exact(&mut body).await?;

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use super::open;
 use crate::Plan;
-use crate::process::Server;
 use crate::stats::histogram;
-use ws_bench::wire::masked_frame;
+use ws_harness::{FIN, Running, masked_frame};
 
 /// What one closed-loop echo run measured.
 #[derive(Clone, Copy)]
@@ -29,12 +28,12 @@ pub struct EchoRun {
 /// `connections` connections, one message of `size` bytes in flight on each,
 /// closed loop; `plan.warm_up`, then `plan.measure` counted.
 pub async fn echo(
-    server: &Server,
+    server: &Running,
     connections: usize,
     size: usize,
     plan: &Plan,
 ) -> io::Result<EchoRun> {
-    let frame = Arc::new(masked_frame(0x2, &vec![0x5a; size]));
+    let frame = Arc::new(masked_frame(FIN | 0x2, &vec![0x5a; size]));
     // Connect everyone first: the clock starts when the load does.
     let conns = open(server.addr, connections).await?;
     let measure_from = Instant::now() + plan.warm_up;

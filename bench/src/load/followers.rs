@@ -12,7 +12,8 @@ use tokio::task::JoinSet;
 
 use super::SNAPSHOT;
 use super::tally::Tally;
-use ws_bench::wire::{Conn, OPCODE_CLOSE, OPCODE_TEXT, masked_frame};
+use ws_bench::wire::{Conn, OPCODE_CLOSE, OPCODE_TEXT};
+use ws_harness::{FIN, masked_frame};
 
 /// Clients that may be setting up at once, in the scenarios that set up
 /// thousands (`set_up_clients`).
@@ -116,7 +117,7 @@ async fn join_room(
 ) -> io::Result<Conn> {
     let mut conn = Conn::open_path(addr, &format!("/ws?user={user}")).await?;
     let join = format!(r#"{{"type":"join","room":"site-{room}"}}"#);
-    conn.write(&masked_frame(OPCODE_TEXT, join.as_bytes()))
+    conn.write(&masked_frame(FIN | OPCODE_TEXT, join.as_bytes()))
         .await?;
     // The room's snapshot answers the join.
     read_until(&mut conn, SNAPSHOT).await?;
@@ -141,7 +142,7 @@ async fn follow_one_sensor(
         r#"{{"type":"unsubscribe","id":1,"sensors":[{}]}}"#,
         others.join(",")
     );
-    conn.write(&masked_frame(OPCODE_TEXT, unsubscribe.as_bytes()))
+    conn.write(&masked_frame(FIN | OPCODE_TEXT, unsubscribe.as_bytes()))
         .await?;
     read_until(&mut conn, br#"{"type":"ack","id":1}"#).await?;
     Ok(conn)

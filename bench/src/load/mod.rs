@@ -14,8 +14,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::process::Server;
 use ws_bench::wire::Conn;
+use ws_harness::Running;
 
 pub use closed_loop::echo;
 pub use followers::{Follow, SETUP_CONCURRENCY, follow_source, set_up_clients};
@@ -57,7 +57,7 @@ pub struct IdleMemory {
 
 /// Opens `n` connections to `server` that send and read nothing, and measures its
 /// memory.
-pub async fn idle(server: &Server, n: usize) -> io::Result<IdleMemory> {
+pub async fn idle(server: &Running, n: usize) -> io::Result<IdleMemory> {
     let before = server.rss_kib();
     let conns = open(server.addr, n).await?;
     // Let the server finish setting up the last connections.

@@ -9,8 +9,9 @@ use std::io;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Server};
+use crate::process::Binaries;
 use crate::report::{Section, Table};
+use ws_harness::{Log, Running};
 
 /// The echo servers: the lesson's, the two peers it is measured against, and
 /// the lesson's echo on the other stacks.
@@ -46,7 +47,7 @@ impl EchoServer {
         [EchoServer::StackTungstenite, EchoServer::StackActix];
 
     /// Starts the server, with its default settings.
-    pub async fn start(self, binaries: &Binaries) -> io::Result<Server> {
+    pub async fn start(self, binaries: &Binaries) -> io::Result<Running> {
         let binary = match self {
             EchoServer::Lesson => binaries.example("01_echo"),
             EchoServer::Tungstenite => binaries.bin("peer_tungstenite"),
@@ -54,7 +55,7 @@ impl EchoServer {
             EchoServer::StackTungstenite => binaries.stack("tungstenite_01_echo"),
             EchoServer::StackActix => binaries.stack("actix_01_echo"),
         };
-        Server::start(&binary, &[]).await
+        Running::start_binary(&binary, &[], Log::Discarded).await
     }
 
     /// The file descriptors the server holds for each connection: one, its

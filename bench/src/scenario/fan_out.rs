@@ -8,8 +8,9 @@ use std::io;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Server};
+use crate::process::Binaries;
 use crate::report::{Section, Table};
+use ws_harness::{Log, Running};
 
 /// The servers that push readings to every subscriber.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,15 +25,25 @@ impl FanOutServer {
         [FanOutServer::Dashboard, FanOutServer::FastWebSockets];
 
     /// Starts the server producing `rate` readings per second.
-    async fn start(self, binaries: &Binaries, rate: u32) -> io::Result<Server> {
+    async fn start(self, binaries: &Binaries, rate: u32) -> io::Result<Running> {
         let rate = rate.to_string();
         match self {
             FanOutServer::Dashboard => {
                 let args = ["--rate", &rate, "--sensors", "4", "--queue", "1024"];
-                Server::start(&binaries.example("05_dashboard"), &args).await
+                Running::start_binary(
+                    &binaries.example("05_dashboard"),
+                    &args,
+                    Log::Discarded,
+                )
+                .await
             }
             FanOutServer::FastWebSockets => {
-                Server::start(&binaries.bin("peer_fanout"), &[&rate]).await
+                Running::start_binary(
+                    &binaries.bin("peer_fanout"),
+                    &[&rate],
+                    Log::Discarded,
+                )
+                .await
             }
         }
     }

@@ -12,11 +12,12 @@ use tokio::time::Instant;
 
 use super::interleaved;
 use crate::Plan;
-use crate::process::{Binaries, Server};
+use crate::process::Binaries;
 use crate::proxy::DelayProxy;
 use crate::report::{Section, Table};
 use crate::stats::{histogram, now_ms, random_fraction};
 use ws_bench::wire::{Conn, Http, json_number};
+use ws_harness::{Log, Running};
 
 /// How the clients learn of new readings.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,8 +217,12 @@ async fn measure(
         Transport::Polling | Transport::LongPolling => "07_long_polling",
     };
     let rate = setup.rate.to_string();
-    let server =
-        Server::start(&binaries.example(example), &["--rate", &rate]).await?;
+    let server = Running::start_binary(
+        &binaries.example(example),
+        &["--rate", &rate],
+        Log::Discarded,
+    )
+    .await?;
     let proxy = match setup.network {
         Network::Loopback => None,
         Network::Delayed => Some(DelayProxy::start(server.addr, ONE_WAY).await?),

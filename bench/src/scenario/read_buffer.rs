@@ -7,8 +7,9 @@ use std::io;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Server};
+use crate::process::Binaries;
 use crate::report::{Section, Table};
+use ws_harness::{Log, Running};
 
 /// The sizes given to `--read-buffer`, as the report shows them.
 const SIZES: [&str; 3] = ["4KiB", "16KiB", "128KiB"];
@@ -39,9 +40,12 @@ pub async fn run(binaries: &Binaries, plan: &Plan) -> io::Result<String> {
         ]
     };
     let runs = interleaved(plan, "read buffer", &SIZES, async |size| {
-        let server =
-            Server::start(&binaries.example("08_production"), &args(size))
-                .await?;
+        let server = Running::start_binary(
+            &binaries.example("08_production"),
+            &args(size),
+            Log::Discarded,
+        )
+        .await?;
         let memory = load::idle(&server, n).await?.per_connection_bytes;
         let rate = load::echo(&server, 10, 16 * 1024, plan).await?.per_second;
         server.stop().await;

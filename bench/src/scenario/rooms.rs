@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load::{self, Counts, SETUP_CONCURRENCY, Tally};
-use crate::process::{Binaries, Server, SlowClients};
+use crate::process::{Binaries, SlowClients};
 use crate::report::{Section, Table};
 use ws_bench::wire::Conn;
+use ws_harness::{Log, Running};
 
 /// The two ways to send each client only its source's readings.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,7 +50,7 @@ impl RoomsServer {
     }
 
     /// Starts the server: `SOURCES` sources, `RATE` readings a second in all.
-    async fn start(self, binaries: &Binaries) -> io::Result<Server> {
+    async fn start(self, binaries: &Binaries) -> io::Result<Running> {
         let (sources, rate) = (SOURCES.to_string(), RATE.to_string());
         let mut args = match self {
             RoomsServer::ChannelPerRoom => vec![
@@ -73,7 +74,7 @@ impl RoomsServer {
             PONG_TIMEOUT,
         ]);
         let example = binaries.example(&self.to_string());
-        Server::start(&example, &args).await
+        Running::start_binary(&example, &args, Log::Discarded).await
     }
 
     /// Opens client `n`'s connection and has it follow its one source (spread
@@ -263,7 +264,7 @@ async fn measure(
     tally.measuring.store(false, Ordering::Relaxed);
     let after = Gauges::take(&server, &tally);
     let rss_mib = server.rss_kib() as f64 / 1024.0;
-    let slow = server.slow_clients().await?;
+    let slow = SlowClients::of(&server).await?;
     clients.shutdown().await;
     server.stop().await;
 
@@ -295,7 +296,7 @@ struct Gauges {
 }
 
 impl Gauges {
-    fn take(server: &Server, tally: &Tally) -> Gauges {
+    fn take(server: &Running, tally: &Tally) -> Gauges {
         Gauges {
             at: Instant::now(),
             cpu_seconds: server.cpu_seconds(),

@@ -16,9 +16,10 @@ use tokio::time::Instant;
 use super::interleaved;
 use crate::Plan;
 use crate::load;
-use crate::process::{Binaries, Process, Server, SlowClients, counter};
+use crate::process::{Binaries, SlowClients, counter, stats};
 use crate::report::{Section, Table};
 use crate::stats::median;
+use ws_harness::{Log, Process, Running};
 
 /// The two runs: every client reading, and the same with one more whose process
 /// is stopped.
@@ -231,13 +232,19 @@ async fn measure(
 ) -> io::Result<SlowConsumerRun> {
     let (rate, queue) = (RATE.to_string(), QUEUE.to_string());
     let args = ["--rate", &rate, "--sensors", "4", "--queue", &queue];
-    let server = Server::start(&binaries.example("05_dashboard"), &args).await?;
+    let server = Running::start_binary(
+        &binaries.example("05_dashboard"),
+        &args,
+        Log::Discarded,
+    )
+    .await?;
     let conns = load::open(server.addr, READING_CLIENTS).await?;
     let stopped = if run == Run::WithStoppedClient {
         let addr = server.addr.to_string();
         let args = [addr.as_str(), RECEIVE_BUFFER];
-        let (client, _) =
-            Process::start(&binaries.bin("idle_client"), &args).await?;
+        let idle_client = binaries.bin("idle_client");
+        let mut client = Process::start(&idle_client, &args, Log::Discarded)?;
+        client.startup_line(Duration::from_secs(30)).await?;
         // Let it read for a while first, as a client that stops reading at some
         // point.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -255,7 +262,7 @@ async fn measure(
     };
     let gauge = async {
         tokio::time::sleep_until(stop_ends - Duration::from_millis(200)).await;
-        counter(&server.stats().await?, "/connections")
+        counter(&stats(&server).await?, "/connections")
     };
     let (followed, before, connections) = tokio::join!(
         load::follow(conns, plan.warm_up, plan.slow_consumer),
@@ -267,7 +274,7 @@ async fn measure(
     let fate = match stopped {
         Some(mut client) => {
             client.signal(Signal::SIGCONT);
-            let said = client.next_line(RESUME_WAIT).await;
+            let said = client.next_stdout_within(RESUME_WAIT).await;
             let missed = said.as_deref().and_then(|line| {
                 line.strip_prefix("resynchronised missed=")?.parse().ok()
             });
@@ -280,8 +287,8 @@ async fn measure(
         }
         None => None,
     };
-    let slow = server.slow_clients().await?;
-    let missed_changes = counter(&server.stats().await?, "/missed_changes")?;
+    let slow = SlowClients::of(&server).await?;
+    let missed_changes = counter(&stats(&server).await?, "/missed_changes")?;
     server.stop().await;
     Ok(SlowConsumerRun {
         growth_mib,

@@ -10,9 +10,10 @@ use super::{
     PING_INTERVAL, PONG_TIMEOUT, QUEUE_ROOM, QUEUE_STREAM, RATE, SOURCES,
 };
 use crate::load;
-use crate::process::{Binaries, Log, Server, SlowClients};
-use crate::redis::Redis;
+use crate::process::{Binaries, SlowClients};
 use ws_bench::wire::{Conn, Http, json_number};
+use ws_harness::{Log, Running};
+use ws_harness::{Persistence, Redis};
 
 /// The ways from a reading's creation to the clients.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,11 +55,11 @@ impl HopServer {
             ["--sites", &sources, "--sensors", "1", "--queue", QUEUE_ROOM];
         let example = binaries.example(&self.to_string());
         let start = async |args: Vec<&str>| {
-            Server::start_with(&example, &args, Log::Kept).await
+            Running::start_binary(&example, &args, Log::Discarded).await
         };
         match self {
             HopServer::ScaleOut => {
-                let redis = Redis::start().await?;
+                let redis = Redis::start_with(Persistence::Nothing).await;
                 let url = redis.url();
                 let args: Vec<&str> = ["--redis", &url]
                     .into_iter()
@@ -139,7 +140,7 @@ pub struct Deployment {
     pub redis: Option<Redis>,
     /// The producing instance (or the one process) first, then 10's other
     /// instance.
-    pub servers: Vec<Server>,
+    pub servers: Vec<Running>,
 }
 
 impl Deployment {
@@ -160,7 +161,7 @@ impl Deployment {
 
     /// Resident memory of every process, in MiB.
     pub fn rss_mib(&self) -> f64 {
-        let servers: u64 = self.servers.iter().map(Server::rss_kib).sum();
+        let servers: u64 = self.servers.iter().map(Running::rss_kib).sum();
         let redis = self.redis.as_ref().map_or(0, Redis::rss_kib);
         (servers + redis) as f64 / 1024.0
     }
@@ -198,7 +199,7 @@ impl Deployment {
     pub async fn slow_clients(&self) -> io::Result<SlowClients> {
         let mut all = SlowClients::default();
         for server in &self.servers {
-            all = all + server.slow_clients().await?;
+            all = all + SlowClients::of(server).await?;
         }
         Ok(all)
     }
@@ -209,7 +210,7 @@ impl Deployment {
         for server in self.servers {
             log.extend(server.stop().await);
         }
-        if let Some(redis) = self.redis {
+        if let Some(mut redis) = self.redis {
             redis.stop().await;
         }
         log

@@ -15,8 +15,9 @@ use super::deployment::{Deployment, HopServer, Side};
 use super::{LIGHT_CLIENTS, Load, Setup};
 use crate::Plan;
 use crate::load::{self, Counts, Tally};
-use crate::process::{Binaries, Server, SlowClients};
-use crate::redis::{CommandStats, Redis};
+use crate::process::{Binaries, SlowClients};
+use ws_harness::Running;
+use ws_harness::{CommandStats, Redis};
 
 /// The delay of the readings from their creation to their arrival, in whole
 /// ms, at the clients of one side.
@@ -202,7 +203,11 @@ impl Gauges {
         };
         Gauges {
             at: Instant::now(),
-            servers_cpu: deployment.servers.iter().map(Server::cpu_seconds).sum(),
+            servers_cpu: deployment
+                .servers
+                .iter()
+                .map(Running::cpu_seconds)
+                .sum(),
             redis_cpu: deployment.redis.as_ref().map_or(0.0, Redis::cpu_seconds),
             counts: [tallies[0].counts(), tallies[1].counts()],
             commands,

@@ -1,7 +1,9 @@
-//! A started server example: its address, its WebSocket, its `/stats`, its log,
+//! A started server program: its address, its WebSocket, its `/stats`, its log,
 //! and the shutdown contract every server example keeps.
 
+use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -12,25 +14,29 @@ use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderName;
 
-use super::WAIT;
-use super::client::{Client, expect_close};
-use super::frames::{masked_frame, raw_upgrade, stuck_peer};
-use super::http::{HttpResponse, http_get};
-use super::process::{Process, Program};
+use crate::WAIT;
+use crate::client::{Client, expect_close};
+use crate::frames::{masked_frame, raw_upgrade, stuck_peer};
+use crate::http::{HttpResponse, http_get};
+use crate::process::{Log, Process, Program};
 
-/// A running server example, and the address it printed in its start-up line. Its
-/// process is reached through the methods below only.
-pub struct Server {
+/// A running server program (an example, a program of `stacks/`, a peer
+/// server of the benchmarks), and the address it printed in its start-up
+/// line. Its process is reached through the methods below only.
+pub struct Running {
     process: Process,
+    /// Where it listens: the address of its start-up line.
     pub addr: SocketAddr,
+    /// Its first line on stdout, `listening on ws://127.0.0.1:PORT/ws` or the
+    /// like.
     pub startup_line: String,
 }
 
-impl Server {
+impl Running {
     /// Starts `program` on `127.0.0.1:0` with extra `args`, and waits
     /// for the start-up line to learn its port.
-    pub async fn start(program: impl Into<Program>, args: &[&str]) -> Server {
-        Server::start_on(program, "127.0.0.1:0", args).await
+    pub async fn start(program: impl Into<Program>, args: &[&str]) -> Running {
+        Running::start_on(program, "127.0.0.1:0", args).await
     }
 
     // ANCHOR: start
@@ -40,41 +46,63 @@ impl Server {
         program: impl Into<Program>,
         addr: &str,
         args: &[&str],
-    ) -> Server {
+    ) -> Running {
         let process = Process::spawn(program, &[&[addr], args].concat());
-        Server::started(process).await
+        Running::listening(process, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A started `process`, once its start-up line has told its address.
-    async fn started(mut process: Process) -> Server {
-        let startup_line = process.next_stdout().await;
+    /// A started `process`, once its start-up line (within `bound`) has told
+    /// its address; an error if it did not.
+    async fn listening(
+        mut process: Process,
+        bound: Duration,
+    ) -> io::Result<Running> {
+        let startup_line = process.startup_line(bound).await?;
         let addr = startup_line
             .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
+            .ok_or_else(|| {
+                io::Error::other(format!(
                     "no ws[s]://HOST:PORT/ or http[s]://HOST:PORT/ in \
                      {startup_line:?}"
-                )
-            });
-        Server {
+                ))
+            })?;
+        Ok(Running {
             process,
             addr,
             startup_line,
-        }
+        })
     }
     // ANCHOR_END: start
 
-    /// [`Server::start`], with the logs that `filter` (`RUST_LOG`) selects.
+    /// Starts `binary` (already built) on `127.0.0.1:0` with extra `args`, its
+    /// log as `log` says, and waits 30 s at most for its start-up line: the
+    /// benchmarks' servers, which may start slowly on a loaded machine.
+    pub async fn start_binary(
+        binary: &Path,
+        args: &[&str],
+        log: Log<'_>,
+    ) -> io::Result<Running> {
+        let args = [&["127.0.0.1:0"], args].concat();
+        let process = Process::start(binary, &args, log)?;
+        Running::listening(process, Duration::from_secs(30)).await
+    }
+
+    /// [`Running::start`], with the logs that `filter` (`RUST_LOG`) selects.
     pub async fn start_logging(
         program: impl Into<Program>,
         args: &[&str],
         filter: &str,
-    ) -> Server {
+    ) -> Running {
         let args = [&["127.0.0.1:0"], args].concat();
-        Server::started(Process::spawn_logging(program, &args, filter)).await
+        let process = Process::spawn_logging(program, &args, filter);
+        Running::listening(process, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The URL of the server's WebSocket, `ws://ADDR/ws`.
@@ -136,7 +164,7 @@ impl Server {
         self.connect_small_buffer_to("/ws").await
     }
 
-    /// [`Server::connect_small_buffer`], to `path`.
+    /// [`Running::connect_small_buffer`], to `path`.
     pub async fn connect_small_buffer_to(&self, path: &str) -> Client {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
@@ -254,7 +282,7 @@ impl Server {
 
     /// How long the stuck-peer test waits: long enough for a machine busy
     /// with a build to fill the 4 MiB that a peer's path can hold, and well
-    /// before the first ping of [`Server::PUSHING_FAST`] is due, so that a peer
+    /// before the first ping of [`Running::PUSHING_FAST`] is due, so that a peer
     /// dropped in time was dropped by the deadline on a blocked send, not by a
     /// missed pong.
     pub const STUCK_PEER_BOUND: Duration = Duration::from_secs(120);
@@ -350,5 +378,15 @@ impl Server {
     /// The server's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.process.rss_kib()
+    }
+
+    /// The CPU time (user and system) the server has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.process.cpu_seconds()
+    }
+
+    /// Stops the server as [`Process::stop`] does; returns its log lines.
+    pub async fn stop(self) -> Vec<String> {
+        self.process.stop().await
     }
 }

@@ -8,27 +8,41 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::WAIT;
-use super::http::HttpResponse;
+use crate::WAIT;
+use crate::http::{HttpResponse, read_head};
 
 /// The example request from RFC 6455 section 1.3, whose accept value the RFC
 /// gives.
 pub const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-/// A browser's opening handshake, reduced to what RFC 6455 requires.
+/// The bit of a frame's first byte that marks its last fragment: `FIN |
+/// opcode` is the first byte of an unfragmented message.
+pub const FIN: u8 = 0x80;
+
+/// A browser's opening handshake to `/ws`, reduced to what RFC 6455 requires.
 pub fn upgrade_request(host: &str) -> String {
     upgrade_request_with(host, &[])
 }
 
-/// The opening handshake with extra header lines, such as
+/// The opening handshake to `/ws` with extra header lines, such as
 /// `("Origin", "http://...")`.
 pub fn upgrade_request_with(host: &str, headers: &[(&str, &str)]) -> String {
+    upgrade_request_to(host, "/ws", headers)
+}
+
+/// The opening handshake to `path` (which may carry a query,
+/// `/ws?user=alice`), with extra header lines.
+pub fn upgrade_request_to(
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> String {
     let extra: String = headers
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
         .collect();
     format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n\
          Upgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {RFC_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
@@ -65,13 +79,10 @@ async fn upgrade_on(
     let handshake = async {
         let request = upgrade_request_with(&addr.to_string(), headers);
         tcp.write_all(request.as_bytes()).await.expect("write");
-        // Read the response head byte by byte, so no frame after it is consumed.
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let byte =
-                tcp.read_u8().await.expect("the response head is complete");
-            head.push(byte);
-        }
+        // No frame after the head is consumed.
+        let head = read_head(&mut tcp)
+            .await
+            .expect("the response head is complete");
         let head = String::from_utf8(head).expect("the head is text");
         (tcp, HttpResponse::parse(&head))
     };

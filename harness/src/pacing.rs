@@ -22,9 +22,9 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::WAIT;
-use super::client::{Client, next_json};
-use super::frames::{frame_extent, raw_upgrade, server_frames};
+use crate::WAIT;
+use crate::client::{Client, next_json};
+use crate::frames::{frame_extent, raw_upgrade, server_frames};
 
 /// The server's `--queue` in [`PACED`]: how far a client may fall behind.
 pub const PACED_QUEUE: usize = 1024;
@@ -49,7 +49,7 @@ pub const PACED: [&str; 8] = [
 ///
 /// The path holds at most what the kernel lets a socket's send buffer grow to
 /// (the maximum of `net.ipv4.tcp_wmem`), the 4 KiB receive buffer of
-/// `Server::connect_small_buffer`, and 64 KiB for the segment in flight and
+/// `Running::connect_small_buffer`, and 64 KiB for the segment in flight and
 /// the library's write buffer.
 pub fn changes_to_overflow(sample: &Value) -> usize {
     let frame_bytes = sample.to_string().len() + 2;
@@ -159,7 +159,7 @@ impl Drain {
 }
 
 /// A frame as tungstenite would have given it.
-fn to_message(frame: super::frames::ServerFrame) -> Message {
+fn to_message(frame: crate::frames::ServerFrame) -> Message {
     match frame.opcode {
         0x1 => Message::text(String::from_utf8(frame.payload).expect("UTF-8")),
         0x8 => Message::Close(frame.payload.get(..2).map(|code| {

@@ -25,9 +25,9 @@ use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderName;
 
-use super::WAIT;
-use super::client::Client;
-use super::process::{free_port, fresh_dir};
+use crate::WAIT;
+use crate::client::Client;
+use crate::process::{free_port, fresh_dir};
 
 /// The template the tests fill in: the file the book explains, as it is.
 const TEMPLATE: &str = include_str!("../../deploy/nginx.conf");

@@ -9,9 +9,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::WAIT;
+use crate::WAIT;
 
-/// A WebSocket client, as `Server::connect` opens it.
+/// A WebSocket client, as `Running::connect` opens it.
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 // ANCHOR: next

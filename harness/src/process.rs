@@ -1,6 +1,8 @@
 //! An example's binary as a child process: built by cargo, spawned, its output
-//! read line by line, signalled, and waited for.
+//! read line by line, signalled, and waited for; and what a process uses of
+//! CPU and memory, from /proc.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -12,7 +14,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// A server program the tests run: an example of this crate, or one of the
 /// stacks crate's programs (`stacks/`), which keep an example's contract.
@@ -94,7 +96,8 @@ fn built(target: &[&str], path: &Path) -> PathBuf {
             build.arg("--release");
         }
         // An example with the same features as this test, so that cargo does
-        // not rebuild for nothing (the stacks crate has none).
+        // not rebuild for nothing (the stacks crate has none). The root crate's
+        // features turn on this crate's of the same name.
         let features = [
             ("browser", cfg!(feature = "browser")),
             ("with-redis", cfg!(feature = "with-redis")),
@@ -111,14 +114,26 @@ fn built(target: &[&str], path: &Path) -> PathBuf {
 }
 // ANCHOR_END: example_binary
 
-/// A running example process, with its stdout and stderr collected line by line
-/// so that a test can wait for a line. Dropping it kills the process.
+/// A running program, with its stdout and stderr collected line by line so
+/// that a caller can wait for a line. Dropping it kills the process.
 pub struct Process {
     child: Child,
+    /// The path it was started from, for error messages.
+    binary: PathBuf,
     stdout: mpsc::UnboundedReceiver<String>,
     stderr: mpsc::UnboundedReceiver<String>,
     /// The task that reads stderr, and holds our end of its pipe.
     stderr_reader: tokio::task::JoinHandle<()>,
+}
+
+/// What becomes of a program's log (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log<'a> {
+    /// Thrown away, with `RUST_LOG=warn`: a server under load spends next to
+    /// nothing on it (the benchmarks).
+    Discarded,
+    /// Read line by line, with this `RUST_LOG` filter.
+    Kept(&'a str),
 }
 
 // ANCHOR: wait_for_log
@@ -190,25 +205,44 @@ impl Process {
         args: &[&str],
         filter: &str,
     ) -> Process {
-        let program = program.into();
-        let mut child = Command::new(program.binary())
+        Process::start(&program.into().binary(), args, Log::Kept(filter))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `binary` with `args`, already built (the benchmarks build
+    /// theirs in release mode first), its log as `log` says.
+    pub fn start(binary: &Path, args: &[&str], log: Log) -> io::Result<Process> {
+        let (filter, stderr) = match log {
+            Log::Discarded => ("warn", Stdio::null()),
+            Log::Kept(filter) => (filter, Stdio::piped()),
+        };
+        let mut child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
-            .expect("the example starts");
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "cannot start {}: {e}",
+                    binary.display()
+                ))
+            })?;
         let (stdout, _) = lines_of(child.stdout.take().expect("stdout is piped"));
-        let (stderr, stderr_reader) =
-            lines_of(child.stderr.take().expect("stderr is piped"));
-        Process {
+        // Without a pipe, a channel that is closed at once: no lines.
+        let (stderr, stderr_reader) = match child.stderr.take() {
+            Some(stderr) => lines_of(stderr),
+            None => lines_of(tokio::io::empty()),
+        };
+        Ok(Process {
             child,
+            binary: binary.to_owned(),
             stdout,
             stderr,
             stderr_reader,
-        }
+        })
     }
 
     /// Stops reading stderr and closes our end of its pipe, as a log
@@ -306,6 +340,36 @@ impl Process {
         lines
     }
 
+    /// The first line on stdout, which a program prints once it is ready (a
+    /// server its address, a client that it is connected), within `bound`;
+    /// an error if it exits first or prints nothing in time.
+    pub async fn startup_line(&mut self, bound: Duration) -> io::Result<String> {
+        let name = self.binary.display();
+        match timeout(bound, self.stdout.recv()).await {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => Err(io::Error::other(format!(
+                "{name} exited before printing a line"
+            ))),
+            Err(_) => Err(io::Error::other(format!(
+                "{name} printed nothing within {bound:?}"
+            ))),
+        }
+    }
+
+    /// The next line on stdout, if one comes within `bound`; `None` once the
+    /// process has exited.
+    pub async fn next_stdout_within(
+        &mut self,
+        bound: Duration,
+    ) -> Option<String> {
+        timeout(bound, self.stdout.recv()).await.ok().flatten()
+    }
+
+    /// The process's id, while it has not been waited for.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The next line on stdout.
     pub async fn next_stdout(&mut self) -> String {
         match timeout(WAIT, self.stdout.recv()).await {
@@ -315,12 +379,33 @@ impl Process {
         }
     }
 
-    /// Sends a signal to the process, as Ctrl-C (SIGINT) or `kill` (SIGTERM)
-    /// would.
+    /// Sends a signal to the process, as Ctrl-C (SIGINT), `kill` (SIGTERM) or
+    /// a job control (SIGSTOP, SIGCONT) would. A process already gone is no
+    /// error: a test then fails on what it waits for next.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = self.child.id().expect("the process is running") as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
-            .expect("signal sent");
+        if let Some(pid) = self.child.id() {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// Stops the process as an operator would: SIGTERM, and up to 5 s to exit
+    /// (then SIGKILL). Returns the lines of its log (none if it was
+    /// discarded), read to the end within 5 s more.
+    pub async fn stop(mut self) -> Vec<String> {
+        const BOUND: Duration = Duration::from_secs(5);
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        if timeout(BOUND, self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+        }
+        let mut lines = Vec::new();
+        let _ = timeout(BOUND, async {
+            while let Some(line) = self.stderr.recv().await {
+                lines.push(line);
+            }
+        })
+        .await;
+        lines
     }
 
     /// Waits at most `bound` for the process to exit.
@@ -333,19 +418,50 @@ impl Process {
             .expect("the exit status is readable")
     }
 
-    /// The process's resident memory, in KiB, from /proc.
+    /// The process's resident memory, in KiB, from /proc. Panics once it has
+    /// exited: a reading of a process that is gone would be no reading.
     pub fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("the process is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .expect("/proc");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| {
-                rest.trim().trim_end_matches("kB").trim().parse().ok()
-            })
-            .expect("VmRSS in /proc/PID/status")
+        self.pid()
+            .and_then(rss_kib)
+            .expect("the process is running: VmRSS in /proc/PID/status")
     }
+
+    /// The CPU time (user and system) the process has used, in seconds, from
+    /// /proc. Panics once it has exited.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.pid()
+            .and_then(cpu_seconds)
+            .expect("the process is running: /proc/PID/stat")
+    }
+}
+
+/// The resident memory of process `pid`, in KiB, from /proc/PID/status; `None`
+/// once it has exited.
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The CPU time (user and system) that process `pid` has used, in seconds,
+/// from /proc/PID/stat; `None` once it is gone.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // contain spaces: utime and stime are the 12th and 13th of them.
+    let (_, after) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    Some(ticks / per_second)
 }
 
 /// How a client run with `--events` ended.

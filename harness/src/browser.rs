@@ -4,15 +4,17 @@
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::ClientBuilder;
+/// fantoccini's names that the page tests use, from here: the root crate has
+/// no fantoccini of its own.
+pub use fantoccini::{Client, Locator};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::WAIT;
+use crate::WAIT;
 
 /// One test drives a browser at a time: two Chromiums at once on a two-core
 /// machine can starve the dashboard page long enough to miss its 300 ms pong.
@@ -50,6 +52,8 @@ pub fn shutdown(port: u16) -> std::io::Result<()> {
     tcp.read_to_end(&mut Vec::new()).map(drop)
 }
 
+/// Starts chromedriver on a free port, once it is this test's turn
+/// ([`ONE_AT_A_TIME`]), and waits for it to say it has started.
 pub async fn start_driver() -> Driver {
     let turn = ONE_AT_A_TIME.lock().await;
     // Ask the system for a free port, then hand it to chromedriver.
@@ -89,6 +93,8 @@ pub async fn start_driver() -> Driver {
     }
 }
 
+/// Opens a headless Chromium through `driver`, with a fresh profile of its
+/// own.
 pub async fn open_browser(driver: &Driver) -> Client {
     let session = driver.sessions.fetch_add(1, Ordering::Relaxed);
     let profile = driver.profile.join(session.to_string());
@@ -130,6 +136,7 @@ pub async fn wait_for(browser: &Client, xpath: &str) {
         .unwrap_or_else(|e| panic!("nothing matched {xpath} in time: {e}"));
 }
 
+/// The text of the element that `xpath` matches now; panics if none does.
 pub async fn text_of(browser: &Client, xpath: &str) -> String {
     browser
         .find(Locator::XPath(xpath))
@@ -140,6 +147,7 @@ pub async fn text_of(browser: &Client, xpath: &str) -> String {
         .expect("its text")
 }
 
+/// Clicks the element that `xpath` matches now; panics if none does.
 pub async fn click(browser: &Client, xpath: &str) {
     browser
         .find(Locator::XPath(xpath))
@@ -150,6 +158,8 @@ pub async fn click(browser: &Client, xpath: &str) {
         .unwrap_or_else(|e| panic!("{xpath} does not take a click: {e}"));
 }
 
+/// Replaces the value of the input that `xpath` matches with `text`, typed
+/// key by key as a person would.
 pub async fn type_into(browser: &Client, xpath: &str, text: &str) {
     let input = browser
         .find(Locator::XPath(xpath))

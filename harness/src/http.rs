@@ -5,11 +5,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// An HTTP response, parsed just enough for a test to check it.
 #[derive(Debug)]
@@ -77,6 +77,19 @@ impl fmt::Display for HttpResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.head, self.body)
     }
+}
+
+/// Reads a response head from `stream` byte by byte, up to and with its blank
+/// line, so that nothing after it is consumed: the first frames after a `101`,
+/// the body after a `200`.
+pub async fn read_head(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await?);
+    }
+    Ok(head)
 }
 
 /// `GET path` on a new connection to `addr`.

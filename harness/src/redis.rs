@@ -1,14 +1,18 @@
-//! A real Redis for the tests: `redis-server` (the Debian package) as a child
-//! process, on a free port of 127.0.0.1, with its configuration, its log and its
-//! append-only file in a fresh temporary directory of its own.
+//! A real Redis for the tests and the benchmarks: `redis-server` (the Debian
+//! package) as a child process, on a free port of 127.0.0.1, with its
+//! configuration, its log and its append-only file in a fresh temporary
+//! directory of its own.
 //!
-//! Every write is on disk before Redis acknowledges it (`appendfsync always`),
-//! so a test may stop Redis, or kill it, and start it again on the same port
-//! with the same data: what a server under test sees when its Redis restarts.
+//! For the tests, every write is on disk before Redis acknowledges it
+//! (`appendfsync always`), so a test may stop Redis, or kill it, and start it
+//! again on the same port with the same data: what a server under test sees
+//! when its Redis restarts. The benchmarks keep nothing on disk, so that the
+//! disk weighs on nothing they measure.
 //!
 //! Replies are read over a plain TCP stream in RESP, Redis's own protocol, so
 //! that the tests do not depend on the client crate that the examples use.
 
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -21,8 +25,8 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 
-use super::WAIT;
-use super::process::{free_port, fresh_dir};
+use crate::WAIT;
+use crate::process::{cpu_seconds, free_port, fresh_dir, rss_kib};
 
 /// How often a pending start-up is checked on.
 const POLL: Duration = Duration::from_millis(10);
@@ -42,6 +46,28 @@ pub struct Redis {
     /// The temporary directory: `redis.conf`, `redis.log` and the append-only
     /// files (`appendonlydir/`).
     dir: PathBuf,
+    /// Whether writes are kept on disk.
+    persistence: Persistence,
+}
+
+/// What Redis keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Every write, before Redis acknowledges it (`appendfsync always`): the
+    /// data survive a restart, even after SIGKILL (the tests).
+    EveryWrite,
+    /// Nothing (`appendonly no`, `save ""`): every run starts from an empty
+    /// Redis, and the disk weighs on nothing measured (the benchmarks).
+    Nothing,
+}
+
+/// One command's line of `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommandStats {
+    /// How many times it was called.
+    pub calls: u64,
+    /// Microseconds spent executing the calls.
+    pub usec: u64,
 }
 
 /// How one attempt to start `redis-server` ended.
@@ -58,11 +84,17 @@ impl Redis {
     /// answers `PING`. Panics, saying how to install it, if `redis-server` is
     /// not on the PATH: a test that needs Redis fails rather than skips.
     pub async fn start() -> Redis {
+        Redis::start_with(Persistence::EveryWrite).await
+    }
+
+    /// [`Redis::start`], keeping on disk what `persistence` says.
+    pub async fn start_with(persistence: Persistence) -> Redis {
         require_redis_server();
         let mut redis = Redis {
             child: None,
             port: 0,
             dir: fresh_dir("redis"),
+            persistence,
         };
         let deadline = Instant::now() + WAIT;
         loop {
@@ -105,6 +137,44 @@ impl Redis {
             .as_ref()
             .and_then(Child::id)
             .expect("redis-server is running")
+    }
+
+    /// The CPU time (user and system) `redis-server` has used, in seconds;
+    /// panics if it is stopped.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid()).expect("redis-server is running: /proc/PID/stat")
+    }
+
+    /// The resident memory of `redis-server`, in KiB; panics if it is stopped.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid()).expect("redis-server is running: /proc/PID/status")
+    }
+
+    /// What `INFO commandstats` says of each command so far, by its name in
+    /// capitals: calls, and the microseconds spent executing them (a script's
+    /// time includes that of the commands it runs, which are counted too).
+    pub async fn command_stats(&self) -> BTreeMap<String, CommandStats> {
+        let info = self.command(&["INFO", "commandstats"]).await;
+        info.lines()
+            .filter_map(|line| {
+                let (name, fields) =
+                    line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let field = |key: &str| -> Option<u64> {
+                    fields
+                        .split(',')
+                        .find_map(|pair| {
+                            pair.strip_prefix(key)?.strip_prefix('=')
+                        })?
+                        .parse()
+                        .ok()
+                };
+                let stats = CommandStats {
+                    calls: field("calls")?,
+                    usec: field("usec")?,
+                };
+                Some((name.to_ascii_uppercase(), stats))
+            })
+            .collect()
     }
 
     /// Everything `redis-server` has logged so far, across restarts.
@@ -204,6 +274,10 @@ impl Redis {
 
     /// Writes `redis.conf` for the current port.
     fn write_config(&self) {
+        let persistence = match self.persistence {
+            Persistence::EveryWrite => "appendonly yes\nappendfsync always\n",
+            Persistence::Nothing => "appendonly no\n",
+        };
         let config = format!(
             "port {port}\n\
              bind 127.0.0.1\n\
@@ -211,8 +285,7 @@ impl Redis {
              dir \"{dir}\"\n\
              logfile \"\"\n\
              save \"\"\n\
-             appendonly yes\n\
-             appendfsync always\n",
+             {persistence}",
             port = self.port,
             dir = self.dir.display(),
         );
