@@ -18,9 +18,10 @@ pub fn ca_file(path: &str) -> Result<Ca, String> {
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("not PEM: {e}"))?;
-    match certs.is_empty() {
-        true => Err("no certificate in it".into()),
-        false => Ok(Ca(certs)),
+    if certs.is_empty() {
+        Err("no certificate in it".into())
+    } else {
+        Ok(Ca(certs))
     }
 }
 

@@ -123,9 +123,10 @@ impl Exit {
             () = drain.connections.shutting_down() => {}
             () = turn => {}
         }
-        match drain.draining() {
-            true => frame(close_code::RESTART, "server restarting"),
-            false => frame(close_code::AWAY, "server shutting down"),
+        if drain.draining() {
+            frame(close_code::RESTART, "server restarting")
+        } else {
+            frame(close_code::AWAY, "server shutting down")
         }
     }
 }

@@ -139,9 +139,12 @@ impl Nginx {
         // The comments stay as they are: they explain the placeholders.
         let config: String = TEMPLATE
             .lines()
-            .map(|line| match line.trim_start().starts_with('#') {
-                true => line.to_owned(),
-                false => fill(line),
+            .map(|line| {
+                if line.trim_start().starts_with('#') {
+                    line.to_owned()
+                } else {
+                    fill(line)
+                }
             })
             .map(|line| line + "\n")
             .collect();

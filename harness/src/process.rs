@@ -136,7 +136,6 @@ pub enum Log<'a> {
     Kept(&'a str),
 }
 
-// ANCHOR: wait_for_log
 /// Forwards each line of `output` to a channel.
 fn lines_of(
     output: impl tokio::io::AsyncRead + Unpin + Send + 'static,
@@ -152,29 +151,6 @@ fn lines_of(
     });
     (receiver, reader)
 }
-
-/// Waits for a line that contains `needle`, and returns it.
-async fn wait_for_line(
-    lines: &mut mpsc::UnboundedReceiver<String>,
-    needle: &str,
-) -> String {
-    let found = timeout(WAIT, async {
-        while let Some(line) = lines.recv().await {
-            if line.contains(needle) {
-                return Some(line);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(line)) => line,
-        Ok(None) => panic!("the process exited before printing {needle:?}"),
-        Err(_) => panic!("no line with {needle:?} in time"),
-    }
-}
-
-// ANCHOR_END: wait_for_log
 
 /// Every line from here to the end of the stream, within `WAIT`.
 async fn to_end(lines: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
@@ -254,17 +230,6 @@ impl Process {
         let _ = (&mut self.stderr_reader).await;
     }
 
-    /// Waits for a line on stdout that contains `needle`, and returns it.
-    pub async fn wait_for_stdout(&mut self, needle: &str) -> String {
-        wait_for_line(&mut self.stdout, needle).await
-    }
-
-    /// Waits for a line on stderr (the log) that contains `needle`, and returns
-    /// it.
-    pub async fn wait_for_stderr(&mut self, needle: &str) -> String {
-        wait_for_line(&mut self.stderr, needle).await
-    }
-
     /// Every line written to stderr from here to the end of the stream (the
     /// process has exited and closed it), within `WAIT`. Lines that a logging
     /// thread writes and lines printed directly may come in either order.
@@ -272,6 +237,7 @@ impl Process {
         to_end(&mut self.stderr).await
     }
 
+    // ANCHOR: events
     /// The next line on stdout, read as JSON: an event of a client run with
     /// `--events`.
     pub async fn next_event(&mut self) -> serde_json::Value {
@@ -307,6 +273,8 @@ impl Process {
             panic!("no such event in time among {count}; the last: {last:?}")
         })
     }
+
+    // ANCHOR_END: events
 
     /// Every event from here to the end of stdout (the process has exited),
     /// within `WAIT`.
