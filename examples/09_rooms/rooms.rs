@@ -53,6 +53,7 @@ struct Audience {
 }
 // ANCHOR_END: rooms
 
+// ANCHOR: entry
 /// What a member that comes back says of what it has.
 pub struct Rejoin {
     /// The last change it has.
@@ -70,6 +71,7 @@ pub struct Entry {
     /// What to send first: a `snapshot`, or `joined` and the changes since.
     pub backlog: Vec<Utf8Bytes>,
 }
+// ANCHOR_END: entry
 
 impl Rooms {
     /// `sites` sites of `sensors` sensors each, each keeping its last `history`
@@ -199,12 +201,11 @@ impl Rooms {
     /// Records a reading of sensor `sensor` (from 0) at site `site` (from 0), as
     /// the site's next change, whether or not anyone watches.
     pub fn record_reading(&self, site: usize, sensor: usize, value: f64) {
-        let (at_ms, alert) = (unix_ms(), None); // the site decides the alert
+        let at_ms = unix_ms();
         let change = Change::Reading {
             sensor,
             value,
             at_ms,
-            alert,
         };
         if site < self.rooms.len() {
             self.record(RoomId(site), &change);

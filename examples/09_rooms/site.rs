@@ -5,25 +5,21 @@
 use std::collections::VecDeque;
 
 use axum::extract::ws::Utf8Bytes;
-use serde::{Deserialize, Serialize};
 use ws_lessons::protocol::Reading;
 use ws_lessons::protocol::rooms::RoomMessage;
 use ws_lessons::sensor::Sensor;
 
 // ANCHOR: change
 /// A change to a site's sensors, numbered by the site (`seq`) as it applies
-/// it. Serializable, so that it can be stored as it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// it.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A new value of sensor number `sensor` (from 0). Its `alert` is decided
-    /// by whoever numbers the change, when it does; `None` until then.
+    /// A new value of sensor number `sensor` (from 0), taken at `at_ms`; the
+    /// site decides whether it is an alert, by the sensor's threshold.
     Reading {
         sensor: usize,
         value: f64,
         at_ms: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        alert: Option<bool>,
     },
     /// A new alert threshold for sensor number `sensor`.
     Threshold { sensor: usize, threshold: f64 },
@@ -104,16 +100,15 @@ impl Site {
 
     /// Change number `seq` as members receive it, serialized once; `None` for
     /// a sensor the site does not have.
-    pub fn event(&self, room: &str, seq: u64, change: &Change) -> Option<Event> {
+    fn event(&self, room: &str, seq: u64, change: &Change) -> Option<Event> {
         let message = match *change {
             Change::Reading {
                 sensor,
                 value,
                 at_ms,
-                alert,
             } => {
                 let sensor = self.sensors.get(sensor)?;
-                let alert = alert.unwrap_or(value > sensor.threshold());
+                let alert = value > sensor.threshold();
                 let sensor = sensor.name().to_owned();
                 let reading = Reading {
                     seq,
@@ -139,7 +134,7 @@ impl Site {
     }
 
     /// Keeps `event` in the history, which holds the last `history_len`.
-    pub fn remember(&mut self, event: Event) {
+    fn remember(&mut self, event: Event) {
         if self.history_len == 0 {
             return;
         }

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_notice_reaches_every_tab_of_its_user_and_no_one_else() {
+    fn the_registry_hands_a_notice_to_each_tab_of_one_user() {
         let users = Arc::new(Users::default());
         let (mut one, mut two) = (users.connect("alice"), users.connect("alice"));
         let mut bob = users.connect("bob");

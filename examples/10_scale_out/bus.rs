@@ -42,7 +42,10 @@ end
 return out
 ";
 
-/// What every instance shares with Redis, and tells its clients about it.
+// ANCHOR: bus
+/// This instance's way to Redis: the connection and the scripts, how much
+/// history the streams keep, whether Redis answers (`up`), and the news of
+/// it for every connection. Cloned into every task that talks to Redis.
 #[derive(Clone)]
 pub struct Bus {
     client: Client,
@@ -63,6 +66,7 @@ pub struct Bus {
     /// What went wrong between this instance and Redis, for `GET /stats`.
     pub troubles: Arc<Troubles>,
 }
+// ANCHOR_END: bus
 
 // ANCHOR: troubles
 /// Counts of what went wrong with Redis, reported by `GET /stats` beside

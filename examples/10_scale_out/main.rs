@@ -15,10 +15,10 @@
 //!   /ready` answers 503, the bus reconnects with backoff and jitter, and
 //!   catches up where it stopped (`bus.rs`).
 //!
-//! Lesson 09's files that this lesson uses as they are: `site.rs`, `member.rs`
-//! and `web.rs` (with the page); and lesson 03's `heartbeat.rs`. Those it
+//! Lesson 09's files that this lesson uses as they are: `member.rs` and
+//! `web.rs` (with the page); and lesson 03's `heartbeat.rs`. Those it
 //! changes, it has a copy of, which says what changed in its first lines:
-//! `rooms.rs`, `users.rs` and `session.rs`.
+//! `rooms.rs`, `site.rs`, `users.rs` and `session.rs`.
 //!
 //! Exactly one instance runs the simulator, the one started with `--produce`;
 //! every instance serves clients. Start-up fails, with a one-line error and a
@@ -47,7 +47,6 @@ mod member;
 mod registry;
 mod rooms;
 mod session;
-#[path = "../09_rooms/site.rs"]
 mod site;
 mod users;
 #[path = "../09_rooms/web.rs"]
@@ -99,7 +98,6 @@ async fn main() -> ExitCode {
 
     ws_lessons::serve(args.listen.addr, app, connections).await
 }
-// ANCHOR_END: main
 
 /// `GET /ready`: 200 while Redis answers, 503 while it does not, so that a
 /// load balancer sends new clients to an instance that can serve them.
@@ -110,3 +108,4 @@ async fn ready(State(hub): State<Hub>) -> (StatusCode, &'static str) {
         (StatusCode::SERVICE_UNAVAILABLE, "Redis is unreachable\n")
     }
 }
+// ANCHOR_END: main

@@ -52,7 +52,9 @@ struct Notice {
     text: String,
 }
 
-/// This instance's part of the shared registry.
+// ANCHOR: registry
+/// This instance's part of the shared registry: its own `id` among the
+/// instances, and the connection and script it publishes and notifies with.
 #[derive(Clone)]
 pub struct Registry {
     id: String,
@@ -60,6 +62,7 @@ pub struct Registry {
     commands: ConnectionManager,
     notify: Arc<Script>,
 }
+// ANCHOR_END: registry
 
 impl Registry {
     /// A registry part for a new instance, with an id of its own.

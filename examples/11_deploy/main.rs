@@ -1,8 +1,9 @@
 //! Lesson 11: deployed. Lesson 10's instances behind nginx (`deploy/`), and
 //! restarts that lose nothing: a drain, in this lesson's own files.
 //!
-//! What it adds to lesson 10, whose files it includes as they are but
-//! `session.rs`, which it changes in three places:
+//! What it adds to lesson 10, whose files it includes as they are but this
+//! `main.rs` (10's, with the drain and a `/ready` that knows of it) and
+//! `session.rs` (10's, changed in three places):
 //! - SIGTERM turns `GET /ready` to 503 at once, so that a load balancer sends
 //!   new clients elsewhere, then closes each connection with 1012 (service
 //!   restart) at a random moment within `--drain` (default 10 s), so that
@@ -46,7 +47,7 @@ mod registry;
 #[path = "../10_scale_out/rooms.rs"]
 mod rooms;
 mod session;
-#[path = "../09_rooms/site.rs"]
+#[path = "../10_scale_out/site.rs"]
 mod site;
 #[path = "../10_scale_out/users.rs"]
 mod users;

@@ -62,8 +62,9 @@ impl Connections {
         self.tracker.track_future(handler)
     }
 
-    /// Completes when the server shuts down: on Ctrl-C or SIGTERM, or when
-    /// [`Connections::shut_down`] is called. A handler selects on it and
+    /// Completes when the server shuts down: on Ctrl-C or SIGTERM (with
+    /// [`Connections::with_sigterm`], on Ctrl-C or a second SIGTERM only), or
+    /// when [`Connections::shut_down`] is called. A handler selects on it and
     /// answers with [`going_away`](super::going_away).
     pub fn shutting_down(&self) -> impl Future<Output = ()> + Send + '_ {
         self.shutdown.cancelled()
