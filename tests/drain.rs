@@ -108,10 +108,10 @@ fn offsets(closes: &[Closed], from: Instant) -> Vec<u128> {
 #[tokio::test]
 async fn sigterm_turns_ready_to_503_before_any_socket_closes() {
     let redis = Redis::start().await;
-    // A drain of an hour, cut short below. The 503 arrives a few milliseconds
-    // after the signal; the first of ten random turns in an hour falls within
-    // 10 ms of it about once in 36,000 runs.
-    let mut server = instance(&redis, "1h").await;
+    // A drain of 1,000 hours, cut short below. The 503 arrives a few
+    // milliseconds after the signal; the first of ten random turns in 1,000
+    // hours falls within 10 ms of it about once in 36 million runs.
+    let mut server = instance(&redis, "1000h").await;
     let watchers: Vec<_> = clients(&server, CLIENTS)
         .await
         .into_iter()

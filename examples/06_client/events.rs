@@ -25,7 +25,21 @@ fn json() -> bool {
 /// The JSON line of `event`, for a program to read.
 fn print_json(event: &impl Serialize) {
     let line = serde_json::to_string(event).expect("an event always serializes");
-    println!("{line}");
+    print_line(&line);
+}
+
+/// Writes `line` to stdout. `println!` would panic once its reader has gone
+/// (`06_client | head`); the client says so once, in the log, and goes on.
+fn print_line(line: &str) {
+    use std::io::Write;
+    static GONE: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}").is_err()
+        && !GONE.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!("stdout is closed: nothing more is shown");
+    }
 }
 
 /// Something the client shows: a line of text on stdout, or its JSON.
@@ -33,7 +47,7 @@ pub fn show(event: &(impl Serialize + Display)) {
     if json() {
         print_json(event);
     } else {
-        println!("{event}");
+        print_line(&event.to_string());
     }
 }
 

@@ -106,6 +106,8 @@ fn read_dashboard(
             let others: Vec<String> =
                 others.into_iter().map(|s| s.sensor).collect();
             if !others.is_empty() {
+                // The snapshot's `seq` as the request's id: a new one for
+                // each snapshot, and it tells which snapshot the ack answers.
                 let (id, sensors) = (seq, others);
                 return Ok(Some(ClientMessage::Unsubscribe { id, sensors }));
             }

@@ -69,10 +69,11 @@ impl Instance {
         let rooms = loaded
             .await
             .map_err(|e| format!("cannot load the rooms from Redis: {e}"))?;
-        tokio::spawn(bus.clone().follow(rooms.clone()));
+        supervise("following Redis", bus.clone().follow(rooms.clone()));
         let users = Arc::new(Users::default());
         let registry = bus.registry();
-        tokio::spawn(registry.clone().run(rooms.clone(), users.clone()));
+        let sharing = registry.clone().run(rooms.clone(), users.clone());
+        supervise("sharing presence", sharing);
         if args.produce {
             produce(&args.rooms, bus.clone(), rooms.clone());
         }
@@ -85,6 +86,23 @@ impl Instance {
     }
 }
 // ANCHOR_END: instance
+
+/// Runs `task`, which should last as long as the process, and says so in the
+/// log, as an error, if it ends: a panic in a spawned task is otherwise seen
+/// by no one, while the instance goes on serving a mirror that no longer
+/// follows Redis.
+fn supervise(
+    what: &'static str,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
+    let task = tokio::spawn(task);
+    tokio::spawn(async move {
+        match task.await {
+            Ok(()) => tracing::error!("{what} stopped"),
+            Err(e) => tracing::error!("{what} stopped: {e}"),
+        }
+    });
+}
 
 // ANCHOR: produce
 /// Runs the simulator, and stores each reading in Redis, in the order it was
