@@ -82,7 +82,7 @@ pub enum Connection<'a> {
     },
     /// `url` did not answer, or failed: a later round tries it again.
     Unreachable {
-        /// The URL.
+        /// The URL it tried.
         url: &'a str,
         /// What went wrong, URL and all, for a person to read.
         why: &'a str,
@@ -90,7 +90,7 @@ pub enum Connection<'a> {
     /// `url` refused the upgrade (with a 4xx `status`) or its certificate: it
     /// is left out from now on.
     Refused {
-        /// The URL.
+        /// The URL that refused.
         url: &'a str,
         /// The HTTP status that refused the upgrade, if one did.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,7 +129,7 @@ impl Display for Connection<'_> {
 #[derive(Serialize)]
 #[serde(tag = "event", rename = "message")]
 pub struct Shown<'a, M> {
-    /// The message.
+    /// The message, serialized as the protocol's own type.
     pub message: &'a M,
 }
 
@@ -137,7 +137,7 @@ pub struct Shown<'a, M> {
 #[derive(Serialize)]
 #[serde(tag = "event", rename = "sent")]
 pub struct Sent<'a, R> {
-    /// The request.
+    /// The request, as it was sent.
     pub request: &'a R,
 }
 

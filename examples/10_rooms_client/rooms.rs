@@ -164,7 +164,7 @@ impl Rooms {
 #[derive(Serialize)]
 #[serde(tag = "event", rename = "gap")]
 struct Gap {
-    /// The room.
+    /// The room's name, as the server calls it.
     room: String,
     /// The change that should have come next.
     expected: u64,
@@ -188,7 +188,7 @@ impl Display for Gap {
 #[derive(Serialize)]
 #[serde(tag = "event", rename = "renumbered")]
 struct Renumbered {
-    /// The room.
+    /// The room's name, as the server calls it.
     room: String,
 }
 

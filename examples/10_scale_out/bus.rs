@@ -42,6 +42,10 @@ end
 return out
 ";
 
+/// Why updates are `paused`, as every client is told, whether it was
+/// connected when Redis went away or connected since.
+const LOST_REDIS: &str = "the server has lost its connection to Redis";
+
 // ANCHOR: bus
 /// This instance's way to Redis: the connection and the scripts, how much
 /// history the streams keep, whether Redis answers (`up`), and the news of
@@ -95,7 +99,7 @@ pub struct TroubleCounts {
 }
 
 impl Troubles {
-    /// The counts as they are now.
+    /// A copy of the counts as they are now, for `GET /stats` to serialize.
     pub fn counts(&self) -> TroubleCounts {
         let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         TroubleCounts {
@@ -294,7 +298,7 @@ impl Bus {
                 count(&self.troubles.outages);
                 tracing::warn!("Redis is unreachable ({error}); updates paused");
                 self.announce(RoomMessage::Paused {
-                    reason: "the server lost its connection to Redis".into(),
+                    reason: LOST_REDIS.into(),
                 });
                 delay = Duration::from_millis(100);
             } else {
@@ -401,7 +405,7 @@ impl Bus {
     /// What a connection made now is told first: `paused`, while Redis is
     /// away.
     pub fn paused(&self) -> Option<Utf8Bytes> {
-        let reason = "the server has lost its connection to Redis".into();
+        let reason = LOST_REDIS.into();
         let paused = RoomMessage::Paused { reason };
         (!*self.up.borrow()).then(|| paused.to_json().into())
     }

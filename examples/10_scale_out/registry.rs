@@ -19,7 +19,7 @@ use crate::rooms::{RoomId, Rooms};
 use crate::users::Users;
 
 /// How long an instance counts as running after it last said so.
-const ALIVE_MS: u64 = 3000;
+const ALIVE: Duration = Duration::from_secs(3);
 /// How often it says so, and how often presence is checked for the dead.
 const PULSE: Duration = Duration::from_secs(1);
 const PRESENCE: &str = "ws-lessons:presence";
@@ -145,7 +145,7 @@ impl Registry {
     ) -> RedisResult<()> {
         let mut commands = self.commands.clone();
         let mut pipe = redis::pipe();
-        pipe.set_ex(format!("ws-lessons:alive:{}", self.id), 1, ALIVE_MS / 1000)
+        pipe.set_ex(format!("ws-lessons:alive:{}", self.id), 1, ALIVE.as_secs())
             .sadd("ws-lessons:instances", &self.id);
         let names: BTreeSet<String> = users.names().into_iter().collect();
         if refresh || written.users.as_ref() != Some(&names) {

@@ -98,7 +98,6 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     }
 }
 
-// ANCHOR: answer
 /// Carries out one request as lesson 09 does, but for the two that go
 /// through Redis.
 async fn answer(
@@ -113,7 +112,6 @@ async fn answer(
     };
     let id = request.id();
     let reply = match request {
-        // ANCHOR_END: answer
         RoomRequest::Join {
             room, after, epoch, ..
         } => {

@@ -45,7 +45,6 @@ pub struct Hub {
 }
 // ANCHOR_END: hub
 
-// ANCHOR: run
 /// Serves one connection of `user` until it ends, and says why it ended.
 pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     let mut member = Member::new(hub.rooms.clone(), user);
@@ -68,7 +67,6 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
             backlog = member.next() => backlog,
             // `paused` and `resumed`; one missed is superseded by the next.
             Ok(json) = news.recv() => vec![json],
-            // ANCHOR_END: run
             notice = tab.notices.recv() => match notice {
                 Ok(json) => vec![json],
                 Err(RecvError::Lagged(missed)) => vec![error(None, format!(
@@ -110,7 +108,6 @@ pub async fn run(socket: &mut impl Socket, hub: &Hub, user: &str) -> Ended {
     }
 }
 
-// ANCHOR: answer
 /// Carries out one request as lesson 09 does, but for the two that go
 /// through Redis.
 async fn answer(
@@ -125,7 +122,6 @@ async fn answer(
     };
     let id = request.id();
     let reply = match request {
-        // ANCHOR_END: answer
         RoomRequest::Join {
             room, after, epoch, ..
         } => {
@@ -138,7 +134,6 @@ async fn answer(
         RoomRequest::Leave { room, .. } => member
             .leave(&room)
             .map(|()| vec![RoomMessage::Left { id, room }.to_json().into()]),
-        // ANCHOR: redis
         RoomRequest::SetThreshold {
             room,
             sensor,
@@ -190,9 +185,7 @@ async fn store(hub: &Hub, room: RoomId, change: &Change) -> Result<(), String> {
         Err(_) => Err(paused()),
     }
 }
-// ANCHOR_END: redis
 
-// ANCHOR: catch_up
 /// A client that comes from an instance further along, in the same numbering,
 /// waits until this one has applied every change it has, for at most
 /// [`crate::bus::TIMEOUT`]; lesson 09's join then replays from its `after`.
@@ -213,7 +206,6 @@ async fn catch_up(hub: &Hub, name: &str, rejoin: &Rejoin) {
     };
     let _ = tokio::time::timeout(crate::bus::TIMEOUT, caught_up).await;
 }
-// ANCHOR_END: catch_up
 
 /// An `error`, about the request `id` if it had one.
 fn error(id: Option<u64>, message: String) -> Utf8Bytes {
