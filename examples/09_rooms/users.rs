@@ -11,10 +11,10 @@ use ws_lessons::protocol::rooms::RoomMessage;
 /// The longest notice, in characters.
 pub const NOTICE_MAX_CHARS: usize = 1000;
 
+// ANCHOR: users
 /// How many notices a tab may fall behind before it is told it missed some.
 const NOTICE_QUEUE: usize = 16;
 
-// ANCHOR: users
 /// Every connected user, with a channel that reaches all their tabs.
 #[derive(Default)]
 pub struct Users {
