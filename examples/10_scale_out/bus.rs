@@ -5,7 +5,6 @@
 //! order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -14,7 +13,6 @@ use redis::aio::{
 };
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisResult, Script};
-use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use ws_lessons::protocol::SensorState;
 use ws_lessons::protocol::rooms::RoomMessage;
@@ -22,6 +20,7 @@ use ws_lessons::sensor::{Sensor, Simulator};
 
 use crate::rooms::{RoomId, Rooms};
 use crate::site::Change;
+use crate::troubles::{Troubles, count};
 
 /// How long a command may take before Redis counts as unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,50 +70,6 @@ pub struct Bus {
     pub troubles: Arc<Troubles>,
 }
 // ANCHOR_END: bus
-
-// ANCHOR: troubles
-/// Counts of what went wrong with Redis, reported by `GET /stats` beside
-/// lesson 09's gauges. Logs say the same for people; tests and the bench read
-/// these.
-#[derive(Default)]
-pub struct Troubles {
-    /// Times Redis became unreachable.
-    pub outages: AtomicU64,
-    /// Readings the producer could not store, and so never numbered.
-    pub unstored: AtomicU64,
-    /// Rooms reloaded from Redis after a gap in their stream.
-    pub reloads: AtomicU64,
-    /// Stream entries that this lesson did not write, skipped.
-    pub skipped: AtomicU64,
-}
-// ANCHOR_END: troubles
-
-/// [`Troubles`] as `GET /stats` reports them.
-#[derive(Serialize)]
-pub struct TroubleCounts {
-    outages: u64,
-    unstored: u64,
-    reloads: u64,
-    skipped: u64,
-}
-
-impl Troubles {
-    /// A copy of the counts as they are now, for `GET /stats` to serialize.
-    pub fn counts(&self) -> TroubleCounts {
-        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        TroubleCounts {
-            outages: count(&self.outages),
-            unstored: count(&self.unstored),
-            reloads: count(&self.reloads),
-            skipped: count(&self.skipped),
-        }
-    }
-}
-
-/// Adds one to a [`Troubles`] counter.
-fn count(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Names the numbering that every instance shares.
 const EPOCH: &str = "ws-lessons:epoch";

@@ -3,20 +3,22 @@
 //! starts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::{any, get};
+use axum::{Json, Router};
 use serde::Serialize;
 use ws_lessons::sensor::Simulator;
 
-use crate::bus::{Bus, TroubleCounts};
+use crate::bus::Bus;
 use crate::registry::Registry;
 use crate::rooms::Rooms;
 use crate::session::Hub;
 use crate::site::Change;
+use crate::troubles::{TroubleCounts, count};
 use crate::users::Users;
-use crate::web::{RoomStats, RoomsArgs};
+use crate::web::{self, RoomStats, RoomsArgs};
 
 // ANCHOR: args
 /// An instance's flags: lesson 09's, and where Redis is.
@@ -87,6 +89,18 @@ impl Instance {
 }
 // ANCHOR_END: instance
 
+/// Every route of an instance but `GET /ready`, which `main.rs` adds: the
+/// page, the upgrade, `GET /stats`, and `GET /peers`, the other instances
+/// (`--peer`) that the page tries when this one goes away.
+pub fn routes(peers: Vec<String>) -> Router<Hub> {
+    let peers = Json(peers);
+    Router::new()
+        .route("/", get(web::page))
+        .route("/ws", any(web::upgrade))
+        .route("/stats", get(stats))
+        .route("/peers", get(move || async move { peers }))
+}
+
 /// Runs `task`, which should last as long as the process, and says so in the
 /// log, as an error, if it ends: a panic in a spawned task is otherwise seen
 /// by no one, while the instance goes on serving a mirror that no longer
@@ -113,9 +127,6 @@ fn produce(args: &RoomsArgs, bus: Bus, rooms: Arc<Rooms>) {
     let sensors = usize::from(args.sensors.sensors);
     let simulator = Simulator::new(usize::from(args.sites) * sensors);
     let (readings, mut to_store) = tokio::sync::mpsc::channel(1024);
-    // Counted until the next reading is stored, then logged.
-    let unstored = Arc::new(AtomicU64::new(0));
-    let overflow = unstored.clone();
     let troubles = bus.troubles.clone();
     tokio::spawn(simulator.run(args.sensors.rate, move |sample| {
         let (site, sensor) = (sample.index / sensors, sample.index % sensors);
@@ -129,24 +140,27 @@ fn produce(args: &RoomsArgs, bus: Bus, rooms: Arc<Rooms>) {
             alert,
         };
         if readings.try_send((site, change)).is_err() {
-            overflow.fetch_add(1, Ordering::Relaxed);
-            troubles.unstored.fetch_add(1, Ordering::Relaxed);
+            count(&troubles.unstored);
         }
     }));
     tokio::spawn(async move {
+        // The count as of the last reading stored: what it has grown by since
+        // is logged once the next one is stored.
+        let mut logged = 0;
         while let Some((site, change)) = to_store.recv().await {
             let Some(room) = rooms.all().nth(site) else {
                 continue;
             };
             match bus.record(&rooms, room, &change).await {
-                Ok(_) => match unstored.swap(0, Ordering::Relaxed) {
-                    0 => {}
-                    lost => tracing::warn!(lost, "readings could not be stored"),
-                },
-                Err(_) => {
-                    unstored.fetch_add(1, Ordering::Relaxed);
-                    bus.troubles.unstored.fetch_add(1, Ordering::Relaxed);
+                Ok(_) => {
+                    let unstored = bus.troubles.unstored.load(Ordering::Relaxed);
+                    if unstored > logged {
+                        let lost = unstored - logged;
+                        tracing::warn!(lost, "readings could not be stored");
+                        logged = unstored;
+                    }
                 }
+                Err(_) => count(&bus.troubles.unstored),
             }
         }
     });

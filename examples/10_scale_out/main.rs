@@ -33,8 +33,7 @@ use std::process::ExitCode;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::routing::get;
 use clap::Parser;
 use ws_lessons::{Connections, ListenArgs};
 
@@ -48,6 +47,7 @@ mod registry;
 mod rooms;
 mod session;
 mod site;
+mod troubles;
 mod users;
 #[path = "../09_rooms/web.rs"]
 mod web;
@@ -87,13 +87,8 @@ async fn main() -> ExitCode {
         heartbeat_drops: Default::default(),
     };
     let connections = hub.connections.clone();
-    let peers = Json(args.instance.peers);
-    let app = Router::new()
-        .route("/", get(web::page))
-        .route("/ws", any(web::upgrade))
-        .route("/stats", get(instance::stats))
+    let app = instance::routes(args.instance.peers)
         .route("/ready", get(ready))
-        .route("/peers", get(move || async move { peers }))
         .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await

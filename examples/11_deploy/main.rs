@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::routing::get;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use ws_lessons::{Connections, ListenArgs};
@@ -49,6 +48,8 @@ mod rooms;
 mod session;
 #[path = "../10_scale_out/site.rs"]
 mod site;
+#[path = "../10_scale_out/troubles.rs"]
+mod troubles;
 #[path = "../10_scale_out/users.rs"]
 mod users;
 #[path = "../09_rooms/web.rs"]
@@ -110,13 +111,8 @@ async fn main() -> ExitCode {
         registry: instance.registry,
     };
     let connections = hub.connections.clone();
-    let peers = Json(args.instance.peers);
-    let app = Router::new()
-        .route("/", get(web::page))
-        .route("/ws", any(web::upgrade))
-        .route("/stats", get(instance::stats))
+    let app = instance::routes(args.instance.peers)
         .route("/ready", get(ready))
-        .route("/peers", get(move || async move { peers }))
         .with_state(hub);
 
     ws_lessons::serve(args.listen.addr, app, connections).await

@@ -204,15 +204,13 @@ impl Deployment {
         Ok(all)
     }
 
-    /// Stops the servers, then Redis; returns the servers' log lines.
-    pub async fn stop(self) -> Vec<String> {
-        let mut log = Vec::new();
+    /// Stops the servers, then Redis.
+    pub async fn stop(self) {
         for server in self.servers {
-            log.extend(server.stop().await);
+            server.stop().await;
         }
         if let Some(mut redis) = self.redis {
             redis.stop().await;
         }
-        log
     }
 }
